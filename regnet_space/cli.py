@@ -1,0 +1,37 @@
+"""The ``regnet-space`` command line. Bad input ends with a one-line message and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import UserError
+
+
+def make_parser() -> argparse.ArgumentParser:
+    from .commands import COMMANDS
+
+    parser = argparse.ArgumentParser(
+        prog="regnet-space",
+        description="Explore neural-network design spaces: sample, train, compare by error EDFs, refine.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f".commands.{name}", __package__).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except UserError as exc:
+        print(f"regnet-space: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("regnet-space: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

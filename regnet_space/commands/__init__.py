@@ -1,0 +1,33 @@
+"""One module per CLI command. Each has ``register(subparsers)``, which adds its parser and sets ``handler``.
+
+Handlers import the heavy libraries themselves so ``regnet-space --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+COMMANDS = ("describe",)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, data_flags: bool = True) -> None:
+    """The three forms a model can be given in, shared by every command that takes one."""
+    parser.add_argument("model", nargs="?", help="a catalog name (see `regnet-space models`) or a JSON file "
+                        "holding an AnyNet spec, a RegNet config or a best.json")
+    parser.add_argument("--regnet", metavar="K=V,...", help="RegNet parameters, e.g. "
+                        "depth=13,w0=24,wa=36.44,wm=2.49,group_width=8[,bottleneck_ratio=1][,se_ratio=0.25]")
+    if data_flags:
+        parser.add_argument("--resolution", type=positive_int, help="input resolution (default: the model's own; "
+                            "224 for catalog and RegNet models)")
+        parser.add_argument("--in-channels", type=positive_int, help="input channels (default: the model's own; 3)")
+        parser.add_argument("--num-classes", type=positive_int, help="classes (default: the model's own; 1000)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value

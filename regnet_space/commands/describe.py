@@ -1,0 +1,38 @@
+"""``regnet-space describe``: a model's stages and complexity, from a name, RegNet parameters or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from . import add_model_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("describe", help="show a model's stages, flops, params and acts",
+                                   description=__doc__)
+    add_model_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..resolve import regnet_params_of, resolve_model
+    from ..summary import human, summarize
+
+    spec = resolve_model(args.model, regnet=args.regnet, resolution=args.resolution,
+                         in_channels=args.in_channels, num_classes=args.num_classes)
+    summary = summarize(spec, regnet_params_of(args.model, args.regnet))
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    title = args.model or f"RegNet({args.regnet})"
+    print(f"{title}  input {spec.in_channels}x{spec.resolution}x{spec.resolution}, {spec.num_classes} classes, "
+          f"stem {spec.stem.type} {spec.stem.width}")
+    print(f"{'stage':>5} {'block':>15} {'depth':>5} {'width':>6} {'stride':>6} {'b':>5} {'g':>5} {'SE':>5}")
+    for i, stage in enumerate(spec.stages, 1):
+        print(f"{i:>5} {stage.block:>15} {stage.depth:>5} {stage.width:>6} {stage.stride:>6} "
+              f"{stage.bottleneck_ratio:>5g} {stage.group_width:>5} {stage.se_ratio:>5g}")
+    print(f"flops {human(summary['flops'])}  params {human(summary['params'])}  "
+          f"acts {human(summary['acts'])}  mac {human(summary['mac'])}")
+    return 0

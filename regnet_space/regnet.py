@@ -1,0 +1,137 @@
+"""RegNet: a thin generator over AnyNetSpec.
+
+Per-block widths follow the linear rule u_j = w0 + wa*j, quantized in log space to powers of wm
+(s_j = log(u_j / w0) / log(wm), k_j = round(s_j), w_j = q * round(w0 * wm**k_j / q)); stages are the runs
+of equal widths. Rounding is half to even (Python's ``round``), which the published models depend on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UserError
+from .spec import AnyNetSpec, StageSpec, StemSpec
+
+
+def quantized_block_widths(depth: int, w0: float, wa: float, wm: float, q: int = 8) -> list[int]:
+    """The quantized width of each of the ``depth`` blocks."""
+    widths = []
+    for j in range(depth):
+        u = w0 + wa * j
+        k = round(math.log(u / w0) / math.log(wm))
+        widths.append(q * round(w0 * wm**k / q))
+    return widths
+
+
+def runs(values: list[int]) -> tuple[list[int], list[int]]:
+    """Collapse a per-block list into (stage values, stage depths): the runs of equal values."""
+    stage_values: list[int] = []
+    depths: list[int] = []
+    for value in values:
+        if stage_values and stage_values[-1] == value:
+            depths[-1] += 1
+        else:
+            stage_values.append(value)
+            depths.append(1)
+    return stage_values, depths
+
+
+def make_compatible(widths: list[int], bottleneck_ratios: list[float], group_widths: list[int]
+                    ) -> tuple[list[int], list[int]]:
+    """Adjust widths and group widths so each group width divides its bottleneck width.
+
+    For each stage: g = min(g, w/b), then the bottleneck width w/b is rounded (half to even) to a multiple
+    of g (at least g) and the width becomes that times b. Returns (widths, group_widths).
+    """
+    new_widths, new_groups = [], []
+    for w, b, g in zip(widths, bottleneck_ratios, group_widths):
+        bottleneck = max(1, int(round(w / b)))
+        g = min(g, bottleneck)
+        multiple = math.lcm(g, int(1 / b)) if b < 1 and float(1 / b).is_integer() else g
+        bottleneck = max(multiple, int(round(bottleneck / multiple) * multiple))
+        new_widths.append(int(round(bottleneck * b)))
+        new_groups.append(g)
+    return new_widths, new_groups
+
+
+@dataclass(frozen=True)
+class RegNetParams:
+    """The six RegNet parameters (+ SE ratio and stem width). ``bottleneck_ratio`` is the paper's b."""
+
+    depth: int
+    w0: float
+    wa: float
+    wm: float
+    group_width: int
+    bottleneck_ratio: float = 1.0
+    se_ratio: float = 0.0
+    stem_width: int = 32
+    q: int = 8
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(name: str, message: str) -> UserError:
+            return UserError(f"regnet.{name}: {message}, got {getattr(self, name)!r}")
+
+        for name in ("depth", "group_width", "stem_width", "q"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise bad(name, "must be an integer")
+        for name in ("w0", "wa", "wm", "bottleneck_ratio", "se_ratio"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise bad(name, "must be a finite number")
+        if self.depth < 1:
+            raise bad("depth", "must be >= 1")
+        if self.q < 1:
+            raise bad("q", "must be >= 1")
+        if not (self.w0 > 0 and float(self.w0) % self.q == 0):
+            raise bad("w0", f"must be > 0 and a multiple of q={self.q}")
+        if self.wa < 0:
+            raise bad("wa", "must be >= 0")
+        if self.wm <= 1:
+            raise bad("wm", "must be > 1")
+        if self.group_width < 1:
+            raise bad("group_width", "must be >= 1")
+        if self.bottleneck_ratio <= 0:
+            raise bad("bottleneck_ratio", "must be > 0")
+        if not 0 <= self.se_ratio <= 1:
+            raise bad("se_ratio", "must be in [0, 1]")
+        if self.stem_width < 1:
+            raise bad("stem_width", "must be >= 1")
+
+    def stages(self) -> tuple[list[int], list[int], list[int]]:
+        """(widths, depths, group widths) per stage, after quantization and group compatibility."""
+        widths, depths = runs(quantized_block_widths(self.depth, self.w0, self.wa, self.wm, self.q))
+        n = len(widths)
+        widths, group_widths = make_compatible(widths, [self.bottleneck_ratio] * n, [self.group_width] * n)
+        return widths, depths, group_widths
+
+    def to_spec(self, *, resolution: int = 224, in_channels: int = 3, num_classes: int = 1000) -> AnyNetSpec:
+        widths, depths, group_widths = self.stages()
+        stages = tuple(
+            StageSpec(depth=d, width=w, stride=2, bottleneck_ratio=self.bottleneck_ratio, group_width=g,
+                      block="res_bottleneck", se_ratio=self.se_ratio)
+            for w, d, g in zip(widths, depths, group_widths)
+        )
+        return AnyNetSpec(stages=stages, stem=StemSpec("simple", self.stem_width), resolution=resolution,
+                          in_channels=in_channels, num_classes=num_classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RegNetParams":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise UserError(f"regnet.{unknown[0]}: unknown key (known: {', '.join(sorted(names))})")
+        missing = sorted({"depth", "w0", "wa", "wm", "group_width"} - set(data))
+        if missing:
+            raise UserError(f"regnet.{missing[0]}: missing")
+        return cls(**data)

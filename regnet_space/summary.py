@@ -1,0 +1,40 @@
+"""The per-stage summary of a model that ``describe --json``, ``sample`` and studies all emit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .builder import complexity
+from .regnet import RegNetParams
+from .spec import AnyNetSpec
+
+
+def summarize(spec: AnyNetSpec, regnet: RegNetParams | None = None) -> dict[str, Any]:
+    """Widths, depths, group widths, bottleneck ratios, complexity (integers) and the full spec."""
+    cx = complexity(spec)
+    summary: dict[str, Any] = {
+        "widths": spec.widths,
+        "depths": spec.depths,
+        "group_widths": spec.group_widths,
+        "bottleneck_ratios": spec.bottleneck_ratios,
+        "blocks": [s.block for s in spec.stages],
+        "flops": cx.flops,
+        "params": cx.params,
+        "acts": cx.acts,
+        "mac": cx.mac,
+        "resolution": spec.resolution,
+        "in_channels": spec.in_channels,
+        "num_classes": spec.num_classes,
+    }
+    if regnet is not None:
+        summary["regnet"] = regnet.to_dict()
+    summary["spec"] = spec.to_dict()
+    return summary
+
+
+def human(value: float, unit: str = "") -> str:
+    """12345678 -> '12.35M': the scale papers quote complexity in."""
+    for threshold, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= threshold:
+            return f"{value / threshold:.2f}{suffix}{unit}"
+    return f"{value:g}{unit}"
