@@ -14,43 +14,55 @@ from torch import nn
 
 from .blocks import BLOCKS, conv_bn, count_conv_bn
 from .complexity import Complexity, ComplexityCounter
-from .spec import AnyNetSpec, StemSpec
+from .spec import AnyNetSpec, HeadSpec, StemSpec
+
+
+# The first stem conv's (kernel, stride) per stem type; a deep stem's further convs are 3x3 stride 1.
+_STEM_CONV = {"simple": (3, 2), "resnet": (7, 2), "cifar": (3, 1), "deep": (3, 2), "shufflenet": (3, 2)}
 
 
 class Stem(nn.Module):
-    """``simple``: 3x3 s2; ``resnet``: 7x7 s2 + 3x3 s2 max-pool; ``cifar``: 3x3 s1. Each conv -> BN -> ReLU."""
+    """The stem convs (each conv -> BN -> ReLU), then a 3x3 s2 max-pool for the pooled types (see StemSpec)."""
 
     def __init__(self, in_channels: int, stem: StemSpec) -> None:
         super().__init__()
-        kernel, stride = {"simple": (3, 2), "resnet": (7, 2), "cifar": (3, 1)}[stem.type]
-        self.conv = conv_bn(in_channels, stem.width, kernel, stride=stride)
-        self.pool = nn.MaxPool2d(3, stride=2, padding=1) if stem.type == "resnet" else nn.Identity()
+        kernel, stride = _STEM_CONV[stem.type]
+        widths = stem.conv_widths
+        self.conv = conv_bn(in_channels, widths[0], kernel, stride=stride)
+        self.deep = nn.Sequential(*(conv_bn(c_in, c_out, 3) for c_in, c_out in zip(widths, widths[1:])))
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1) if stem.pooled else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.conv(x))
+        return self.pool(self.deep(self.conv(x)))
 
     @staticmethod
     def count(cx: ComplexityCounter, in_channels: int, stem: StemSpec) -> None:
-        kernel, stride = {"simple": (3, 2), "resnet": (7, 2), "cifar": (3, 1)}[stem.type]
-        count_conv_bn(cx, in_channels, stem.width, kernel, stride=stride)
-        if stem.type == "resnet":
+        kernel, stride = _STEM_CONV[stem.type]
+        widths = stem.conv_widths
+        count_conv_bn(cx, in_channels, widths[0], kernel, stride=stride)
+        for c_in, c_out in zip(widths, widths[1:]):
+            count_conv_bn(cx, c_in, c_out, 3)
+        if stem.pooled:
             cx.pool(stem.width, 3, 2, 1)
 
 
 class Head(nn.Module):
-    """Global average pool + linear classifier."""
+    """[1x1 conv + BN + ReLU (ShuffleNet v2's conv5)] -> global average pool -> linear classifier."""
 
-    def __init__(self, w_in: int, num_classes: int, bias: bool) -> None:
+    def __init__(self, w_in: int, head: HeadSpec, num_classes: int) -> None:
         super().__init__()
-        self.fc = nn.Linear(w_in, num_classes, bias=bias)
+        self.conv = conv_bn(w_in, head.width, 1) if head.width else nn.Identity()
+        self.fc = nn.Linear(head.width or w_in, num_classes, bias=head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x.mean((2, 3)))
+        return self.fc(self.conv(x).mean((2, 3)))
 
     @staticmethod
-    def count(cx: ComplexityCounter, w_in: int, num_classes: int, bias: bool) -> None:
-        cx.global_pool(w_in)
-        cx.linear(w_in, num_classes, bias=bias)
+    def count(cx: ComplexityCounter, w_in: int, head: HeadSpec, num_classes: int) -> None:
+        if head.width:
+            count_conv_bn(cx, w_in, head.width, 1)
+        cx.global_pool(head.width or w_in)
+        cx.linear(head.width or w_in, num_classes, bias=head.bias)
 
 
 class AnyNet(nn.Module):
@@ -67,7 +79,7 @@ class AnyNet(nn.Module):
                       for i in range(stage.depth)]
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
-        self.head = Head(spec.stages[-1].width, spec.num_classes, spec.head.bias)
+        self.head = Head(spec.stages[-1].width, spec.head, spec.num_classes)
         _init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,8 +111,9 @@ def _init_weights(model: nn.Module) -> None:
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
     for module in model.modules():
-        if hasattr(module, "residual_norm"):
-            nn.init.zeros_(module.residual_norm().weight)
+        norm = module.residual_norm() if hasattr(module, "residual_norm") else None
+        if norm is not None:
+            nn.init.zeros_(norm.weight)
 
 
 def complexity(spec: AnyNetSpec) -> Complexity:
@@ -111,7 +124,7 @@ def complexity(spec: AnyNetSpec) -> Complexity:
         block = BLOCKS[stage.block]
         for i in range(stage.depth):
             block.count(cx, w_in if i == 0 else stage.width, stage, stage.stride if i == 0 else 1)
-    Head.count(cx, spec.stages[-1].width, spec.num_classes, spec.head.bias)
+    Head.count(cx, spec.stages[-1].width, spec.head, spec.num_classes)
     return cx.result()
 
 

@@ -7,9 +7,11 @@ Conventions (those of the RegNet paper and pycls, so published numbers match):
 - ``params`` counts learnable parameters (BN: 2 per channel; running stats are buffers).
 - ``acts`` is the total size of conv and linear output tensors, per image.
 - ``mac`` (memory access cost, ShuffleNet v2) is, per image, the elements every layer reads and writes:
-  input + output feature maps, plus weights for conv and linear layers. Element-wise layers (BN,
-  activations, adds, pools, the SE multiply) count their inputs and output, which is what makes them
-  cost time without costing flops (ShuffleNet v2's guideline G4).
+  input + output feature maps, plus weights for conv and linear layers; for a 1x1 conv that is ShuffleNet
+  v2's h*w*(c_in + c_out) + c_in*c_out, lowest at fixed flops when c_in == c_out (guideline G1).
+  Element-wise layers (BN, activations, adds, pools, the SE multiply) count their inputs and output, and so
+  do the copies a concatenation or channel shuffle makes (a channel split is a view and costs nothing);
+  that is what makes them cost time without costing flops (ShuffleNet v2's guideline G4).
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ class ComplexityCounter:
         self.elementwise(channels)
 
     def elementwise(self, channels: int, inputs: int = 1) -> None:
-        """An activation, residual add (inputs=2) or gate multiply: reads inputs, writes one output."""
+        """An activation, copy (concatenation, shuffle), residual add or gate multiply (inputs=2), or a sum of
+        ``inputs`` tensors: reads the inputs, writes one output."""
         self.mac += (inputs + 1) * channels * self.area
 
     def pool(self, channels: int, kernel: int, stride: int, padding: int, *, ceil_mode: bool = False) -> None:

@@ -16,14 +16,16 @@ from .regnet import RegNetParams
 from .spec import AnyNetSpec
 
 REGNET_KEYS = ("depth", "w0", "wa", "wm", "group_width", "bottleneck_ratio", "se_ratio", "stem_width", "q")
+INPUT_KEYS = ("resolution", "in_channels", "num_classes")
 _INTEGER_KEYS = ("depth", "group_width", "stem_width", "q")
 
 
 def catalog() -> dict[str, Any]:
-    """Every named model: name -> RegNetParams or a spec factory (see catalog.py / presets)."""
+    """Every named model: name -> RegNetParams (catalog.py) or a zero-argument spec factory (presets.py)."""
     from .catalog import REGNET_ZOO
+    from .presets import PRESETS
 
-    return dict(REGNET_ZOO)
+    return {**REGNET_ZOO, **PRESETS}
 
 
 def parse_regnet(text: str) -> RegNetParams:
@@ -57,7 +59,7 @@ def regnet_from_json(data: dict[str, Any]) -> RegNetParams | None:
     return None
 
 
-def load_json_model(path: Path) -> tuple[AnyNetSpec | None, RegNetParams | None]:
+def load_json_model(path: Path) -> tuple[AnyNetSpec, RegNetParams | None]:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -70,8 +72,8 @@ def load_json_model(path: Path) -> tuple[AnyNetSpec | None, RegNetParams | None]
         raise UserError(f"{path}: expected a JSON object")
     try:
         regnet = regnet_from_json(data)
-        if regnet is not None:
-            return None, regnet
+        if regnet is not None:  # built at the data size the file names (a best.json does), else 224x224x3/1000
+            return regnet.to_spec(**{k: data[k] for k in INPUT_KEYS if k in data}), regnet
         if "stages" in data:
             return AnyNetSpec.from_dict(data), None
         if isinstance(data.get("spec"), dict):
@@ -98,9 +100,7 @@ def resolve_model(model: str | None = None, *, regnet: str | None = None, resolu
             entry = entries[model]
             spec = entry.to_spec() if isinstance(entry, RegNetParams) else entry()
         elif model.endswith(".json") or Path(model).is_file():
-            spec, params = load_json_model(Path(model))
-            if params is not None:
-                spec = params.to_spec()
+            spec, _ = load_json_model(Path(model))
         else:
             raise UserError(f"unknown model {model!r}: not a catalog name (see `regnet-space models`) "
                             f"and not a JSON file")

@@ -16,8 +16,15 @@ from .errors import UserError
 
 SPEC_FORMAT = "regnet_space.anynet/1"
 
-STEM_TYPES = ("simple", "resnet", "cifar")
-BLOCK_TYPES = ("vanilla", "res_basic", "res_bottleneck")
+STEM_TYPES = ("simple", "resnet", "cifar", "deep", "shufflenet")
+BLOCK_TYPES = ("vanilla", "res_basic", "res_bottleneck", "shufflenet_v1", "shufflenet_v2", "resnest", "res2net")
+STRIDE_ON = ("3x3", "1x1")
+SHORTCUTS = ("conv", "avgpool")
+SE_STYLES = ("regnet", "resnet")
+
+# Blocks with a projection shortcut (conv or ResNet-D avg-pool + conv) and a first 1x1 that can take the stride.
+PROJECTION_BLOCKS = ("res_basic", "res_bottleneck", "resnest", "res2net")
+STRIDE_1X1_BLOCKS = ("res_bottleneck", "resnest", "res2net")
 
 
 def _check(condition: bool, where: str, message: str) -> None:
@@ -35,14 +42,41 @@ def _is_number(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class StemSpec:
-    """The input stem: ``simple`` = 3x3 s2 (RegNet), ``resnet`` = 7x7 s2 + 3x3 max-pool, ``cifar`` = 3x3 s1."""
+    """The input stem, each conv followed by BN and ReLU.
+
+    ``simple`` = 3x3 s2 (RegNet); ``resnet`` = 7x7 s2 + 3x3 s2 max-pool; ``cifar`` = 3x3 s1;
+    ``deep`` = three 3x3 convs, the first with stride 2, of widths ``mid_widths + [width]``, then the
+    max-pool (ResNet-C, timm's ``stem_type='deep'``: 32/32/64); ``shufflenet`` = 3x3 s2 + max-pool.
+    ``mid_widths`` (deep stem only) defaults to two convs of width // 2.
+    """
 
     type: str = "simple"
     width: int = 32
+    mid_widths: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.mid_widths, list):
+            object.__setattr__(self, "mid_widths", tuple(self.mid_widths))
+
+    @property
+    def conv_widths(self) -> tuple[int, ...]:
+        """The output width of each stem conv, in order."""
+        if self.type != "deep":
+            return (self.width,)
+        return (self.mid_widths or (self.width // 2, self.width // 2)) + (self.width,)
+
+    @property
+    def pooled(self) -> bool:
+        return self.type in ("resnet", "deep", "shufflenet")
 
     def validate(self, where: str = "stem") -> None:
         _check(self.type in STEM_TYPES, f"{where}.type", f"{self.type!r} is not one of {', '.join(STEM_TYPES)}")
         _check(_is_int(self.width) and self.width >= 1, f"{where}.width", f"must be a positive integer, got {self.width!r}")
+        _check(isinstance(self.mid_widths, tuple) and all(_is_int(w) and w >= 1 for w in self.mid_widths),
+               f"{where}.mid_widths", f"must be a list of positive integers, got {list(self.mid_widths)!r}")
+        _check(not self.mid_widths or self.type == "deep", f"{where}.mid_widths", "only a deep stem has middle convs")
+        _check(self.type != "deep" or min(self.conv_widths) >= 1, f"{where}.width",
+               f"a deep stem of width {self.width} leaves its middle convs no channels; give mid_widths")
 
 
 @dataclass(frozen=True)
@@ -51,7 +85,19 @@ class StageSpec:
 
     ``bottleneck_ratio`` is the paper's b: the bottleneck width is width / b. ``group_width`` is the paper's g:
     the 3x3 conv has bottleneck_width / g groups; 0 means one group (an ungrouped conv, as in ResNet).
-    ``se_ratio`` > 0 adds squeeze-excitation of width round(se_ratio * block input width) (RegNetY).
+    ``se_ratio`` > 0 adds squeeze-excitation; ``se_style`` says where and how wide: ``regnet`` (RegNetY) puts it
+    after the 3x3 with width round(se_ratio * block input width); ``resnet`` (SE-ResNet) puts it after the
+    last BN with width se_ratio * the channels it gates (the block output) made divisible by 8, at least 8.
+
+    Options of some blocks only (the defaults leave every block as it was):
+    - ``stride_on``: ``3x3`` (ResNet-B) or ``1x1`` (ResNet-A, the original: the stride on the first 1x1).
+    - ``shortcut``: ``conv`` (strided 1x1 conv + BN) or ``avgpool`` (ResNet-D: 2x2 avg-pool, then 1x1 conv + BN).
+    - ``radix``, ``avd``, ``avd_first`` (resnest): split-attention radix; ``avd`` moves a strided block's stride
+      from the 3x3 to a 3x3 avg-pool after it (before it with ``avd_first``). Cardinality is the group count.
+    - ``scale`` (res2net): the bottleneck is split into ``scale`` chunks of width bottleneck_width / scale.
+    - ``residual`` (shufflenet_v2): the branch adds its input back before the last ReLU.
+    ShuffleNet v1's 1x1 convs have bottleneck_width / group_width groups (its g) and its bottleneck is
+    width / b (b = 4 as published); ShuffleNet v2 has no bottleneck (b = 1) and splits the width in halves.
     """
 
     depth: int
@@ -61,6 +107,14 @@ class StageSpec:
     group_width: int = 0
     block: str = "res_bottleneck"
     se_ratio: float = 0.0
+    se_style: str = "regnet"
+    stride_on: str = "3x3"
+    shortcut: str = "conv"
+    radix: int = 1
+    avd: bool = False
+    avd_first: bool = False
+    scale: int = 1
+    residual: bool = False
 
     def __post_init__(self) -> None:
         # Canonical JSON: ratios are always floats, so 1 and 1.0 serialise the same way.
@@ -74,8 +128,13 @@ class StageSpec:
         return int(round(self.width / self.bottleneck_ratio))
 
     @property
+    def conv_width(self) -> int:
+        """The width of each grouped 3x3 conv: the bottleneck, or one of its ``scale`` chunks (res2net)."""
+        return self.bottleneck_width // self.scale
+
+    @property
     def groups(self) -> int:
-        return 1 if self.group_width == 0 else self.bottleneck_width // self.group_width
+        return 1 if self.group_width == 0 else self.conv_width // self.group_width
 
     def validate(self, where: str) -> None:
         _check(_is_int(self.depth) and self.depth >= 1, f"{where}.depth", f"must be an integer >= 1, got {self.depth!r}")
@@ -88,27 +147,74 @@ class StageSpec:
                f"must be an integer >= 0 (0 = one group), got {self.group_width!r}")
         _check(_is_number(self.se_ratio) and 0 <= self.se_ratio <= 1, f"{where}.se_ratio",
                f"must be a number in [0, 1], got {self.se_ratio!r}")
-        if self.block in ("vanilla", "res_basic"):
+        for name, allowed in (("se_style", SE_STYLES), ("stride_on", STRIDE_ON), ("shortcut", SHORTCUTS)):
+            value = getattr(self, name)
+            _check(value in allowed, f"{where}.{name}", f"{value!r} is not one of {', '.join(allowed)}")
+        for name in ("radix", "scale"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 1, f"{where}.{name}", f"must be an integer >= 1, got {value!r}")
+        for name in ("avd", "avd_first", "residual"):
+            value = getattr(self, name)
+            _check(isinstance(value, bool), f"{where}.{name}", f"must be true or false, got {value!r}")
+        self._validate_options(where)
+        self._validate_widths(where)
+
+    def _validate_options(self, where: str) -> None:
+        """Each option is left at its default on blocks that have no use for it."""
+        residual_blocks = tuple(b for b in BLOCK_TYPES if b != "vanilla")
+        for name, blocks in (("stride_on", STRIDE_1X1_BLOCKS), ("shortcut", PROJECTION_BLOCKS),
+                             ("se_ratio", residual_blocks), ("radix", ("resnest",)), ("avd", ("resnest",)),
+                             ("avd_first", ("resnest",)), ("scale", ("res2net",)), ("residual", ("shufflenet_v2",))):
+            default = self.__dataclass_fields__[name].default
+            if getattr(self, name) != default and self.block not in blocks:  # format the message only on failure
+                _check(False, f"{where}.{name}", f"a {self.block} block has no such option; must be {json.dumps(default)}")
+        _check(self.avd or not self.avd_first, f"{where}.avd_first", "needs avd")
+        _check(self.block != "res2net" or self.scale >= 2, f"{where}.scale", "a res2net block needs scale >= 2")
+
+    def _validate_widths(self, where: str) -> None:
+        if self.block in ("vanilla", "res_basic", "shufflenet_v2"):
             _check(self.bottleneck_ratio == 1, f"{where}.bottleneck_ratio", f"a {self.block} block has no bottleneck; must be 1")
             _check(self.group_width == 0, f"{where}.group_width", f"a {self.block} block is not grouped; must be 0")
-            _check(self.se_ratio == 0, f"{where}.se_ratio", f"SE is only supported on res_bottleneck blocks")
+            _check(self.block != "shufflenet_v2" or self.width % 2 == 0, f"{where}.width",
+                   f"a shufflenet_v2 block splits its width in halves; {self.width} is odd")
             return
         bottleneck_width = self.bottleneck_width
         _check(bottleneck_width >= 1, f"{where}.bottleneck_ratio", f"width {self.width} / b {self.bottleneck_ratio} leaves no channels")
+        _check(bottleneck_width % self.scale == 0, f"{where}.scale",
+               f"{self.scale} does not divide the bottleneck width {bottleneck_width}")
         if self.group_width:
-            _check(bottleneck_width % self.group_width == 0, f"{where}.group_width",
-                   f"{self.group_width} does not divide the bottleneck width {bottleneck_width} "
-                   f"(width {self.width} / b {self.bottleneck_ratio}); see regnet_space.regnet.make_compatible")
+            _check(self.conv_width % self.group_width == 0, f"{where}.group_width",
+                   f"{self.group_width} does not divide the {'split' if self.scale > 1 else 'bottleneck'} width "
+                   f"{self.conv_width} (width {self.width} / b {self.bottleneck_ratio}); "
+                   f"see regnet_space.regnet.make_compatible")
+        if self.block == "resnest":
+            _check(self.conv_width % (self.groups * self.radix) == 0, f"{where}.radix",
+                   f"the split conv has {self.groups} groups x radix {self.radix}, which must divide the "
+                   f"bottleneck width {self.conv_width}")
+        if self.block == "shufflenet_v1":
+            _check(self.width % self.groups == 0, f"{where}.group_width",
+                   f"the {self.groups} groups of the last 1x1 must divide the width {self.width}")
+
+    def validate_input(self, w_in: int, where: str) -> None:
+        """Checks that need the stage's input width: ShuffleNet v1 concatenates its input when it downsamples."""
+        if self.block == "shufflenet_v1" and (self.stride != 1 or w_in != self.width):
+            added = self.width - w_in
+            _check(added > 0 and added % self.groups == 0, f"{where}.width",
+                   f"a downsampling shufflenet_v1 block concatenates its {w_in}-channel input, so the width must "
+                   f"exceed {w_in} by a multiple of its {self.groups} groups, got {self.width}")
 
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """Global average pool + linear classifier (the RegNet/ResNet head)."""
+    """[1x1 conv of ``width`` + BN + ReLU (ShuffleNet v2's conv5; 0 = none)] -> global average pool -> linear."""
 
     bias: bool = True
+    width: int = 0
 
     def validate(self, where: str = "head") -> None:
         _check(isinstance(self.bias, bool), f"{where}.bias", f"must be true or false, got {self.bias!r}")
+        _check(_is_int(self.width) and self.width >= 0, f"{where}.width",
+               f"must be an integer >= 0 (0 = no final 1x1 conv), got {self.width!r}")
 
 
 @dataclass(frozen=True)
@@ -134,9 +240,12 @@ class AnyNetSpec:
         _check(isinstance(self.stem, StemSpec), "stem", "must be a StemSpec")
         self.stem.validate()
         self.head.validate()
+        w_in = self.stem.width
         for index, stage in enumerate(self.stages):
             _check(isinstance(stage, StageSpec), f"stages[{index}]", "must be a StageSpec")
             stage.validate(f"stages[{index}]")
+            stage.validate_input(w_in, f"stages[{index}]")
+            w_in = stage.width
 
     # Per-stage views used by describe/sample output.
     @property

@@ -1,0 +1,61 @@
+"""The empirical bootstrap of good ranges (RegNet paper, Sec. 3): which values do the best models share?
+
+Draw 25% of the models with replacement, keep the lowest-error one, repeat 10^4 times; the 2.5/50/97.5
+percentiles of a parameter over those winners are its 95% "good range" and median. Vectorised: a whole
+(chunk, m) index matrix is drawn at once and reduced with argmin, so 10^4 resamples take well under a second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from .table import complexity_columns, parameter_columns
+
+_CHUNK = 512
+
+
+def bootstrap_winners(errors: np.ndarray, *, samples: int = 10_000, fraction: float = 0.25,
+                      seed: int = 0) -> np.ndarray:
+    """Index of the lowest-error model of each of ``samples`` resamples of ``fraction`` of the models."""
+    errors = np.asarray(errors, dtype=float)
+    if errors.size == 0:
+        raise UserError("the bootstrap needs at least one model")
+    if not 0 < fraction <= 1:
+        raise UserError(f"bootstrap fraction must be in (0, 1], got {fraction}")
+    if samples < 1:
+        raise UserError(f"bootstrap samples must be >= 1, got {samples}")
+    m = max(1, int(round(fraction * errors.size)))
+    rng = np.random.default_rng(seed)
+    winners = np.empty(samples, dtype=np.int64)
+    for start in range(0, samples, _CHUNK):
+        draws = rng.integers(0, errors.size, size=(min(_CHUNK, samples - start), m))
+        winners[start:start + len(draws)] = draws[np.arange(len(draws)), np.argmin(errors[draws], axis=1)]
+    return winners
+
+
+def good_ranges(frame: pd.DataFrame, columns: list[str] | None = None, *, samples: int = 10_000,
+                fraction: float = 0.25, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Per column (default: every sampled parameter and complexity metric): the bootstrap interval and median.
+
+    Rows are the columns; ``low``/``median``/``high`` are percentiles of the winners' values, ``best`` the value
+    of the single lowest-error model. Models without a value for a column are left out of its bootstrap.
+    """
+    columns = columns or parameter_columns(frame) + complexity_columns(frame)
+    tail = 100 * (1 - level) / 2
+    rows, winners_of = {}, {}  # one bootstrap per set of models (columns with gaps use fewer models)
+    for column in columns:
+        present = frame[column].notna().to_numpy()
+        if not present.any():
+            continue
+        errors = frame["error"].to_numpy()[present]
+        values = frame[column].to_numpy(dtype=float)[present]
+        key = present.tobytes()
+        if key not in winners_of:
+            winners_of[key] = bootstrap_winners(errors, samples=samples, fraction=fraction, seed=seed)
+        winners = winners_of[key]
+        low, median, high = np.percentile(values[winners], [tail, 50, 100 - tail])
+        rows[column] = {"low": low, "median": median, "high": high, "best": values[np.argmin(errors)],
+                        "min": values.min(), "max": values.max()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["low", "median", "high", "best", "min", "max"])

@@ -1,0 +1,137 @@
+"""Figures of an analysis: EDFs with bands, error vs each parameter with its bootstrap range, per-block widths.
+
+Figures are built as ``matplotlib.figure.Figure`` objects (no pyplot global state, no display needed) and
+saved as PNG or SVG by the file's suffix; ``save_all`` writes both.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from ..errors import UserError
+from .edf import Comparison
+from .linear_fit import LinearFit
+
+FORMATS = (".png", ".svg")
+_LOG_COLUMNS = {"flops", "params", "acts", "mac", "latency", "w0", "wa", "group_width"} | {f"w{i}" for i in range(1, 5)}
+
+
+def edf_figure(comparison: Comparison, alpha: float = 0.05) -> Figure:
+    """Each group's EDF as a step curve with its (1 - alpha) simultaneous band."""
+    fig = Figure(figsize=(6, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    colors = sns.color_palette("tab10", len(comparison.edfs))
+    for color, (name, e) in zip(colors, comparison.edfs.items()):
+        lower, upper = e.band(alpha)
+        ax.step(e.errors, e.cdf, where="post", color=color, label=f"{name}  n={e.n} min={e.min_error:.2f} "
+                f"mean={e.mean_error:.2f}")
+        ax.fill_between(e.errors, lower, upper, step="post", color=color, alpha=0.2, linewidth=0)
+    ax.set_xlabel("error (%)")
+    if comparison.binning is not None:
+        b = comparison.binning
+        ax.set_ylabel("normalised cumulative prob.")
+        ax.set_title(f"EDF normalised by {comparison.normalize} ({b.bins} bins, {b.lo:.4g}..{b.hi:.4g})", fontsize=10)
+    else:
+        ax.set_ylabel("cumulative prob.")
+        ax.set_title("error EDF", fontsize=10)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def random_search_figure(comparison: Comparison) -> Figure:
+    """Expected best error of a random search of k models drawn from each group's EDF, against k."""
+    fig = Figure(figsize=(6, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for name, e in comparison.edfs.items():
+        ks = np.unique(np.round(np.geomspace(1, e.n, 64)))
+        ax.plot(ks, e.expected_best(ks), label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("models tried at random (k)")
+    ax.set_ylabel("expected best error (%)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def error_vs_figure(frame: pd.DataFrame, columns: list[str], ranges: pd.DataFrame | None = None,
+                    hue: str | None = "space") -> Figure:
+    """Error against each column; the bootstrap's 95% good range shaded and its median dashed."""
+    if not columns:
+        raise UserError("nothing to plot: no parameter or complexity columns")
+    cols = min(4, len(columns))
+    rows = math.ceil(len(columns) / cols)
+    fig = Figure(figsize=(3.6 * cols, 3.0 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    hue = hue if hue in frame.columns and frame[hue].nunique() > 1 else None
+    for ax, column in zip(axes, columns):
+        data = frame[frame[column].notna()]
+        sns.scatterplot(data=data, x=column, y="error", hue=hue, ax=ax, s=10, alpha=0.6, linewidth=0,
+                        legend=ax is axes[0])
+        if ranges is not None and column in ranges.index:
+            r = ranges.loc[column]
+            ax.axvspan(r["low"], r["high"], color="tab:green", alpha=0.15)
+            ax.axvline(r["median"], color="tab:green", linestyle="--", linewidth=1)
+        if column in _LOG_COLUMNS and (data[column] > 0).all():
+            ax.set_xscale("log")
+            ax.tick_params(axis="x", which="minor", labelbottom=False)  # labelled minor ticks overlap
+    for ax in axes[len(columns):]:
+        ax.set_visible(False)
+    return fig
+
+
+def block_widths_figure(models: list[tuple[str, list[int], LinearFit]]) -> Figure:
+    """Per-block widths (log2 axis) of models with their quantized linear fits and the line w0 + wa*j."""
+    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    colors = sns.color_palette("husl", max(1, len(models)))
+    for color, (label, widths, fit) in zip(colors, models):
+        j = np.arange(len(widths))
+        ax.plot(j, widths, "o", color=color, markersize=3, label=f"{label}  e_fit={fit.e_fit:.3f}")
+        ax.step(j, fit.widths, where="mid", color=color, linewidth=1)
+        ax.plot(j, fit.w0 + fit.wa * j, color=color, linewidth=0.8, linestyle=":")
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("block index j")
+    ax.set_ylabel("width")
+    ax.set_title("per-block widths (dots), quantized fit (steps), w0 + wa*j (dotted)", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def e_fit_figure(frame: pd.DataFrame) -> Figure:
+    """Error against e_fit, one colour per space: good models should sit at low e_fit."""
+    fig = Figure(figsize=(6, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    sns.scatterplot(data=frame, x="e_fit", y="error", hue="space", ax=ax, s=12, alpha=0.7, linewidth=0)
+    ax.set_xlabel("e_fit (mean |log predicted / observed width|)")
+    ax.set_ylabel("error (%)")
+    return fig
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as PNG or SVG, by the suffix of ``path``."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise UserError(f"{path}: figures are written as {' or '.join(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def save_all(fig: Figure, directory: str | Path, stem: str) -> list[Path]:
+    """Write ``fig`` as both ``stem.png`` and ``stem.svg`` in ``directory``."""
+    return [save(fig, Path(directory) / f"{stem}{suffix}") for suffix in FORMATS]
+
+
+def png_base64(fig: Figure) -> str:
+    """The figure as a base64 PNG, for embedding in a self-contained HTML page."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,76 @@
+"""``regnet-space edf``: compare design spaces by their error EDFs (plain or complexity-normalised), with
+95% bands, pairwise KS tests and the expected best error of a random search."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from . import positive_int
+
+
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    """The STUDY argument shared by the analysis commands: a results file or a study spec."""
+    parser.add_argument("study", metavar="STUDY", help="a results file (.csv, .parquet, .jsonl) or a study spec "
+                        "(.toml; then --dir/--storage locate its storage)")
+    parser.add_argument("--dir", help="the study's directory (for a study spec)")
+    parser.add_argument("--storage", help="the study's storage URL (for a study spec)")
+
+
+def value_range(text: str) -> tuple[float, float]:
+    lo, sep, hi = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return float(lo), float(hi)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not lo:hi (two numbers)") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("edf", help="compare error EDFs of design spaces", description=__doc__)
+    add_table_arguments(parser)
+    parser.add_argument("--by", default="space", help="the column that names the groups (default: space)")
+    parser.add_argument("--normalize", choices=("flops", "params", "acts", "mac", "latency"),
+                        help="weight models so each group's complexity is uniform over --bins bins (NDS)")
+    parser.add_argument("--bins", type=positive_int, default=10, help="complexity bins (default: 10)")
+    parser.add_argument("--range", type=value_range, metavar="LO:HI",
+                        help="complexity range to normalise over (default: the span all groups share)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence of the bands (default: 0.05)")
+    parser.add_argument("--permutations", type=positive_int, default=1000,
+                        help="permutations of the weighted KS test (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the permutation test (default: 0)")
+    parser.add_argument("--plot", metavar="OUT.png", help="write the EDF figure (.png or .svg)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis import edf, table
+    from ..errors import UserError
+
+    if not 0 < args.alpha < 1:
+        raise UserError(f"--alpha must be in (0, 1), got {args.alpha}")
+    if args.range is not None and args.normalize is None:
+        raise UserError("--range needs --normalize")
+    frame, _ = table.load(args.study, dir=args.dir, storage=args.storage)
+    comparison = edf.compare(frame, args.by, normalize=args.normalize, bins=args.bins, value_range=args.range,
+                             permutations=args.permutations, seed=args.seed)
+    if args.plot:
+        from ..analysis import plots
+
+        plots.save(plots.edf_figure(comparison, args.alpha), args.plot)
+    if args.json:
+        print(json.dumps(comparison.to_json(args.alpha)))
+        return 0
+    if comparison.binning is not None:
+        b = comparison.binning
+        print(f"normalised by {comparison.normalize}: {b.bins} bins over [{b.lo:g}, {b.hi:g}]")
+    print(f"{'group':>16} {'n':>6} {'dropped':>7} {'min':>7} {'mean':>7} {'band':>7}")
+    for name, e in comparison.edfs.items():
+        dropped = comparison.dropped[name] if comparison.dropped else 0
+        print(f"{name:>16} {e.n:>6} {dropped:>7} {e.min_error:>7.2f} {e.mean_error:>7.2f} "
+              f"{edf.dkw_halfwidth(e.n_eff, args.alpha):>7.3f}")
+    for test in comparison.ks:
+        print(f"KS {test['a']} vs {test['b']}: D={test['statistic']:.3f} p={test['pvalue']:.3g} ({test['method']})")
+    return 0

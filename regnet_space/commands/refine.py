@@ -1,0 +1,49 @@
+"""``regnet-space refine``: narrow a design space from a study of it: bootstrap good ranges, plus shared and
+non-decreasing constraints where the data supports them. Writes a space TOML (with its rationale as comments)
+that ``sample`` and the next study accept."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import positive_int
+from .edf import add_table_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("refine", help="narrow a design space from a study of it", description=__doc__)
+    add_table_arguments(parser)
+    parser.add_argument("--space", required=True, help="the space (label) of the study to refine")
+    parser.add_argument("--definition", metavar="NAME|TOML",
+                        help="the design space the models were drawn from (default: the study's space for the "
+                             "label, or the built-in space of that name)")
+    parser.add_argument("--out", required=True, metavar="narrowed.toml", help="where to write the narrowed space")
+    parser.add_argument("--samples", type=positive_int, default=10_000, help="bootstrap resamples (default: 10000)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="level of the monotone tests (default: 0.05)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis import table
+    from ..analysis.refine import refine
+    from ..errors import UserError
+    from ..spaces import load_space
+
+    frame, _ = table.load(args.study, dir=args.dir, storage=args.storage)
+    models = frame[frame["space"] == args.space]
+    if models.empty:
+        raise UserError(f"--space {args.space}: no models of that space "
+                        f"(spaces: {', '.join(sorted(frame['space'].unique()))})")
+    definition = args.definition
+    if definition is None and args.study.endswith(".toml"):
+        from ..study import load_study_spec
+
+        definition = load_study_spec(args.study).entry(args.space).space
+    refinement = refine(load_space(definition or args.space), models, samples=args.samples, alpha=args.alpha,
+                        seed=args.seed)
+    Path(args.out).write_text(refinement.to_toml())
+    print("\n".join(refinement.rationale))
+    print(f"wrote {args.out}")
+    return 0

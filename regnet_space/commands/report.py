@@ -1,0 +1,36 @@
+"""``regnet-space report``: one self-contained HTML page of a study's analysis (EDFs, KS tests, good ranges,
+linear fits, the best config, the study's spec) that opens in a browser with no server."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import positive_int
+from .edf import add_table_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("report", help="write an HTML report of a study", description=__doc__)
+    add_table_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="report.html", help="the HTML file to write")
+    parser.add_argument("--figures", metavar="DIR", help="also write every figure to DIR as PNG and SVG")
+    parser.add_argument("--normalize", choices=("flops", "params", "acts", "mac", "latency"), default="flops",
+                        help="complexity of the normalised EDF (default: flops)")
+    parser.add_argument("--bins", type=positive_int, default=10, help="bins of the normalised EDF (default: 10)")
+    parser.add_argument("--samples", type=positive_int, default=10_000, help="bootstrap resamples (default: 10000)")
+    parser.add_argument("--top", type=positive_int, default=10, help="models in the block-width figure (default: 10)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation tests")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis import table
+    from ..analysis.report import build_report
+
+    frame, meta = table.load(args.study, dir=args.dir, storage=args.storage)
+    text = build_report(frame, meta, normalize=args.normalize, bins=args.bins, samples=args.samples, top=args.top,
+                        seed=args.seed, figures_dir=args.figures, progress=True)
+    Path(args.out).write_text(text)
+    print(f"wrote {args.out} ({len(text) / 1e6:.1f} MB)")
+    return 0

@@ -1,0 +1,54 @@
+"""``regnet-space sample``: draw models from a design space, one JSON line each, inside complexity windows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import positive_int
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("sample", help="sample models from a design space (JSON lines)",
+                                   description=__doc__ + " Each line has the keys of `describe --json` plus the "
+                                   "space's name and the drawn parameters under \"sampled\". Same seed, same output.")
+    parser.add_argument("space", metavar="SPACE_OR_TOML", help="a built-in space (see `regnet-space spaces`) "
+                        "or a TOML file (docs/spaces.md)")
+    parser.add_argument("-n", type=positive_int, required=True, help="how many models")
+    for metric in ("flops", "params", "acts", "mac"):
+        parser.add_argument(f"--{metric}", metavar="LO:HI", help=f"keep models with {metric} in [LO, HI]; "
+                            "K/M/G suffixes, an end may be left open (e.g. 360M:400M, :2M)")
+    parser.add_argument("--seed", type=int, default=0, help="the population's seed (default 0)")
+    parser.add_argument("--resolution", type=positive_int, default=224, help="input resolution (default 224)")
+    parser.add_argument("--in-channels", type=positive_int, default=3, help="input channels (default 3)")
+    parser.add_argument("--num-classes", type=positive_int, default=1000, help="classes (default 1000)")
+    parser.add_argument("--max-draws", type=positive_int, help="give up after this many draws "
+                        "(default 1,000,000 + 1,000 n)")
+    parser.add_argument("--out", metavar="FILE", help="write the JSON lines here instead of stdout")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..spaces import load_space, parse_window
+    from ..spaces.sampling import sample_with_stats
+    from ..summary import summarize
+
+    space = load_space(args.space)
+    windows = {metric: parse_window(getattr(args, metric)) for metric in ("flops", "params", "acts", "mac")
+               if getattr(args, metric) is not None}
+    models, stats = sample_with_stats(space, args.n, seed=args.seed, windows=windows,
+                                      resolution=args.resolution, in_channels=args.in_channels,
+                                      num_classes=args.num_classes, max_draws=args.max_draws,
+                                      progress=args.out is not None)
+    # "params" is describe's parameter count, so the drawn parameters go under "sampled".
+    lines = [json.dumps({**summarize(m.spec, m.regnet), "space": space.name, "sampled": m.params}) + "\n"
+             for m in models]
+    if args.out is None:
+        sys.stdout.writelines(lines)
+    else:
+        with open(args.out, "w") as out:
+            out.writelines(lines)
+    print(f"sampled {len(models)} models from {space.name} in {stats.drawn:,} draws "
+          f"(rejection rate {stats.rejection_rate:.2%})", file=sys.stderr)
+    return 0

@@ -1,0 +1,115 @@
+"""``regnet-space study run|worker|status|export``: population-sampling studies on Optuna storage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import positive_int
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("study", help="run, join, watch and export population-sampling studies",
+                                   description=__doc__)
+    study = parser.add_subparsers(dest="study_command", required=True, metavar="SUBCOMMAND")
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("spec", metavar="SPEC", help="the study spec (TOML), e.g. experiments/quickstart.toml")
+        sub.add_argument("--dir", help="where the embedded storage and outputs live (default runs/<study name>/)")
+        sub.add_argument("--storage", help="a database URL shared by many machines, e.g. "
+                         "postgresql+psycopg://user:pw@host/db (default: the spec's `storage`, else embedded)")
+
+    run = study.add_parser("run", help="train the population with N local worker processes")
+    common(run)
+    run.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    run.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_run)
+
+    worker = study.add_parser("worker", help="join a study and train models until none is left")
+    common(worker)
+    worker.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    worker.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
+    worker.add_argument("--name", help="worker name stored with its models (default host:pid)")
+    worker.set_defaults(handler=_worker)
+
+    status = study.add_parser("status", help="per space: target, complete, running, failed, diverged, best")
+    common(status)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=_status)
+
+    export = study.add_parser("export", help="one row per model to CSV, Parquet or JSONL")
+    common(export)
+    export.add_argument("--out", required=True, help="results.csv, results.parquet or results.jsonl")
+    export.set_defaults(handler=_export)
+
+
+def _session(args: argparse.Namespace, *, create: bool):
+    from ..study.runner import STORAGE_ENV
+    from ..study.session import open_study
+    from ..study.spec import load_study_spec
+
+    spec = load_study_spec(args.spec)
+    url = args.storage or os.environ.get(STORAGE_ENV)
+    return open_study(spec, directory=args.dir, storage_url=url, create=create), url
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..study.runner import run_local
+    from ..study.results import status_summary
+
+    session, url = _session(args, create=True)
+    print(f"study {session.spec.name}: {session.spec.total} models in {len(session.spec.spaces)} spaces, "
+          f"{args.workers} worker(s), storage {session.location}", file=sys.stderr)
+    code = run_local(session, workers=args.workers, directory=args.dir, storage_url=url, device=args.device,
+                     progress=not args.quiet)
+    if code == 0:
+        _print_table(status_summary(session))
+    return code
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from ..study.worker import run_worker
+
+    session, _ = _session(args, create=True)
+    try:
+        report = run_worker(session, device=args.device, threads=args.threads, name=args.name)
+    except KeyboardInterrupt:
+        print("worker interrupted; its running model was marked interrupted", file=sys.stderr)
+        return 130
+    print(f"worker done: {report.trained} trained, {report.failed} failed", file=sys.stderr)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ..study.results import status_summary
+
+    session, _ = _session(args, create=False)
+    summary = status_summary(session)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_table(summary)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ..study.results import export_rows, model_rows
+
+    session, _ = _session(args, create=False)
+    rows = model_rows(session)
+    export_rows(rows, args.out)
+    print(f"wrote {len(rows)} models to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _print_table(summary: dict) -> None:
+    print(f"study {summary['study']} ({summary['storage']}): {summary['complete']}/{summary['total']} complete"
+          + (f", ETA {summary['eta_seconds'] / 60:.1f} min" if summary.get("eta_seconds") else ""))
+    print(f"{'space':>16} {'target':>6} {'done':>6} {'run':>5} {'fail':>5} {'pend':>5} {'div':>5} {'best err %':>10}")
+    for label, s in summary["spaces"].items():
+        best = f"{s['best_val_error']:.2f}" if s["best_val_error"] is not None else "-"
+        print(f"{label:>16} {s['target']:>6} {s['complete']:>6} {s['running']:>5} {s['failed']:>5} "
+              f"{s['pending']:>5} {s['diverged']:>5} {best:>10}")

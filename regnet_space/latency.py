@@ -1,0 +1,143 @@
+"""Measured inference speed: FLOPs are not speed (memory access, parallelism and element-wise ops are not in
+them), so a model is also judged by the time a forward pass takes on the target device.
+
+Settings are fixed numbers (warm-up and repeat counts, threads, a seeded input), never a time budget, so a
+measurement does the same work every time. Several models are timed interleaved, one forward pass of each in
+turn, so that load from other processes hits them alike and the ranking survives a noisy machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from .builder import AnyNet
+from .errors import UserError
+from .spec import AnyNetSpec
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Time per forward pass of one batch: median and quartiles over the repeats, in milliseconds."""
+
+    device: str
+    batch_size: int
+    resolution: int
+    threads: int
+    repeats: int
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+
+    @property
+    def spread_ms(self) -> float:
+        """The interquartile range: how much the repeats disagree."""
+        return self.q3_ms - self.q1_ms
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch_size / (self.median_ms / 1000)
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return {**asdict(self), "spread_ms": self.spread_ms, "images_per_s": self.images_per_s}
+
+
+def measure_latency(spec_or_model: AnyNetSpec | nn.Module, *, device: str = "cpu", batch_size: int = 1,
+                    warmup: int = 3, repeats: int = 20, threads: int | None = None) -> LatencyResult:
+    """The latency of one model (an AnyNetSpec, or a module built from one) at its own input size.
+
+    A module is timed in eval mode and left on ``device`` in the mode it came in.
+
+    A 28x28 AnyNet of a few MFLOPs takes about a millisecond per pass on a CPU, so the defaults
+    (3 warm-up and 20 timed passes) finish in well under a second for the models a study trains.
+    """
+    return compare_latency([spec_or_model], device=device, batch_size=batch_size, warmup=warmup,
+                           repeats=repeats, threads=threads)[0]
+
+
+def compare_latency(models: Sequence[AnyNetSpec | nn.Module], *, device: str = "cpu", batch_size: int = 1,
+                    warmup: int = 3, repeats: int = 20, threads: int | None = None,
+                    progress: bool = False) -> list[LatencyResult]:
+    """The latency of several models, timed interleaved (one pass of each per round), in the given order."""
+    if batch_size < 1 or warmup < 0 or repeats < 1:
+        raise UserError(f"latency: need batch_size >= 1, warmup >= 0, repeats >= 1 "
+                        f"(got {batch_size}, {warmup}, {repeats})")
+    if threads is not None and threads < 1:
+        raise UserError(f"latency: threads must be >= 1, got {threads}")
+    torch_device = _device(device)
+    modules = [AnyNet(model) if isinstance(model, AnyNetSpec) else model for model in models]
+    was_training = [module.training for module in modules]
+    with _threads(threads), torch.inference_mode():
+        runners = [_prepare(module, _spec(model), torch_device, batch_size) for module, model in zip(modules, models)]
+        for _ in range(warmup):
+            for run in runners:
+                run()
+        times: list[list[float]] = [[] for _ in runners]
+        rounds = range(repeats)
+        if progress:
+            from tqdm import tqdm
+
+            rounds = tqdm(rounds, desc=f"timing batch {batch_size}", unit="round", leave=False)
+        for _ in rounds:
+            for run, samples in zip(runners, times):
+                samples.append(run())
+        used_threads = torch.get_num_threads()
+    for module, training in zip(modules, was_training):
+        module.train(training)
+    results = []
+    for model, samples in zip(models, times):
+        q1, median, q3 = statistics.quantiles(samples, n=4) if len(samples) > 1 else samples * 3
+        results.append(LatencyResult(device=device, batch_size=batch_size, resolution=_spec(model).resolution,
+                                     threads=used_threads, repeats=repeats, median_ms=median * 1000,
+                                     q1_ms=q1 * 1000, q3_ms=q3 * 1000))
+    return results
+
+
+def _spec(model: AnyNetSpec | nn.Module) -> AnyNetSpec:
+    spec = model if isinstance(model, AnyNetSpec) else getattr(model, "spec", None)
+    if not isinstance(spec, AnyNetSpec):
+        raise UserError("latency: give an AnyNetSpec or a module built from one (it carries .spec)")
+    return spec
+
+
+def _device(device: str) -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here")
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"--device: {device!r} is not cpu or cuda")
+    return torch.device(device)
+
+
+def _prepare(module: nn.Module, spec: AnyNetSpec, device: torch.device, batch_size: int):
+    """A zero-argument callable that runs one forward pass (eval mode) and returns its wall time in seconds."""
+    module.to(device).eval()
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, spec.in_channels, spec.resolution, spec.resolution, generator=generator).to(device)
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def run() -> float:
+        synchronize()
+        start = time.perf_counter()
+        module(x)
+        synchronize()
+        return time.perf_counter() - start
+
+    return run
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` intra-op threads for the measurement, then restore the previous setting."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

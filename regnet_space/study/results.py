@@ -1,0 +1,104 @@
+"""A study as a table: one row per model of the population, for status, export and the analysis."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pandas as pd
+
+from .session import StudySession
+from .trials import ERROR, WORKER, decode_params, model_states
+
+STATUSES = ("complete", "running", "failed", "pending")
+
+
+def model_rows(session: StudySession) -> list[dict[str, Any]]:
+    """Every model of the population with its status and, once trained, its metrics."""
+    spec = session.spec
+    sizes = {entry.label: entry.n for entry in spec.spaces}
+    trials = session.study.get_trials(deepcopy=False)
+    states = model_states(trials, sizes, stale_after=spec.stale_after)
+    queued = {(t.user_attrs.get("space"), t.user_attrs.get("model_index")): t for t in trials if "spec" in t.user_attrs}
+    rows = []
+    for (label, index), state in states.items():
+        trial = state.trial or queued.get((label, index))
+        attrs = trial.user_attrs if trial is not None else {}
+        row: dict[str, Any] = {
+            "space": label, "model_index": index, "status": state.status,
+            "diverged": bool(state.status == "complete" and attrs.get("diverged")),
+            "val_error": attrs.get("val_error") if state.status == "complete" else None,
+            "best_val_error": attrs.get("best_val_error") if state.status == "complete" else None,
+            "train_status": attrs.get("train_status") if state.status == "complete" else None,
+            "flops": attrs.get("flops"), "params": attrs.get("params"), "acts": attrs.get("acts"),
+            "mac": attrs.get("mac"), "latency_ms": attrs.get("latency_ms") if state.status == "complete" else None,
+            "seconds": attrs.get("seconds") if state.status == "complete" else None,
+            "epochs": attrs.get("epochs") if state.status == "complete" else None,
+            "worker": attrs.get(WORKER), "attempts": state.attempts,
+            "error_message": attrs.get(ERROR) if state.status == "failed" else None,
+        }
+        if trial is not None:
+            row.update(decode_params(trial))
+        row["spec"] = attrs.get("spec")
+        rows.append(row)
+    return rows
+
+
+def status_summary(session: StudySession, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Per space: target and counts of complete/running/failed/pending/diverged models, best so far, ETA."""
+    rows = model_rows(session) if rows is None else rows
+    spaces: dict[str, Any] = {}
+    for entry in session.spec.spaces:
+        mine = [r for r in rows if r["space"] == entry.label]
+        complete = [r for r in mine if r["status"] == "complete"]
+        best = min(complete, key=lambda r: (r["val_error"], r["flops"]), default=None)
+        spaces[entry.label] = {
+            "space": entry.space, "target": entry.n,
+            **{status: sum(r["status"] == status for r in mine) for status in STATUSES},
+            "diverged": sum(r["diverged"] for r in mine),
+            "best_val_error": best["val_error"] if best else None,
+            "best_model_index": best["model_index"] if best else None,
+        }
+    seconds = [r["seconds"] for r in rows if r["status"] == "complete" and r["seconds"] is not None]
+    remaining = sum(r["status"] in ("pending", "running", "failed") for r in rows)
+    running = max(1, sum(r["status"] == "running" for r in rows))
+    eta = (sum(seconds) / len(seconds)) * remaining / running if seconds and remaining else (0.0 if not remaining else None)
+    return {"study": session.spec.name, "storage": session.location, "total": session.spec.total,
+            "complete": sum(r["status"] == "complete" for r in rows), "eta_seconds": eta, "spaces": spaces,
+            "time": time.time()}
+
+
+def load_study_table(spec_path: str, *, dir: str | None = None, storage: str | None = None
+                     ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Complete models as an analysis table (``error`` = val error in %, diverged at chance) and the study's
+    metadata: name, dataset, proxy, seed and the spec text."""
+    from .session import open_study
+    from .spec import load_study_spec
+
+    spec = load_study_spec(spec_path)
+    session = open_study(spec, directory=dir, storage_url=storage, create=False)
+    rows = [r for r in model_rows(session) if r["status"] == "complete"]
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.rename(columns={"val_error": "error", "latency_ms": "latency"})
+    meta = {"name": spec.name, "dataset": spec.dataset, "proxy": spec.proxy, "seed": spec.seed,
+            "spec_toml": spec.text, "storage": session.location}
+    return frame, meta
+
+
+def export_rows(rows: list[dict[str, Any]], path: str) -> None:
+    """Write rows as CSV, Parquet or JSONL, by the file's extension."""
+    from ..errors import UserError
+
+    frame = pd.DataFrame(rows)
+    if path.endswith(".csv"):
+        frame.to_csv(path, index=False)
+    elif path.endswith(".parquet"):
+        frame.to_parquet(path, index=False)
+    elif path.endswith(".jsonl"):
+        with open(path, "w") as handle:
+            for row in rows:
+                handle.write(json.dumps(row) + "\n")
+    else:
+        raise UserError(f"--out {path}: use a .csv, .parquet or .jsonl file")

@@ -1,0 +1,191 @@
+"""The study spec: a declarative TOML file naming the design spaces, the population, the data and the proxy.
+
+    name = "quickstart"
+    seed = 0
+    measure_latency = true          # batch-1 latency of every model on the worker's device
+    time_limit = 600                # seconds per model; a model over it is stored with status "timeout"
+    # storage = "postgresql+psycopg://user:pw@host/db"   # optional; default: an embedded journal in --dir
+
+    [dataset]                       # regnet_space.data.load_dataset arguments
+    name = "fashion-mnist"          # fashion-mnist | cifar10:DIR | folder:DIR | synthetic
+    val_size = 10000
+
+    [proxy]                         # any regnet_space.train.ProxyConfig field
+    epochs = 2
+
+    [complexity]                    # complexity window applied to every space (K/M/G suffixes)
+    flops = "5M:20M"
+
+    [[spaces]]                      # one table per design space
+    space = "anynetx_a"             # a built-in space or a TOML file (relative to this file)
+    n = 32
+    # flops = "8M:12M"              # a per-space window overrides [complexity]
+
+    [workers]                       # fault tolerance of the worker pool
+    heartbeat_interval = 5          # seconds between a running model's heartbeats
+    stale_after = 60                # a running model silent this long is taken to be dead and retried
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+COMPLEXITY_METRICS = ("flops", "params", "acts", "mac")
+_TOP_KEYS = {"name", "description", "seed", "measure_latency", "time_limit", "storage", "dataset", "proxy",
+             "complexity", "spaces", "workers"}
+
+
+@dataclass(frozen=True)
+class SpaceEntry:
+    """One design space of the study and its population size."""
+
+    label: str
+    space: str
+    n: int
+    windows: dict[str, tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str
+    spaces: tuple[SpaceEntry, ...]
+    seed: int = 0
+    description: str = ""
+    dataset: dict[str, Any] = field(default_factory=dict)
+    proxy: dict[str, Any] = field(default_factory=dict)
+    measure_latency: bool = True
+    time_limit: float | None = None
+    storage: str | None = None
+    heartbeat_interval: float = 5.0
+    stale_after: float = 60.0
+    text: str = ""
+    path: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(entry.n for entry in self.spaces)
+
+    def entry(self, label: str) -> SpaceEntry:
+        for entry in self.spaces:
+            if entry.label == label:
+                return entry
+        raise UserError(f"study {self.name!r} has no space {label!r} (it has: "
+                        f"{', '.join(e.label for e in self.spaces)})")
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], key: str, what: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise UserError(f"{key}: must be {what}, got {value!r}")
+    return value
+
+
+def _windows(table: dict[str, Any], where: str) -> dict[str, tuple[float, float]]:
+    from ..spaces import parse_window
+
+    windows = {}
+    for metric, text in table.items():
+        if metric not in COMPLEXITY_METRICS:
+            raise UserError(f"{where}.{metric}: unknown complexity metric (known: {', '.join(COMPLEXITY_METRICS)})")
+        _expect(text, str, f"{where}.{metric}", 'a window such as "5M:20M"')
+        try:
+            windows[metric] = parse_window(text)
+        except UserError as exc:
+            raise UserError(f"{where}.{metric}: {exc}") from None
+    return windows
+
+
+def load_study_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study TOML; every error names the key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read study spec ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return _parse(data, text, path)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise UserError(f"{unknown[0]}: unknown key (known: {', '.join(sorted(_TOP_KEYS))})")
+    if "name" not in data:
+        raise UserError("name: missing")
+    name = _expect(data["name"], str, "name", "a string")
+    if not name or any(c in name for c in "/\\ "):
+        raise UserError(f"name: {name!r} must be non-empty, without spaces or slashes")
+    seed = _expect(data.get("seed", 0), int, "seed", "an integer")
+    dataset = _expect(data.get("dataset", {}), dict, "dataset", "a table")
+    proxy = _expect(data.get("proxy", {}), dict, "proxy", "a table")
+    _check_proxy(proxy)
+    common = _windows(_expect(data.get("complexity", {}), dict, "complexity", "a table"), "complexity")
+    workers = _expect(data.get("workers", {}), dict, "workers", "a table")
+    unknown = sorted(set(workers) - {"heartbeat_interval", "stale_after"})
+    if unknown:
+        raise UserError(f"workers.{unknown[0]}: unknown key (known: heartbeat_interval, stale_after)")
+    heartbeat = float(_expect(workers.get("heartbeat_interval", 5.0), (int, float), "workers.heartbeat_interval", "a number"))
+    stale = float(_expect(workers.get("stale_after", 60.0), (int, float), "workers.stale_after", "a number"))
+    if heartbeat <= 0 or stale <= 2 * heartbeat:
+        raise UserError("workers.stale_after: must be more than twice workers.heartbeat_interval (> 0)")
+    raw_spaces = _expect(data.get("spaces"), list, "spaces", "a list of [[spaces]] tables")
+    if not raw_spaces:
+        raise UserError("spaces: the study needs at least one [[spaces]] table")
+    entries = []
+    for i, raw in enumerate(raw_spaces):
+        where = f"spaces[{i}]"
+        _expect(raw, dict, where, "a table")
+        unknown = sorted(set(raw) - {"space", "n", "label", *COMPLEXITY_METRICS})
+        if unknown:
+            raise UserError(f"{where}.{unknown[0]}: unknown key (known: space, n, label, {', '.join(COMPLEXITY_METRICS)})")
+        for key in ("space", "n"):
+            if key not in raw:
+                raise UserError(f"{where}.{key}: missing")
+        space = _expect(raw["space"], str, f"{where}.space", "a built-in space name or a TOML path")
+        if space.endswith(".toml") and not Path(space).is_absolute():
+            space = str((path.parent / space).resolve())
+        n = _expect(raw["n"], int, f"{where}.n", "an integer")
+        if n < 1:
+            raise UserError(f"{where}.n: must be >= 1, got {n}")
+        label = _expect(raw.get("label", Path(space).stem if space.endswith(".toml") else space), str,
+                        f"{where}.label", "a string")
+        windows = {**common, **_windows({k: raw[k] for k in COMPLEXITY_METRICS if k in raw}, where)}
+        entries.append(SpaceEntry(label=label, space=space, n=n, windows=windows))
+    labels = [e.label for e in entries]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise UserError(f"spaces: label {duplicates[0]!r} appears twice; give each a distinct `label`")
+    time_limit = data.get("time_limit")
+    if time_limit is not None:
+        time_limit = float(_expect(time_limit, (int, float), "time_limit", "seconds"))
+    storage = data.get("storage")
+    if storage is not None:
+        _expect(storage, str, "storage", "a storage URL")
+    return StudySpec(
+        name=name, spaces=tuple(entries), seed=seed, description=str(data.get("description", "")),
+        dataset=dataset, proxy=proxy,
+        measure_latency=_expect(data.get("measure_latency", True), bool, "measure_latency", "true or false"),
+        time_limit=time_limit, storage=storage, heartbeat_interval=heartbeat, stale_after=stale,
+        text=text, path=str(path))
+
+
+def _check_proxy(proxy: dict[str, Any]) -> None:
+    """Fail early, naming the key, if [proxy] sets a field the trainer does not have."""
+    from dataclasses import fields
+
+    from ..train import ProxyConfig
+
+    known = {f.name for f in fields(ProxyConfig)}
+    unknown = sorted(set(proxy) - known)
+    if unknown:
+        raise UserError(f"proxy.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")

@@ -1,0 +1,159 @@
+"""A study worker: claims models one at a time, trains them, stores the results, until the population is done.
+
+Any number of workers, on one machine or many, may share a study; see trials.py for the protocol that keeps
+each model trained exactly once. SIGINT/SIGTERM fail the running model as ``interrupted`` (a rerun retrains
+it); a worker killed outright stops its heartbeat, and another worker retries its model.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from ..spec import AnyNetSpec
+from .population import DataShape, build_population, space_seed
+from .session import StudySession
+from .storage import retry
+from .trials import HEARTBEAT, INDEX, INTERRUPTED, SPACE, claim, enqueue_missing, fail, model_states
+
+
+@dataclass
+class WorkerReport:
+    trained: int = 0
+    failed: int = 0
+
+
+class Heartbeat:
+    """Refreshes the trial's heartbeat attribute from a background thread while the model trains."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: float) -> None:
+        self._storage, self._trial_id, self._interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._storage.set_trial_user_attr(self._trial_id, HEARTBEAT, time.time())
+            except Exception:  # a missed beat is retried next interval; staleness needs many in a row
+                pass
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def chance_error(num_classes: int) -> float:
+    """The error of guessing: what a diverged model enters the EDF with, so failure does not flatter a space."""
+    return 100.0 * (1.0 - 1.0 / num_classes)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_worker(session: StudySession, *, device: str = "cpu", threads: int | None = None,
+               name: str | None = None, poll: float | None = None) -> WorkerReport:
+    """Train models of the study until none is left to claim and no other worker is still running one."""
+    import torch
+
+    from ..data import load_dataset
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if threads:
+        torch.set_num_threads(threads)
+    spec, storage, study = session.spec, session.storage, session.study
+    name = name or worker_name()
+    poll = spec.heartbeat_interval if poll is None else poll
+    dataset = load_dataset(**{**spec.dataset, "device": device})
+    shape = DataShape(dataset.resolution, dataset.in_channels, dataset.num_classes)
+    population = build_population(spec, shape)
+    sizes = {entry.label: entry.n for entry in spec.spaces}
+    report = WorkerReport()
+    retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after), what="enqueuing models")
+    while True:
+        trial = retry(lambda: claim(study, storage, name, stale_after=spec.stale_after), what="claiming a model")
+        if trial is None:
+            if retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after),
+                     what="recovering models"):
+                continue
+            states = retry(lambda: model_states(study.get_trials(deepcopy=False), sizes, stale_after=spec.stale_after),
+                           what="reading the study")
+            if any(s.status == "running" for s in states.values()):
+                time.sleep(poll)  # another worker is busy; wait in case it dies and its model needs us
+                continue
+            return report
+        if _train_trial(session, trial, dataset, device):
+            report.trained += 1
+        else:
+            report.failed += 1
+
+
+def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device: str) -> bool:
+    from ..train import ProxyConfig, train_model
+
+    spec, storage = session.spec, session.storage
+    trial_id = trial._trial_id
+    label, index = trial.user_attrs[SPACE], int(trial.user_attrs[INDEX])
+    model_spec = AnyNetSpec.from_json(trial.user_attrs["spec"])
+    seed = space_seed(spec.seed, label) + index
+    with Heartbeat(storage, trial_id, spec.heartbeat_interval):
+        try:
+            result = train_model(model_spec, dataset, ProxyConfig.from_dict(spec.proxy), seed=seed, device=device,
+                                 time_limit=spec.time_limit, progress=False)
+            latency = _latency(model_spec, device) if spec.measure_latency else None
+        except KeyboardInterrupt:
+            fail(storage, trial_id, reason="interrupted (Ctrl-C or SIGTERM); a rerun trains it again",
+                 **{INTERRUPTED: True})
+            raise
+        except Exception as exc:  # a model that cannot train is data about the space, not a crash of the study
+            fail(storage, trial_id, reason=f"{type(exc).__name__}: {exc}")
+            return False
+    outcome = result.to_dict()
+    chance = chance_error(dataset.num_classes)
+    diverged = outcome["status"] == "diverged"
+    error = chance if diverged or outcome.get("val_error") is None else float(outcome["val_error"])
+    attrs = {
+        "val_error": error,
+        "best_val_error": outcome.get("best_val_error") if not diverged else chance,
+        "train_status": outcome["status"],
+        "diverged": diverged,
+        "diverged_epoch": outcome.get("diverged_epoch"),
+        "epochs": outcome.get("epochs"),
+        "seconds": outcome.get("seconds"),
+        "images_per_s": outcome.get("images_per_s"),
+        "latency_ms": latency,
+        "device": device,
+    }
+    def store() -> None:
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+        storage.set_trial_state_values(trial_id, state=TrialState.COMPLETE, values=[error])
+
+    try:
+        retry(store, what=f"storing model {index} of {label}")
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # declared dead while finishing (a long stall); another worker retrains it
+    return True
+
+
+def _latency(spec: AnyNetSpec, device: str) -> float:
+    from ..latency import measure_latency
+
+    return float(measure_latency(spec, device=device, batch_size=1).median_ms)

@@ -1,0 +1,142 @@
+"""EDFs, normalised EDFs, bands, KS tests and best-of-k against hand-computed cases and scipy."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from regnet_space.analysis.edf import Binning, compare, dkw_halfwidth, edf, ks_test, normalised_weights
+from regnet_space.cli import main
+from regnet_space.errors import UserError
+
+
+def test_plain_edf_is_right_continuous_at_every_distinct_error():
+    e = edf(np.array([3.0, 1.0, 2.0, 2.0]))
+    assert e.errors.tolist() == [1.0, 2.0, 3.0]
+    assert e.cdf.tolist() == [0.25, 0.75, 1.0]  # F(2) counts both models at 2 (<=)
+    assert (e.n, e.n_eff, e.min_error, e.mean_error) == (4, 4.0, 1.0, 2.0)
+
+
+def test_weighted_edf_and_effective_n():
+    e = edf(np.array([1.0, 2.0, 3.0]), np.array([2.0, 1.0, 1.0]))
+    assert np.allclose(e.cdf, [0.5, 0.75, 1.0])
+    assert e.mean_error == pytest.approx(1.75)
+    assert e.n_eff == pytest.approx(1 / (0.25 + 0.0625 + 0.0625))  # Kish: 2.667
+
+
+def test_dkw_band():
+    assert dkw_halfwidth(100) == pytest.approx(np.sqrt(np.log(40) / 200))  # 0.1358
+    lower, upper = edf(np.arange(100.0)).band()
+    assert lower[0] == 0 and upper[-1] == 1 and upper[0] == pytest.approx(0.01 + 0.13581, abs=1e-4)
+
+
+def test_normalised_weights_nds_case():
+    # 2 bins over [0, 10]: three models in bin 0, one in bin 1 -> weights 1/(2*3) and 1/(2*1).
+    binning = Binning(0.0, 10.0, 2)
+    bins = binning.assign(np.array([1.0, 2.0, 4.0, 10.0, 11.0]))
+    assert bins.tolist() == [0, 0, 0, 1, -1]  # the upper end is inside, beyond it is dropped
+    weights = normalised_weights(bins[bins >= 0], 2)
+    assert np.allclose(weights, [1 / 6, 1 / 6, 1 / 6, 1 / 2]) and weights.sum() == pytest.approx(1)
+
+
+def _frame():
+    return pd.DataFrame({
+        "space": ["a"] * 4 + ["b"] * 3,
+        "error": [10.0, 20.0, 30.0, 40.0, 15.0, 25.0, 35.0],
+        "flops": [1.0, 2.0, 3.0, 9.0, 2.0, 6.0, 8.0],
+    })
+
+
+def test_compare_normalised_hand_case():
+    # Shared range [2, 8] (a spans 1..9, b 2..8), bins [2, 5) and [5, 8]: a has no model in the second.
+    with pytest.raises(UserError, match=r"group 'a': no models with flops in bin 2/2 \[5, 8\]"):
+        compare(_frame(), normalize="flops", bins=2, permutations=10)
+    frame = _frame()
+    frame.loc[3, "flops"] = 7.0  # a spans 1..7: shared range [2, 7], bins [2, 4.5) and [4.5, 7]
+    result = compare(frame, normalize="flops", bins=2, permutations=200)
+    assert (result.binning.lo, result.binning.hi) == (2.0, 7.0)
+    assert result.dropped == {"a": 1, "b": 1}  # a's flops 1 and b's flops 8 are outside
+    a, b = result.edfs["a"], result.edfs["b"]
+    assert a.errors.tolist() == [20.0, 30.0, 40.0] and np.allclose(a.cdf, [0.25, 0.5, 1.0])
+    assert b.errors.tolist() == [15.0, 25.0] and np.allclose(b.cdf, [0.5, 1.0])
+    assert a.mean_error == pytest.approx(0.25 * 20 + 0.25 * 30 + 0.5 * 40)
+
+
+def test_plain_ks_is_scipys():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, 50), rng.normal(0.5, 1, 70)
+    ours = ks_test(x, y)
+    ref = stats.ks_2samp(x, y)
+    assert (ours["statistic"], ours["pvalue"]) == (ref.statistic, ref.pvalue)
+
+
+def test_weighted_ks_with_one_bin_matches_scipy_statistic_and_pvalue():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(0, 1, 40), rng.normal(0.8, 1, 40)
+    ours = ks_test(x, y, np.zeros(40, int), np.zeros(40, int), 1, permutations=2000, seed=0)
+    ref = stats.ks_2samp(x, y)
+    assert ours["statistic"] == pytest.approx(ref.statistic)
+    assert ours["pvalue"] == pytest.approx(ref.pvalue, abs=0.01)  # permutation vs exact, p ~ 0.002
+
+
+def test_weighted_ks_same_distribution_is_not_significant():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(0, 1, 60), rng.normal(0, 1, 60)
+    bins_x, bins_y = rng.integers(0, 3, 60), rng.integers(0, 3, 60)
+    result = ks_test(x, y, bins_x, bins_y, 3, permutations=500, seed=0)
+    assert result["pvalue"] > 0.05
+    assert ks_test(x, y + 2, bins_x, bins_y, 3, permutations=500, seed=0)["pvalue"] < 0.01
+
+
+def test_expected_best_of_k_hand_case():
+    e = edf(np.array([1.0, 2.0, 3.0]))
+    # k=1: the mean; k=2: P(min=1)=5/9, P(min=2)=3/9, P(min=3)=1/9; k large: the minimum.
+    assert np.allclose(e.expected_best(np.array([1, 2, 200])), [2.0, 14 / 9, 1.0])
+    rng = np.random.default_rng(0)
+    draws = rng.choice([1.0, 2.0, 3.0], size=(100_000, 2)).min(axis=1)
+    assert draws.mean() == pytest.approx(14 / 9, abs=0.01)
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_edf_cli_json(tmp_path, capsys):
+    path = tmp_path / "results.csv"
+    frame = _frame().assign(params=1, acts=1)
+    frame.to_csv(path, index=False)
+    code, out, _ = _run(capsys, "edf", str(path), "--json", "--plot", str(tmp_path / "edf.svg"))
+    data = json.loads(out)
+    assert code == 0
+    assert data["groups"]["a"]["edf"] == [[10.0, 0.25], [20.0, 0.5], [30.0, 0.75], [40.0, 1.0]]
+    assert data["groups"]["b"]["n"] == 3 and data["groups"]["b"]["min_error"] == 15.0
+    assert data["groups"]["a"]["expected_best"][0] == 25.0 and len(data["groups"]["a"]["expected_best"]) == 4
+    ref = stats.ks_2samp([10, 20, 30, 40], [15, 25, 35])
+    assert data["ks"][0]["statistic"] == ref.statistic and data["ks"][0]["pvalue"] == ref.pvalue
+    assert (tmp_path / "edf.svg").read_text().startswith("<?xml")
+    code, out, _ = _run(capsys, "edf", str(path), "--normalize", "flops", "--bins", "2", "--range", "0:10",
+                        "--permutations", "50", "--json")
+    data = json.loads(out)
+    assert data["normalize"] == {"metric": "flops", "bins": 2, "range": [0.0, 10.0]}
+    assert data["groups"]["a"]["n"] == 4 and data["ks"][0]["method"].startswith("permutation")
+
+
+@pytest.mark.parametrize("drop, message", [("flops", "missing column 'flops'"), ("space", "missing column 'space'")])
+def test_missing_column_exits_2(tmp_path, capsys, drop, message):
+    path = tmp_path / "results.csv"
+    _frame().assign(params=1, acts=1).drop(columns=[drop]).to_csv(path, index=False)
+    code, out, err = _run(capsys, "edf", str(path))
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_bad_values_are_named(tmp_path, capsys):
+    path = tmp_path / "results.jsonl"
+    frame = _frame().assign(params=1, acts=1)
+    frame.loc[2, "error"] = 130.0
+    frame.to_json(path, orient="records", lines=True)
+    code, _, err = _run(capsys, "edf", str(path))
+    assert code == 2 and "row 2: error=130 is not a top-1 error in %" in err

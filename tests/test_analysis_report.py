@@ -1,0 +1,57 @@
+"""`regnet-space report`: one self-contained HTML page that headless Chromium renders (not blank)."""
+
+import html
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from analysis_tables import table
+from regnet_space.cli import main
+
+CHROMIUM = shutil.which("chromium")
+
+
+def test_report_is_self_contained_and_complete(tmp_path, capsys):
+    results = tmp_path / "results.csv"
+    table(30, seed=5).to_csv(results, index=False)
+    out = tmp_path / "report.html"
+    code = main(["report", str(results), "--out", str(out), "--samples", "500", "--bins", "3",
+                 "--figures", str(tmp_path / "figures")])
+    assert code == 0, capsys.readouterr().err
+    text = out.read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", text)  # nothing to fetch
+    assert text.count('src="data:image/png;base64,') == 8
+    for heading in ("Error EDFs", "Good ranges (bootstrap)", "Quantized linear fit", "Best model"):
+        assert f"<h2>{heading}</h2>" in text
+    assert 'alt="edf_flops"' in text and "no EDF normalised" not in text
+    assert '"source": "regnet"' in html.unescape(text) and "anynetx_a" in text and "regnetx" in text
+    figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert "edf.png" in figures and "edf.svg" in figures and len(figures) == 16
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_report_renders_in_headless_chromium(tmp_path):
+    out = tmp_path / "report.html"
+    assert main(["report", _results(tmp_path), "--out", str(out), "--samples", "300", "--bins", "3"]) == 0
+    shot = tmp_path / "shot.png"
+    run = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,1600",
+         out.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.is_file(), run.stderr[-2000:]
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[:2] == (1600, 1200)
+    not_white = np.any(pixels < 0.9, axis=-1).mean()
+    assert not_white > 0.05, f"only {not_white:.1%} of the screenshot is drawn"
+    assert pixels.std() > 0.1
+
+
+def _results(tmp_path):
+    path = tmp_path / "results.csv"
+    table(20, seed=7).to_csv(path, index=False)
+    return str(path)

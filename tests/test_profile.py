@@ -1,0 +1,97 @@
+"""Measured latency: fixed settings (exact pass counts, threads, restored state), interleaved timing of several
+models, and `regnet-space profile` ranking models by measured speed beside their flops."""
+
+import json
+
+import pytest
+import torch
+
+from regnet_space import AnyNet, UserError, resolve_model
+from regnet_space.cli import main
+from regnet_space.latency import compare_latency, measure_latency
+
+
+def tiny(name="regnetx_002"):
+    return resolve_model(name, resolution=28, in_channels=1, num_classes=10)
+
+
+def counted(spec, log, label):
+    model = AnyNet(spec)
+    model.register_forward_hook(lambda *_: log.append(label))
+    return model
+
+
+def test_measure_latency_runs_exactly_warmup_plus_repeats_passes_and_restores_state():
+    log = []
+    model = counted(tiny(), log, "m").train()
+    threads = torch.get_num_threads()
+    result = measure_latency(model, batch_size=3, warmup=2, repeats=7, threads=1)
+    assert len(log) == 2 + 7
+    assert model.training and torch.get_num_threads() == threads
+    assert (result.batch_size, result.resolution, result.threads, result.repeats) == (3, 28, 1, 7)
+    assert 0 < result.q1_ms <= result.median_ms <= result.q3_ms
+    assert result.spread_ms == result.q3_ms - result.q1_ms
+    assert result.images_per_s == pytest.approx(3 / (result.median_ms / 1000))
+    assert set(result.to_dict()) >= {"median_ms", "spread_ms", "images_per_s", "device"}
+
+
+def test_measure_latency_takes_a_spec():
+    result = measure_latency(tiny("shufflenet_v2_x0_5"), repeats=3, warmup=1, threads=1)
+    assert result.resolution == 28 and result.median_ms > 0
+
+
+def test_models_are_timed_interleaved():
+    log = []
+    models = [counted(tiny(), log, "a"), counted(tiny("shufflenet_v2_x0_5"), log, "b")]
+    results = compare_latency(models, warmup=1, repeats=3, threads=1)
+    assert log == ["a", "b"] * 4
+    assert len(results) == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"repeats": 0}, "repeats >= 1"),
+    ({"batch_size": 0}, "batch_size >= 1"),
+    ({"threads": 0}, "threads must be >= 1"),
+    ({"device": "tpu"}, "not cpu or cuda"),
+])
+def test_bad_settings_are_user_errors(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        measure_latency(tiny(), **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where there is no GPU")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(UserError, match="no CUDA device"):
+        measure_latency(tiny(), device="cuda")
+
+
+def test_profile_json_ranks_by_latency_and_reports_complexity(capsys):
+    names = ["regnetx_002", "shufflenet_v2_x0_5", "resnet18"]
+    assert main(["profile", *names, "--resolution", "32", "--batch-size", "2", "--warmup", "1",
+                 "--repeats", "3", "--threads", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = report["models"]
+    assert sorted(r["model"] for r in rows) == sorted(names)
+    assert [r["latency_rank"] for r in rows] == [1, 2, 3]
+    medians = [r["latency"]["median_ms"] for r in rows]
+    assert medians == sorted(medians)
+    by_flops = sorted(rows, key=lambda r: r["flops"])
+    assert [r["flops_rank"] for r in by_flops] == [1, 2, 3]
+    for row in rows:
+        assert row["resolution"] == 32 and row["latency"]["batch_size"] == 1
+        assert row["throughput"]["batch_size"] == 2 and row["throughput"]["threads"] == 1
+        assert row["gmacs_per_s"] == pytest.approx(row["throughput"]["images_per_s"] * row["flops"] / 1e9)
+        assert row["params"] > 0 and row["acts"] > 0 and row["mac"] > 0
+    assert report["batch_size"] == 2 and report["repeats"] == 3
+
+
+def test_profile_table(capsys):
+    assert main(["profile", "regnetx_002", "--resolution", "28", "--batch-size", "2", "--warmup", "0",
+                 "--repeats", "2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ms b1 (IQR)" in out and "img/s b2" in out and "regnetx_002" in out
+
+
+def test_profile_unknown_model_exits_2(capsys):
+    assert main(["profile", "resnet51"]) == 2
+    assert "unknown model 'resnet51'" in capsys.readouterr().err
