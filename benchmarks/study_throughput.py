@@ -1,6 +1,6 @@
 """Models/hour of a study with 1 worker (all cores) vs N workers (cores split), side by side in one run.
 
-    python benchmarks/study_throughput.py [--spec experiments/smoke.toml] [--workers 2] [--repeats 2]
+    python benchmarks/study_throughput.py [--spec benchmarks/study_bench.toml] [--workers 2] [--repeats 2]
 
 Each repeat runs the same study into a fresh directory with 1 worker, then with N, alternating, so machine
 noise hits both; thread counts are set on purpose (1 worker: all cores; N workers: cores // N each).
@@ -32,7 +32,7 @@ def run_once(spec: str, workers: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spec", default="experiments/smoke.toml")
+    parser.add_argument("--spec", default="benchmarks/study_bench.toml")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
