@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UserError
-from .spec import AnyNetSpec, StageSpec, StemSpec
+from .spec import AnyNetSpec, StageSpec, StemSpec, dataclass_from_mapping
 
 
 def quantized_block_widths(depth: int, w0: float, wa: float, wm: float, q: int = 8) -> list[int]:
@@ -127,11 +127,4 @@ class RegNetParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RegNetParams":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise UserError(f"regnet.{unknown[0]}: unknown key (known: {', '.join(sorted(names))})")
-        missing = sorted({"depth", "w0", "wa", "wm", "group_width"} - set(data))
-        if missing:
-            raise UserError(f"regnet.{missing[0]}: missing")
-        return cls(**data)
+        return dataclass_from_mapping(cls, data, "regnet")

@@ -313,16 +313,20 @@ class AnyNetSpec:
         return cls.from_dict(data)
 
 
-def _build(kind: type, data: Any, where: str) -> Any:
-    """Construct a spec dataclass from a dict, naming unknown or missing keys."""
-    _check(isinstance(data, dict), where, "must be a JSON object")
-    names = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(data) - names)
-    _check(not unknown, f"{where}.{unknown[0]}" if unknown else where, "unknown key")
-    required = {f.name for f in dataclasses.fields(kind)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+def dataclass_from_mapping(kind: type, data: Any, where: str) -> Any:
+    """Construct a dataclass from a mapping (JSON, TOML), naming the first unknown or missing key."""
+    _check(isinstance(data, dict), where, "must be a table / JSON object")
+    fields = dataclasses.fields(kind)
+    names = sorted(f.name for f in fields)
+    unknown = sorted(set(data) - set(names))
+    _check(not unknown, f"{where}.{unknown[0]}" if unknown else where, f"unknown key (known: {', '.join(names)})")
+    required = {f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     missing = sorted(required - set(data))
     _check(not missing, f"{where}.{missing[0]}" if missing else where, "missing")
-    value = kind(**data)
+    return kind(**data)
+
+
+def _build(kind: type, data: Any, where: str) -> Any:
+    value = dataclass_from_mapping(kind, data, where)
     value.validate(where)
     return value

@@ -28,7 +28,7 @@ from torch import nn
 from .builder import AnyNet
 from .data import Dataset, augment_batch
 from .errors import UserError
-from .spec import AnyNetSpec
+from .spec import AnyNetSpec, dataclass_from_mapping
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # On the CPU, bf16 autocast loses to fp32 for grouped convs narrower than this (group width 1: 0.39x,
@@ -96,11 +96,7 @@ class ProxyConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ProxyConfig":
         """From a mapping such as a study TOML's ``[proxy]`` table; unknown keys are errors."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise UserError(f"proxy.{unknown[0]}: unknown key (known: {', '.join(sorted(names))})")
-        return cls(**data)
+        return dataclass_from_mapping(cls, data, "proxy")
 
     def replace(self, **changes: Any) -> "ProxyConfig":
         return dataclasses.replace(self, **changes)

@@ -31,7 +31,7 @@ space = "anynetx_e"
 n = {n}
 [workers]
 heartbeat_interval = 0.5
-stale_after = 4
+stale_after = 8
 """
 
 

@@ -118,10 +118,12 @@ def enqueue_missing(study: optuna.Study, storage: optuna.storages.BaseStorage, p
     trials = study.get_trials(deepcopy=False)
     live = {model_key(t) for t in trials if is_live(t, now, stale_after)}
     enqueued = 0
-    for label, models in population.items():
-        for k, sampled in enumerate(models):
-            if (label, k) not in live:
-                study.enqueue_trial({}, user_attrs=model_attrs(label, k, sampled), skip_if_exists=False)
+    # Round-robin over spaces (model 0 of every space, then model 1, ...), so a study stopped part-way still
+    # compares its spaces on equal footing.
+    for k in range(max(len(models) for models in population.values())):
+        for label, models in population.items():
+            if k < len(models) and (label, k) not in live:
+                study.enqueue_trial({}, user_attrs=model_attrs(label, k, models[k]), skip_if_exists=False)
                 enqueued += 1
     return enqueued
 
