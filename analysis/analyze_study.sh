@@ -3,7 +3,7 @@
 #   analysis/analyze_study.sh experiments/anynet_progression.toml runs/anynet_progression \
 #       analysis/anynet_progression anynetx_a anynetx_e regnetx
 # Arguments: the study spec, its --dir, the output folder, the reference space of the KS column, then the
-# spaces to refine.
+# spaces to refine. LATENCY_ARGS (default "--bins 3") sets the bins/range of the latency-normalised EDF.
 set -euo pipefail
 spec=$1 dir=$2 out=$3 reference=$4
 shift 4
@@ -14,7 +14,7 @@ $rs study export "$spec" --dir "$dir" --out "$out/results.csv"
 $rs edf "$spec" --dir "$dir" --plot "$out/edf.png" --json > "$out/edf.json"
 $rs edf "$spec" --dir "$dir" --plot "$out/edf.svg" > /dev/null
 $rs edf "$spec" --dir "$dir" --normalize flops --bins 5 --plot "$out/edf_flops.png" --json > "$out/edf_flops.json"
-$rs edf "$spec" --dir "$dir" --normalize latency --bins ${LATENCY_BINS:-3} --plot "$out/edf_latency.png" --json > "$out/edf_latency.json"
+$rs edf "$spec" --dir "$dir" --normalize latency ${LATENCY_ARGS:---bins 3} --plot "$out/edf_latency.png" --json > "$out/edf_latency.json"
 $rs best "$spec" --dir "$dir" --out "$out/best.json" > "$out/best.txt"
 $rs report "$spec" --dir "$dir" --out "$out/report.html" 2> /dev/null
 for space in "$@"; do
