@@ -62,6 +62,13 @@ def test_table_output(capsys):
     assert code == 0 and "flops 397.68M" in out and "384" in out
 
 
+def test_table_shows_block_family_options(capsys):
+    _, out, _ = describe(capsys, "resnest50d")
+    stage_rows = [line for line in out.splitlines() if " resnest " in line]
+    assert len(stage_rows) == 4
+    assert all("shortcut=avgpool radix=2 avd=True" in row for row in stage_rows)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["nosuchmodel"], "unknown model 'nosuchmodel'"),
     (["--regnet", "depth=13,w0=24,wa=1,wm=0.5,group_width=8"], "regnet.wm"),

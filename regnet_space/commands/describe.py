@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from . import add_model_arguments
@@ -29,10 +30,19 @@ def run(args: argparse.Namespace) -> int:
     title = args.model or f"RegNet({args.regnet})"
     print(f"{title}  input {spec.in_channels}x{spec.resolution}x{spec.resolution}, {spec.num_classes} classes, "
           f"stem {spec.stem.type} {spec.stem.width}")
-    print(f"{'stage':>5} {'block':>15} {'depth':>5} {'width':>6} {'stride':>6} {'b':>5} {'g':>5} {'SE':>5}")
+    print(f"{'stage':>5} {'block':>15} {'depth':>5} {'width':>6} {'stride':>6} {'b':>5} {'g':>5} {'SE':>5}  options")
     for i, stage in enumerate(spec.stages, 1):
         print(f"{i:>5} {stage.block:>15} {stage.depth:>5} {stage.width:>6} {stage.stride:>6} "
-              f"{stage.bottleneck_ratio:>5g} {stage.group_width:>5} {stage.se_ratio:>5g}")
+              f"{stage.bottleneck_ratio:>5g} {stage.group_width:>5} {stage.se_ratio:>5g}  {_options(stage)}")
     print(f"flops {human(summary['flops'])}  params {human(summary['params'])}  "
           f"acts {human(summary['acts'])}  mac {human(summary['mac'])}")
     return 0
+
+
+_SHOWN = {"depth", "width", "stride", "bottleneck_ratio", "group_width", "block", "se_ratio"}
+
+
+def _options(stage) -> str:
+    """The block-family options a stage sets away from their defaults (e.g. ``shortcut=avgpool radix=2``)."""
+    return " ".join(f"{f.name}={getattr(stage, f.name)}" for f in dataclasses.fields(stage)
+                    if f.name not in _SHOWN and getattr(stage, f.name) != f.default) or "-"
