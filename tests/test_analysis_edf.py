@@ -1,5 +1,6 @@
 """EDFs, normalised EDFs, bands, KS tests and best-of-k against hand-computed cases and scipy."""
 
+import argparse
 import json
 
 import numpy as np
@@ -140,3 +141,13 @@ def test_bad_values_are_named(tmp_path, capsys):
     frame.to_json(path, orient="records", lines=True)
     code, _, err = _run(capsys, "edf", str(path))
     assert code == 2 and "row 2: error=130 is not a top-1 error in %" in err
+
+
+def test_edf_range_takes_complexity_suffixes():
+    from regnet_space.commands.edf import value_range
+
+    assert value_range("5M:20M") == (5e6, 20e6)
+    assert value_range("0:10") == (0.0, 10.0)
+    for bad in ("5M:", ":20M", "20M:5M", "five:ten", "10"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            value_range(bad)

@@ -18,13 +18,17 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def value_range(text: str) -> tuple[float, float]:
-    lo, sep, hi = text.partition(":")
+    """``lo:hi`` with K/M/G suffixes (``5M:20M``), as complexity windows are written; both ends required."""
+    from ..errors import UserError
+    from ..spaces import parse_window
+
+    lo, _, hi = text.partition(":")
+    if not lo.strip() or not hi.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not lo:hi (two numbers, K/M/G suffixes allowed)")
     try:
-        if not sep:
-            raise ValueError
-        return float(lo), float(hi)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not lo:hi (two numbers)") from None
+        return parse_window(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
