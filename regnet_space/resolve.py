@@ -7,10 +7,10 @@ A JSON file may hold an AnyNetSpec, the output of ``describe --json`` (its ``spe
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from . import userfiles
 from .errors import UserError
 from .regnet import RegNetParams
 from .spec import AnyNetSpec
@@ -60,14 +60,7 @@ def regnet_from_json(data: dict[str, Any]) -> RegNetParams | None:
 
 
 def load_json_model(path: Path) -> tuple[AnyNetSpec, RegNetParams | None]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    data = userfiles.parse_json(userfiles.read_text(path, "model file"), str(path))
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object")
     try:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import userfiles
 from .errors import UserError
 
 SPEC_FORMAT = "regnet_space.anynet/1"
@@ -306,11 +307,7 @@ class AnyNetSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "AnyNetSpec":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"spec: not valid JSON ({exc})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(userfiles.parse_json(text, "spec"))
 
 
 def dataclass_from_mapping(kind: type, data: Any, where: str) -> Any:

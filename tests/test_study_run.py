@@ -7,7 +7,6 @@ import json
 import signal
 import time
 
-import pytest
 from optuna.trial import TrialState
 
 from study_helpers import cli, complete_counts, load, start_cli, tiny_spec

@@ -18,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import userfiles
 from ..errors import UserError
 from ..regnet import RegNetParams
 from ..spec import HeadSpec, StageSpec, StemSpec
@@ -229,11 +229,7 @@ def builtin_spaces() -> list[str]:
 
 
 def parse_toml(text: str, where: str) -> DesignSpace:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{where}: not valid TOML ({exc})") from None
-    return DesignSpace.from_dict(data, where)
+    return DesignSpace.from_dict(userfiles.parse_toml(text, where), where)
 
 
 def load_space(name_or_path: str) -> DesignSpace:
@@ -245,11 +241,7 @@ def load_space(name_or_path: str) -> DesignSpace:
     if not path.is_file():
         raise UserError(f"unknown design space {name_or_path!r}: not a built-in space "
                         f"({', '.join(builtin_spaces())}) and not a TOML file")
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    space = parse_toml(text, str(path))
+    space = parse_toml(userfiles.read_text(path, "design space"), str(path))
     return space if space.name else dataclasses.replace(space, name=path.stem)
 
 

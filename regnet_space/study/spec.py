@@ -28,11 +28,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import userfiles
 from ..errors import UserError
 
 COMPLEXITY_METRICS = ("flops", "params", "acts", "mac")
@@ -102,14 +102,8 @@ def _windows(table: dict[str, Any], where: str) -> dict[str, tuple[float, float]
 def load_study_spec(path: str | Path) -> StudySpec:
     """Read and validate a study TOML; every error names the key."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read study spec ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    text = userfiles.read_text(path, "study spec")
+    data = userfiles.parse_toml(text, str(path))
     try:
         return _parse(data, text, path)
     except UserError as exc:
