@@ -17,9 +17,8 @@ STATUSES = ("complete", "running", "failed", "pending")
 def model_rows(session: StudySession) -> list[dict[str, Any]]:
     """Every model of the population with its status and, once trained, its metrics."""
     spec = session.spec
-    sizes = {entry.label: entry.n for entry in spec.spaces}
     trials = session.study.get_trials(deepcopy=False)
-    states = model_states(trials, sizes, stale_after=spec.stale_after)
+    states = model_states(trials, spec.population_sizes, stale_after=spec.stale_after)
     queued = {(t.user_attrs.get("space"), t.user_attrs.get("model_index")): t for t in trials if "spec" in t.user_attrs}
     rows = []
     for (label, index), state in states.items():

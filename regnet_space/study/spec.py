@@ -70,6 +70,11 @@ class StudySpec:
     def total(self) -> int:
         return sum(entry.n for entry in self.spaces)
 
+    @property
+    def population_sizes(self) -> dict[str, int]:
+        """Space label -> n, the population each space must reach."""
+        return {entry.label: entry.n for entry in self.spaces}
+
     def entry(self, label: str) -> SpaceEntry:
         for entry in self.spaces:
             if entry.label == label:

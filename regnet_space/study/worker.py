@@ -84,7 +84,6 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
     dataset = load_dataset(**{**spec.dataset, "device": device})
     shape = DataShape(dataset.resolution, dataset.in_channels, dataset.num_classes)
     population = build_population(spec, shape)
-    sizes = {entry.label: entry.n for entry in spec.spaces}
     report = WorkerReport()
     retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after), what="enqueuing models")
     while True:
@@ -93,8 +92,8 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
             if retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after),
                      what="recovering models"):
                 continue
-            states = retry(lambda: model_states(study.get_trials(deepcopy=False), sizes, stale_after=spec.stale_after),
-                           what="reading the study")
+            states = retry(lambda: model_states(study.get_trials(deepcopy=False), spec.population_sizes,
+                                                stale_after=spec.stale_after), what="reading the study")
             if any(s.status == "running" for s in states.values()):
                 time.sleep(poll)  # another worker is busy; wait in case it dies and its model needs us
                 continue
