@@ -41,7 +41,7 @@ def main() -> int:
     run("edf", spec, "--dir", out, "--plot", str(outputs["EDF plot"]))
     run("edf", spec, "--dir", out, "--normalize", "flops", "--bins", "4", "--plot", str(outputs["normalised EDF plot"]))
     run("report", spec, "--dir", out, "--out", str(outputs["HTML report"]), "--figures", str(OUT / "figures"))
-    run("best", spec, "--dir", out, "--out", str(outputs["best RegNet config"]))
+    run("best", spec, "--dir", out, "--out", str(outputs["best RegNet config"]), "--verify")
     print(f"\ndemo finished in {(time.time() - start) / 60:.1f} min. Outputs:")
     for what, path in outputs.items():
         print(f"  {what:<22} {path}")

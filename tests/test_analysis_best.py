@@ -10,7 +10,10 @@ import torch
 
 from analysis_tables import SMALL_DATA, anynet_rows, regnet_rows, table
 from regnet_space import build_model
-from regnet_space.analysis.best import best_config, best_row
+from regnet_space import AnyNetSpec, RegNetParams, StageSpec, complexity
+from regnet_space.analysis.best import MAX_E_FIT, best_config, best_row
+from regnet_space.analysis.table import REGNET_PARAMETERS
+from regnet_space.resolve import resolve_model
 from regnet_space.cli import main
 
 
@@ -61,18 +64,58 @@ def test_best_json_round_trips_through_describe_and_build_model(tmp_path, capsys
     assert json.loads(text)["resolution"] == 224 and json.loads(text)["flops"] > config["flops"]
 
 
-def test_anynet_winner_becomes_its_nearest_regnet(tmp_path, capsys):
-    frame = pd.DataFrame(anynet_rows(30, seed=4))
-    config = best_config(frame, {"name": "t", "dataset": {"name": "synthetic"}, "proxy": {"epochs": 1}})
-    winner = frame.sort_values(["error", "flops"]).iloc[0]
-    assert config["source"].startswith("anynet") and 0 < config["e_fit"] < 2
-    assert config["measured"]["flops"] == winner["flops"] and config["matches_measured"] is False
-    assert config["data"] == {"name": "synthetic"} and config["proxy"] == {"epochs": 1}
+def _anynet_row(widths, depths, error, group_width=8, space="anynetx_a", index=0):
+    spec = AnyNetSpec(stages=tuple(StageSpec(depth=d, width=w, stride=2, group_width=group_width)
+                                   for w, d in zip(widths, depths)), **SMALL_DATA)
+    cx = complexity(spec)
+    return {"space": space, "error": error, "flops": cx.flops, "params": cx.params, "acts": cx.acts,
+            "mac": cx.mac, "spec": spec.to_json(), "model_index": index}
+
+
+def test_demo_situation_emits_the_best_measured_regnet_and_no_unmeasured_error():
+    # The best model is an AnyNet model far from any RegNet (e_fit well above the limit): the emitted config
+    # must be the best model of the RegNet space, with its own measured error, and name the AnyNet winner.
+    far = _anynet_row([128, 16, 128, 16], [7, 7, 7, 7], error=18.33)
+    regnets = regnet_rows(10, seed=5)
+    best_regnet = min(regnets, key=lambda r: (r["error"], r["flops"]))
+    best_regnet["error"] = 18.37
+    config = best_config(pd.DataFrame([far] + regnets), {"name": "t"})
+    assert config["source"] == "regnet" and config["space"] == "regnetx"
+    assert config["model_index"] == best_regnet["model_index"] and config["errors"] == {"val": 18.37}
+    assert config["matches_measured"] is True and len(config["widths"]) == 4
+    assert config["study_best"] == {"space": "anynetx_a", "error": 18.33, "flops": far["flops"], "is_regnet": False,
+                                    "model_index": 0}
+
+
+def test_an_anynet_model_near_a_regnet_is_emitted_without_errors_of_its_own():
+    # RegNetX-200MF's stages with one width off the line: e_fit ~ 0.016, same 4 stages, so it is a RegNet
+    # candidate; the emitted config is not the trained network, so its error is the source's, not its own.
+    near = _anynet_row([24, 56, 160, 368], [1, 1, 4, 7], error=10.0)
+    config = best_config(pd.DataFrame([near] + regnet_rows(5, seed=1)), {"name": "t"})
+    assert config["source"].startswith("anynet") and 0 < config["e_fit"] <= MAX_E_FIT
+    assert "errors" not in config and config["matches_measured"] is False
+    assert config["measured"]["errors"] == {"val": 10.0} and len(config["widths"]) == 4
+    assert (config.get("stem_type", "simple"), config.get("first_stride", 2)) == ("simple", 2)  # its input form
+
+
+def test_no_regnet_in_the_table_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    pd.DataFrame([_anynet_row([128, 16, 128, 16], [7, 7, 7, 7], error=20.0)]).to_csv(path, index=False)
+    code, _, err = _run(capsys, "best", str(path))
+    assert code == 2 and "no model is a RegNet" in err
+
+
+def test_small_form_regnet_config_rebuilds_the_trained_network(tmp_path, capsys):
+    params = RegNetParams(depth=13, w0=24, wa=36.44, wm=2.49, group_width=8, stem_type="cifar", stem_width=16,
+                          first_stride=1)
+    spec = params.to_spec(**SMALL_DATA)
+    row = {"space": "regnetx", "error": 12.0, "model_index": 3, **complexity(spec).to_dict(),
+           "spec": spec.to_json(), **{k: v for k, v in params.to_dict().items() if k in REGNET_PARAMETERS}}
+    config = best_config(pd.DataFrame([row]), {"name": "t"})
+    assert config["matches_measured"] is True and config["errors"] == {"val": 12.0}
     path = tmp_path / "best.json"
     path.write_text(json.dumps(config))
-    described = _describe(capsys, path)
-    assert (described["widths"], described["flops"], described["params"]) == \
-        (config["widths"], config["flops"], config["params"])
+    assert resolve_model(str(path)) == spec and spec.stage_resolutions() == [28, 14, 7, 4]
 
 
 def test_unknown_space_exits_2(tmp_path, capsys):
@@ -91,9 +134,14 @@ def test_best_edf_and_report_of_a_real_study(tmp_path, capsys):
     run = cli("study", "run", str(spec), "--dir", str(tmp_path / "run"), "--quiet")
     assert run.returncode == 0, run.stderr
     out = tmp_path / "best.json"
-    code, _, err = _run(capsys, "best", str(spec), "--dir", str(tmp_path / "run"), "--out", str(out))
+    code, text, err = _run(capsys, "best", str(spec), "--dir", str(tmp_path / "run"), "--out", str(out), "--verify")
     assert code == 0, err
     config = json.loads(out.read_text())
+    # --verify trained the emitted config with the study's proxy: its own error, beside the source model's.
+    verified = config["verified"]
+    assert verified["status"] in ("ok", "diverged") and verified["seed"] == 0
+    assert verified["status"] != "ok" or 0 <= verified["val_error"] <= 100
+    assert "verified: the emitted config trained" in text
     assert config["study"] == "tiny" and config["proxy"]["epochs"] == 1 and "synthetic" in config["data"]["name"]
     described = _describe(capsys, out)
     for key in ("widths", "depths", "flops", "params", "acts", "resolution", "num_classes"):
@@ -101,7 +149,7 @@ def test_best_edf_and_report_of_a_real_study(tmp_path, capsys):
     code, text, _ = _run(capsys, "edf", str(spec), "--dir", str(tmp_path / "run"), "--json")
     groups = json.loads(text)["groups"]
     assert code == 0 and {g["n"] for g in groups.values()} == {2}
-    assert min(g["min_error"] for g in groups.values()) == config["errors"]["val"]
+    assert groups["regnetx"]["min_error"] == config["measured"]["errors"]["val"]  # the best RegNet-space model
     report = tmp_path / "report.html"
     assert main(["report", str(spec), "--dir", str(tmp_path / "run"), "--out", str(report), "--samples", "200",
                  "--bins", "1"]) == 0

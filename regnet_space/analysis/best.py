@@ -1,16 +1,22 @@
-"""The best model of a study as a RegNet config (``best.json``) that ``describe``/``train``/``build_model`` rebuild.
+"""The best measured RegNet of a study as a config (``best.json``) that ``describe``/``train``/``build_model`` rebuild.
 
-The winner is the lowest validation error (ties: fewer flops). A RegNet winner is emitted as its own parameters;
-an AnyNet winner as its nearest RegNet by the quantized linear fit, with e_fit saying how near. The widths and
-complexity stored are those of the emitted config at the study's data size, so ``describe best.json`` reproduces
-them; the model as measured is kept under ``measured``.
+"Best" means the lowest validation error (ties: fewer flops) among the models that *are* RegNets:
+- a model of a RegNet space, emitted as its own parameters: its errors are its own, measured;
+- an AnyNet model whose per-block widths a RegNet reproduces closely (e_fit <= ``MAX_E_FIT``) with the same
+  number of stages, X blocks and the same input form: emitted as that RegNet. The emitted network is not the
+  trained one, so its errors are not known: the source model's errors are kept under ``source`` and never
+  under ``errors``; ``regnet-space best --verify`` trains the emitted config and reports its own error.
+The lowest-error model of the whole study is named under ``study_best`` when it is not the one emitted (an
+AnyNet model far from every RegNet says something about the space, but it is no RegNet config).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import numbers
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -21,6 +27,10 @@ from ..regnet import RegNetParams
 from ..spec import AnyNetSpec
 from .linear_fit import fit_quantized_linear
 from .table import REGNET_PARAMETERS, row_spec
+
+# An AnyNet model counts as a RegNet when the quantized linear fit reproduces its block widths within 5% on
+# average (mean |log(predicted / observed)| <= 0.05): about one quantization step of 8 channels at width 160.
+MAX_E_FIT = 0.05
 
 
 def best_row(frame: pd.DataFrame, space: str | None = None) -> pd.Series:
@@ -52,7 +62,8 @@ def nearest_regnet(spec: AnyNetSpec) -> tuple[RegNetParams, float]:
         group_width = max(int(round(w / ratio)) for w in fit.widths)
     se_ratio = float(_depth_weighted_mode([s.se_ratio for s in spec.stages], depths))
     params = RegNetParams(depth=fit.depth, w0=fit.w0, wa=fit.wa, wm=fit.wm, group_width=group_width,
-                          bottleneck_ratio=ratio, se_ratio=se_ratio, stem_width=spec.stem.width)
+                          bottleneck_ratio=ratio, se_ratio=se_ratio, stem_width=spec.stem.width,
+                          stem_type=spec.stem.type, first_stride=spec.stages[0].stride)
     return params, fit.e_fit
 
 
@@ -62,55 +73,104 @@ def _regnet_of_row(row: pd.Series, spec: AnyNetSpec | None) -> RegNetParams:
         values.setdefault("bottleneck_ratio", spec.stages[0].bottleneck_ratio)
         values.setdefault("se_ratio", spec.stages[0].se_ratio)
         values.setdefault("group_width", spec.stages[0].group_width)
-        values["stem_width"] = spec.stem.width
+        values.update(stem_width=spec.stem.width, stem_type=spec.stem.type, first_stride=spec.stages[0].stride)
     if "group_width" not in values:
         raise UserError("the best model has RegNet columns but no group_width (and no spec to read it from)")
-    integers = ("depth", "w0", "group_width", "stem_width")
-    return RegNetParams(**{k: int(v) if k in integers else float(v) for k, v in values.items()})
+    integers = ("depth", "w0", "group_width", "stem_width", "first_stride")
+    return RegNetParams(**{k: v if k == "stem_type" else int(v) if k in integers else float(v)
+                           for k, v in values.items()})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model of the table that is a RegNet: the config it is emitted as and how it relates to the model."""
+
+    row: pd.Series
+    params: RegNetParams
+    e_fit: float | None  # None: a model of a RegNet space (the config is the model)
+    why: str
+
+
+def as_regnet(row: pd.Series) -> Candidate | None:
+    """The model of ``row`` as a RegNet config, or None if it is not one (see the module docstring)."""
+    spec = row_spec(row)
+    if all(k in row.index and pd.notna(row[k]) for k in ("depth", "w0", "wa", "wm")):
+        return Candidate(row, _regnet_of_row(row, spec), None, "a model of a RegNet space")
+    if spec is None or not _convertible(spec):
+        return None
+    params, fit = nearest_regnet(spec)
+    if fit > MAX_E_FIT or len(params.stages()[0]) != len(spec.stages):
+        return None
+    return Candidate(row, params, fit, f"an AnyNet model whose block widths a RegNet reproduces with e_fit "
+                                        f"{fit:.3f} <= {MAX_E_FIT} and the same {len(spec.stages)} stages")
+
+
+def _convertible(spec: AnyNetSpec) -> bool:
+    """X blocks with default options and RegNet's strides (first 1 or 2, then 2): what a RegNet config builds."""
+    plain = RegNetParams(depth=1, w0=8, wa=8, wm=2, group_width=1).to_spec().stages[0]
+    options = [f for f in dataclasses.fields(plain) if f.name not in
+               ("depth", "width", "stride", "bottleneck_ratio", "group_width", "se_ratio")]
+    return (all(s.stride == 2 for s in spec.stages[1:]) and spec.head == AnyNetSpec(stages=(plain,)).head
+            and all(getattr(s, f.name) == getattr(plain, f.name) for s in spec.stages for f in options))
 
 
 def best_config(frame: pd.DataFrame, meta: dict[str, Any], space: str | None = None) -> dict[str, Any]:
-    """The best model of ``frame`` as a best.json document (see the module docstring)."""
-    row = best_row(frame, space)
+    """The best measured RegNet of ``frame`` as a best.json document (see the module docstring)."""
+    ranked = frame if space is None else frame[frame["space"] == space]
+    best_row(frame, space)  # names the spaces when ``space`` has no models
+    ranked = ranked.sort_values(["error", "flops"], kind="stable")
+    candidate = next((c for c in map(as_regnet, (r for _, r in ranked.iterrows())) if c is not None), None)
+    if candidate is None:
+        raise UserError(f"no model{'' if space is None else f' of {space}'} is a RegNet: none is from a RegNet "
+                        f"space or within e_fit {MAX_E_FIT} of one with the same stages (try a RegNet space)")
+    row, params = candidate.row, candidate.params
     spec = row_spec(row)
-    is_regnet = all(k in row.index and pd.notna(row[k]) for k in ("depth", "w0", "wa", "wm"))
-    if is_regnet:
-        params, e_fit = _regnet_of_row(row, spec), None
-    elif spec is not None:
-        params, e_fit = nearest_regnet(spec)
-    else:
-        raise UserError(f"the best model (space {row['space']!r}) has neither RegNet columns "
-                        f"(depth, w0, wa, wm) nor a spec to fit a RegNet to")
     size = {"resolution": 224, "in_channels": 3, "num_classes": 1000}
     if spec is not None:
         size = {"resolution": spec.resolution, "in_channels": spec.in_channels, "num_classes": spec.num_classes}
     config_spec = params.to_spec(**size)
     cx = complexity(config_spec)
-    measured = {"flops": int(row["flops"]), "params": int(row["params"]), "acts": int(row["acts"])}
+    measured = {"space": str(row["space"]), "errors": _errors(row), "flops": int(row["flops"]),
+                "params": int(row["params"]), "acts": int(row["acts"])}
+    if "model_index" in row.index and pd.notna(row["model_index"]):
+        measured["model_index"] = int(row["model_index"])
     if spec is not None:
         measured.update(widths=spec.widths, depths=spec.depths, group_widths=spec.group_widths,
                         spec=spec.to_dict())
-    errors = {"val": float(row["error"])}
-    errors.update({c: float(row[c]) for c in row.index if c.endswith("_error") and c != "val_error"
-                   and isinstance(row[c], numbers.Real) and not isinstance(row[c], bool) and pd.notna(row[c])})
+    trained = spec is None and candidate.e_fit is None or config_spec == spec
     out: dict[str, Any] = {
         **{k: v for k, v in params.to_dict().items() if k != "q"},
         **size,
         "widths": config_spec.widths, "depths": config_spec.depths, "group_widths": config_spec.group_widths,
         "flops": cx.flops, "params": cx.params, "acts": cx.acts, "mac": cx.mac,
-        "errors": errors,
+        # Errors belong to the network that was trained: only when the config is that network.
+        **({"errors": measured["errors"]} if trained else {}),
         "space": str(row["space"]),
-        "source": "regnet" if is_regnet else "anynet: nearest RegNet by the quantized linear fit",
-        "e_fit": e_fit,
+        "source": "regnet" if candidate.e_fit is None else "anynet: its RegNet by the quantized linear fit",
+        "why": candidate.why,
+        "e_fit": candidate.e_fit,
+        "matches_measured": trained,
+        "measured": measured,
         "study": meta.get("name"),
         "data": meta.get("dataset"),
         "proxy": meta.get("proxy"),
-        "measured": measured,
-        "matches_measured": config_spec == spec,  # False for an AnyNet winner or a non-RegNet stem/block
     }
-    if "model_index" in row.index and pd.notna(row["model_index"]):
-        out["model_index"] = int(row["model_index"])
+    if "model_index" in measured:
+        out["model_index"] = measured["model_index"]
+    overall = best_row(frame, space)
+    if overall.name != row.name:
+        out["study_best"] = {"space": str(overall["space"]), "error": float(overall["error"]),
+                             "flops": int(overall["flops"]), "is_regnet": False,
+                             **({"model_index": int(overall["model_index"])} if "model_index" in overall.index
+                                and pd.notna(overall["model_index"]) else {})}
     return json.loads(json.dumps(out, default=_plain))
+
+
+def _errors(row: pd.Series) -> dict[str, float]:
+    errors = {"val": float(row["error"])}
+    errors.update({c: float(row[c]) for c in row.index if c.endswith("_error") and c != "val_error"
+                   and isinstance(row[c], numbers.Real) and not isinstance(row[c], bool) and pd.notna(row[c])})
+    return errors
 
 
 def _plain(value: Any) -> Any:

@@ -1,5 +1,6 @@
-"""``regnet-space best``: the best model of a study as a RegNet config (best.json) that ``describe``, ``train``
-and ``regnet_space.build_model`` accept; an AnyNet winner becomes its nearest RegNet by the quantized linear fit."""
+"""``regnet-space best``: the best measured RegNet of a study as a config (best.json) that ``describe``, ``train``
+and ``regnet_space.build_model`` accept: a model of a RegNet space, or an AnyNet model a RegNet reproduces within
+e_fit 0.05 with the same stages. ``--verify`` trains the emitted config with the study's proxy and data."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--space", help="only models of this space")
     parser.add_argument("--json", action="store_true", help="print the JSON instead of a summary")
     parser.add_argument("--out", metavar="best.json", help="also write the JSON to this file")
+    parser.add_argument("--verify", action="store_true", help="train the emitted config with the study's proxy "
+                        "and data (needs a study spec) and store its own error under \"verified\"")
+    parser.add_argument("--seed", type=int, default=0, help="training seed for --verify (default 0)")
+    parser.add_argument("--device", default="cpu", help="device for --verify: cpu or cuda (default cpu)")
     parser.set_defaults(handler=run)
 
 
@@ -26,14 +31,27 @@ def run(args: argparse.Namespace) -> int:
 
     frame, meta = table.load(args.study, dir=args.dir, storage=args.storage)
     config = best.best_config(frame, meta, args.space)
+    if args.verify:
+        config["verified"] = _verify(config, meta, seed=args.seed, device=args.device)
     text = json.dumps(config, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
     if args.json:
         print(text)
         return 0
-    print(f"best of {config['space']}: val error {config['errors']['val']:.2f}%  ({config['source']}"
+    source = config["measured"]
+    own = f"val error {config['errors']['val']:.2f}%" if "errors" in config else \
+        f"not trained as emitted; its source model's val error {source['errors']['val']:.2f}%"
+    print(f"best RegNet of {config['space']}: {own}  ({config['source']}"
           + (f", e_fit {config['e_fit']:.3f}" if config["e_fit"] is not None else "") + ")")
+    if "verified" in config:
+        check = config["verified"]
+        own = f"val error {check['val_error']:.2f}%" if check["val_error"] is not None else check["status"]
+        print(f"  verified: the emitted config trained with the study's proxy: {own} "
+              f"(source model {source['errors']['val']:.2f}%)")
+    if "study_best" in config:
+        other = config["study_best"]
+        print(f"  (the study's lowest error, {other['error']:.2f}%, is a {other['space']} model that is no RegNet)")
     print(f"  depth={config['depth']} w0={config['w0']} wa={config['wa']} wm={config['wm']} "
           f"group_width={config['group_width']} bottleneck_ratio={config['bottleneck_ratio']} "
           f"se_ratio={config['se_ratio']}")
@@ -43,3 +61,20 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {args.out}")
     return 0
+
+
+def _verify(config: dict, meta: dict, *, seed: int, device: str) -> dict:
+    """Train the emitted config with the study's proxy on the study's data: its own, measured error."""
+    from ..data import load_dataset
+    from ..errors import UserError
+    from ..resolve import regnet_from_json
+    from ..train import ProxyConfig, train_model
+
+    if not meta.get("dataset") or meta.get("proxy") is None:
+        raise UserError("--verify needs a study spec (its dataset and proxy), not a results table")
+    data = load_dataset(**{**meta["dataset"], "device": device})
+    spec = regnet_from_json(config).to_spec(resolution=config["resolution"], in_channels=config["in_channels"],
+                                            num_classes=config["num_classes"])
+    result = train_model(spec, data, ProxyConfig.from_dict(meta["proxy"]), seed=seed, device=device)
+    return {"val_error": result.val_error, "status": result.status, "seed": seed,
+            "seconds": round(result.seconds, 1)}
