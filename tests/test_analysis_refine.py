@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis_tables import anynet_rows, regnet_rows
-from regnet_space.analysis.calibration import anynet_table, recovered
+from regnet_space.analysis.calibration import parameter_table, recovered
 from regnet_space.analysis.refine import Decision, apply, narrow, propose, refine
 from regnet_space.cli import main
 from regnet_space.errors import UserError
@@ -30,7 +30,7 @@ def test_narrow_snaps_outward_to_the_support():
 def test_a_perfect_separation_gets_the_smallest_p():
     """Models with b1 = 1 are all better than the rest: the permutation p of narrowing b1 is 1/(P+1)."""
     space = load_space("anynetx_a")
-    frame = anynet_table(space, 120, np.random.default_rng(0))
+    frame = parameter_table(space, 120, np.random.default_rng(0))
     frame["error"] = 20 + frame["error"] / 100 + 5 * (frame["b1"] != 1)
     decisions = {(d.kind, d.column): d for d in propose(space, frame, permutations=400, seed=1)}
     b1 = decisions[("narrow", "b1")]
@@ -47,7 +47,7 @@ def test_noise_takes_nothing_and_single_p_values_are_uniform():
     space = load_space("anynetx_a")
     raw, tables_with_taken, candidates = 0, 0, 0
     for seed in range(40):
-        decisions = propose(space, anynet_table(space, 200, np.random.default_rng(seed)), permutations=1000,
+        decisions = propose(space, parameter_table(space, 200, np.random.default_rng(seed)), permutations=1000,
                             seed=seed)
         raw += sum(d.p_value <= 0.05 for d in decisions)
         candidates += len(decisions)
@@ -60,7 +60,7 @@ def test_planted_structure_is_recovered():
     """Fast recovery check: 8 tables of 500 models with b = 1, g in 4..16 and non-decreasing widths planted
     (the full rates are in analysis/calibration/results.json)."""
     space = load_space("anynetx_a")
-    found = [recovered(refine(space, anynet_table(space, 500, np.random.default_rng(100 + s), planted=True),
+    found = [recovered(refine(space, parameter_table(space, 500, np.random.default_rng(100 + s), planted=True),
                               permutations=1000, seed=s).space) for s in range(8)]
     assert sum(f["b_1"] for f in found) >= 7
     assert sum(f["g_4_16"] for f in found) >= 7

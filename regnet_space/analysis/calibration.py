@@ -8,8 +8,8 @@ both kinds of table (seeded); ``analysis/calibration/run.py`` runs them by the h
   from one distribution (the plain KS null is true); with ``mixes="across-bins"`` the spaces put different
   numbers of models in each complexity bin but draw uniformly inside every bin, so after weighting by bin the
   two normalised EDFs are identical (the normalised null is exactly true while the plain one is false).
-- ``anynet_table``: the per-stage parameters of models drawn from an AnyNet space (independently per stage,
-  before group compatibility), with errors that are noise, optionally plus the planted structure
+- ``parameter_table``: the sampled parameters of models drawn from a space (AnyNet: per stage, independently,
+  before group compatibility), with errors that are noise, optionally (AnyNet) plus the planted structure
   ``PLANTED``: a penalty for every stage with b != 1, for every stage with g outside 4..16 and for every
   step where the width shrinks. Depths carry no signal.
 """
@@ -50,16 +50,23 @@ def _binned_uniform(n: int, probabilities: np.ndarray, rng: np.random.Generator)
     return bins + rng.random(n)
 
 
-def anynet_table(space: DesignSpace, n: int, rng: np.random.Generator, *, planted: bool = False) -> pd.DataFrame:
-    """``n`` models' per-stage parameters (d1.., w1.., b1.., g1..) drawn from ``space`` and their errors."""
+def parameter_table(space: DesignSpace, n: int, rng: np.random.Generator, *, planted: bool = False
+                    ) -> pd.DataFrame:
+    """``n`` models' sampled parameters drawn from ``space`` (AnyNet: d1.., w1.., b1.., g1.. per stage,
+    independently; RegNet: its [regnet] parameters) and their errors: noise, plus ``PLANTED`` (AnyNet only)."""
     columns = {}
-    for field, alias in STAGE_ALIASES.items():
-        for i in range(space.num_stages):
-            value = space.stage_value(i, field)
+    if space.is_regnet:
+        if planted:
+            raise ValueError("the planted structure is defined for AnyNet spaces")
+        for field, value in space.regnet.items():
             if isinstance(value, Distribution):
-                columns[f"{alias}{i + 1}"] = value.values[value.draw(rng, n)].astype(float)
-            else:
-                columns[f"{alias}{i + 1}"] = np.full(n, float(value))
+                columns[field] = value.values[value.draw(rng, n)].astype(float)
+    else:
+        for field, alias in STAGE_ALIASES.items():
+            for i in range(space.num_stages):
+                value = space.stage_value(i, field)
+                drawn = value.values[value.draw(rng, n)] if isinstance(value, Distribution) else np.full(n, value)
+                columns[f"{alias}{i + 1}"] = drawn.astype(float)
     frame = pd.DataFrame(columns)
     error = 20 + rng.normal(0, NOISE_SD, size=n)
     if planted:
