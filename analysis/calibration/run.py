@@ -27,7 +27,8 @@ ALPHA = 0.05
 
 def rate(hits: int, total: int) -> dict:
     p = hits / total
-    return {"rate": round(p, 4), "hits": int(hits), "tables": int(total), "binomial_sd": round(np.sqrt(p * (1 - p) / total), 4)}
+    return {"rate": round(p, 4), "hits": int(hits), "tables": int(total),
+            "binomial_sd": round(np.sqrt(p * (1 - p) / total), 4)}
 
 
 def pooled_pvalue(frame, bins: int, permutations: int, rng) -> float:
@@ -117,7 +118,8 @@ def main() -> None:
         "command": "PYTHONPATH=. OMP_NUM_THREADS=1 python analysis/calibration/run.py "
                    f"--tables {args.tables} --refine-tables {args.refine_tables} "
                    f"--planted-tables {args.planted_tables} --seed {args.seed}",
-        "commit": subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip(),
+        "commit": subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                                 text=True).stdout.strip(),
         "python": platform.python_version(),
         "edf": edf_tests(args.tables, n=100, bins=5, permutations=500, seed=args.seed),
         "refine_noise": [refine_noise("anynetx_a", args.refine_tables, 300, 1000, args.seed),

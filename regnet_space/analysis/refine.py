@@ -4,7 +4,8 @@ only the steps the data supports.
 ``propose`` turns a results table into candidate decisions, each with a permutation p-value:
 - ``narrow`` a range: one stage's parameter (column ``d3``, ``w1``, ...), a shareable field in every stage at
   once (``column`` None), or a RegNet parameter (``w0``, ``wm``, ...), to a contiguous range of its values;
-- ``share`` a value (AnyNetX_B/C): every stage uses one value of b or g;
+- ``share`` a value (AnyNetX_B/C): every stage uses one value of b or g (sharing one value and narrowing the
+  field in every stage are one candidate, so the better-supported of the two is proposed);
 - ``monotone`` (AnyNetX_D/E): non-decreasing widths or depths.
 
 Every candidate is scored by how strongly a feature of the models marks the low-error ones: the correlation of
