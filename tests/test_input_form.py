@@ -109,3 +109,11 @@ def test_describe_and_sample_warn_about_tiny_stages(capsys):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+def test_a_shared_field_with_a_fixed_value_samples():
+    space = dataclasses.replace(load_space("anynetx_c"), stage={**load_space("anynetx_c").stage,
+                                                                "bottleneck_ratio": 1.0})
+    models = sample_models(space, 5, seed=0, windows={"flops": (5e6, 20e6)}, resolution=28, in_channels=1,
+                           num_classes=10)
+    assert all(m.spec.bottleneck_ratios == [1.0] * 4 and m.params["b3"] == 1.0 for m in models)

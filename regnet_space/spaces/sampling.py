@@ -192,7 +192,10 @@ class _Sampler:
                 keys = [stage_key(name, i) for i in range(space.num_stages)]
                 if name in space.shared:
                     self._add(keys[0], values[0])
-                    self.copies.update((key, keys[0]) for key in keys[1:])
+                    if isinstance(values[0], Distribution):
+                        self.copies.update((key, keys[0]) for key in keys[1:])
+                    else:  # a shared fixed value is simply fixed in every stage
+                        self.fixed.update((key, values[0]) for key in keys[1:])
                 elif name in space.monotone and any(isinstance(v, Distribution) for v in values):
                     point = [Distribution("choice", options=(v,)) for v in values]  # a fixed stage: one value
                     self.joint.append((keys, [v if isinstance(v, Distribution) else p for v, p in zip(values, point)]))
