@@ -86,7 +86,7 @@ def best_config(frame: pd.DataFrame, meta: dict[str, Any], space: str | None = N
         size = {"resolution": spec.resolution, "in_channels": spec.in_channels, "num_classes": spec.num_classes}
     config_spec = params.to_spec(**size)
     cx = complexity(config_spec)
-    measured = {"flops": int(row["flops"]), "params": int(row["params"]), "acts": int(row["acts"])}
+    measured = {k: int(row[k]) for k in ("flops", "params", "acts") if k in row.index and pd.notna(row[k])}
     if spec is not None:
         measured.update(widths=spec.widths, depths=spec.depths, group_widths=spec.group_widths,
                         spec=spec.to_dict())
