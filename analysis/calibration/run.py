@@ -1,0 +1,132 @@
+"""Calibration of the EDF tests and of `refine`: rejection rates on null tables, recovery on planted ones.
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 python analysis/calibration/run.py [--tables 1000] [--refine-tables 500]
+
+Writes analysis/calibration/results.json (every rate with its binomial standard deviation). The tables come
+from regnet_space.analysis.calibration (see its docstring for what each null and planted table is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from regnet_space.analysis.calibration import PLANTED, parameter_table, recovered, two_space_table
+from regnet_space.analysis.edf import _weighted_ks, compare
+from regnet_space.analysis.refine import propose, refine
+from regnet_space.spaces import load_space
+
+ALPHA = 0.05
+
+
+def rate(hits: int, total: int) -> dict:
+    p = hits / total
+    return {"rate": round(p, 4), "hits": int(hits), "tables": int(total), "binomial_sd": round(np.sqrt(p * (1 - p) / total), 4)}
+
+
+def pooled_pvalue(frame, bins: int, permutations: int, rng) -> float:
+    """The old, miscalibrated normalised test (labels shuffled across bins), for contrast only."""
+    errors = frame["error"].to_numpy()
+    order = np.argsort(errors, kind="stable")
+    errors, binned = errors[order], np.minimum(frame["flops"].to_numpy()[order].astype(int), bins - 1)
+    labels = (frame["space"].to_numpy()[order] == "a")
+    observed = _weighted_ks(errors, binned, labels[None, :], bins)[0]
+    shuffled = rng.permuted(np.broadcast_to(labels, (permutations, len(labels))), axis=1)
+    return (1 + np.sum(_weighted_ks(errors, binned, shuffled, bins) >= observed - 1e-12)) / (1 + permutations)
+
+
+def edf_tests(tables: int, n: int, bins: int, permutations: int, seed: int) -> dict:
+    plain_null = plain_cover = norm_null = norm_cover = plain_on_norm = pooled = 0
+    for t in tqdm(range(tables), desc="EDF null tables", unit="table"):
+        rng = np.random.default_rng([seed, t])
+        same = compare(two_space_table(n, rng, mixes="same", bins=bins), ci_samples=1000, seed=t).ks[0]
+        plain_null += same["pvalue"] <= ALPHA
+        plain_cover += same["mean_diff_ci"][0] <= 0 <= same["mean_diff_ci"][1]
+        frame = two_space_table(n, rng, mixes="across-bins", bins=bins)
+        norm = compare(frame, normalize="flops", bins=bins, value_range=(0, bins), permutations=permutations,
+                       ci_samples=1000, seed=t).ks[0]
+        norm_null += norm["pvalue"] <= ALPHA
+        norm_cover += norm["mean_diff_ci"][0] <= 0 <= norm["mean_diff_ci"][1]
+        plain_on_norm += compare(frame, ci_samples=1).ks[0]["pvalue"] <= ALPHA
+        pooled += pooled_pvalue(frame, bins, permutations, rng) <= ALPHA
+    setup = {"models_per_space": n, "bins": bins, "permutations": permutations, "alpha": ALPHA}
+    return {
+        "plain_ks_same_mix": {**rate(plain_null, tables), **setup,
+                              "table": "both spaces draw flops from one distribution; error 25 - flops + N(0,1)"},
+        "normalised_ks_mix_differs_across_bins": {
+            **rate(norm_null, tables), **setup,
+            "table": "space a puts 1..3 parts of its models in bins 1..5, b 3..1; uniform within bins; "
+                     "error 25 - flops + N(0,1): the normalised EDFs are equal"},
+        "bootstrap_ci_covers_true_mean_diff_0": {"plain": rate(plain_cover, tables),
+                                                 "normalised": rate(norm_cover, tables), "level": 0.95},
+        "context_plain_ks_on_the_normalised_null_tables": rate(plain_on_norm, tables),
+        "context_old_pooled_permutation_on_the_normalised_null_tables": rate(pooled, tables),
+    }
+
+
+def refine_noise(space_name: str, tables: int, n: int, permutations: int, seed: int) -> dict:
+    space = load_space(space_name)
+    any_taken = raw = candidates = 0
+    by_kind: dict[str, list[int]] = {}
+    for t in tqdm(range(tables), desc=f"refine on noise ({space_name})", unit="table"):
+        decisions = propose(space, parameter_table(space, n, np.random.default_rng([seed, t])),
+                            permutations=permutations, seed=t)
+        any_taken += any(d.taken for d in decisions)
+        raw += sum(d.p_value <= ALPHA for d in decisions)
+        candidates += len(decisions)
+        for d in decisions:
+            where = "regnet" if space.is_regnet else "one stage" if d.column else "every stage"
+            key = f"{'monotone' if d.kind == 'monotone' else 'narrow/share'} {d.field} ({where})"
+            by_kind.setdefault(key, [0, 0])
+            by_kind[key][0] += d.p_value <= ALPHA
+            by_kind[key][1] += 1
+    return {"space": space_name, "models": n, "permutations": permutations, "alpha": ALPHA,
+            "candidates_per_table": candidates / tables,
+            "family_wise_any_decision_taken": rate(any_taken, tables),
+            "single_candidate_raw_p_le_alpha": {"rate": round(raw / candidates, 4), "p_values": candidates},
+            "single_candidate_raw_p_le_alpha_by_field": {k: round(h / c, 4) for k, (h, c) in sorted(by_kind.items())}}
+
+
+def refine_planted(tables: int, n: int, permutations: int, seed: int) -> dict:
+    space = load_space("anynetx_a")
+    found = []
+    for t in tqdm(range(tables), desc=f"refine on planted tables (n={n})", unit="table"):
+        table = parameter_table(space, n, np.random.default_rng([seed, 7, t]), planted=True)
+        found.append(recovered(refine(space, table, permutations=permutations, seed=t).space))
+    rates = {key: rate(sum(f[key] for f in found), tables) for key in found[0]}
+    rates["all_three"] = rate(sum(f["b_1"] and f["g_4_16"] and f["width_monotone"] for f in found), tables)
+    return {"space": "anynetx_a", "models": n, "permutations": permutations, "alpha": ALPHA,
+            "planted_penalties": PLANTED, "noise_sd": 2.0, "recovery": rates}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", type=int, default=1000, help="null tables per EDF test (default 1000)")
+    parser.add_argument("--refine-tables", type=int, default=500, help="noise tables per space for refine")
+    parser.add_argument("--planted-tables", type=int, default=200, help="planted tables per size")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
+    args = parser.parse_args()
+    results = {
+        "command": "PYTHONPATH=. OMP_NUM_THREADS=1 python analysis/calibration/run.py "
+                   f"--tables {args.tables} --refine-tables {args.refine_tables} "
+                   f"--planted-tables {args.planted_tables} --seed {args.seed}",
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "python": platform.python_version(),
+        "edf": edf_tests(args.tables, n=100, bins=5, permutations=500, seed=args.seed),
+        "refine_noise": [refine_noise("anynetx_a", args.refine_tables, 300, 1000, args.seed),
+                         refine_noise("regnet", args.refine_tables, 300, 1000, args.seed)],
+        "refine_planted": [refine_planted(args.planted_tables, n, 1000, args.seed) for n in (300, 500)],
+    }
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
