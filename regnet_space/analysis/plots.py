@@ -35,8 +35,9 @@ def edf_figure(comparison: Comparison, alpha: float = 0.05) -> Figure:
     for color, (name, e) in zip(colors, comparison.edfs.items()):
         # Each distinct error weighted by its share of the EDF: the plain EDF's counts/n, or the NDS weights.
         weights = np.diff(np.concatenate([[0.0], e.cdf]))
+        left_out = f", {comparison.dropped[name]} outside the range" if comparison.dropped else ""
         sns.ecdfplot(x=e.errors, weights=weights, ax=ax, color=color,
-                     label=f"{name}: n={e.n}, min {percent(e.min_error)}, mean {percent(e.mean_error)}")
+                     label=f"{name}: n={e.n}{left_out}, min {percent(e.min_error)}, mean {percent(e.mean_error)}")
         lower, upper = e.band(alpha)
         ax.fill_between(e.errors, lower, upper, step="post", color=color, alpha=0.2, linewidth=0)
     lo, hi, clipped = _bulk_range(comparison)
@@ -53,7 +54,7 @@ def edf_figure(comparison: Comparison, alpha: float = 0.05) -> Figure:
     if clipped:
         ax.annotate(clipped, xy=(1, 0.02), xycoords="axes fraction", ha="right", fontsize=7, color="#a40")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7.5, loc="upper left", title=_ks_legend_title(comparison), title_fontsize=7.5)
+    ax.legend(fontsize=7.5, loc="best", title=_ks_legend_title(comparison), title_fontsize=7.5)
     return fig
 
 
