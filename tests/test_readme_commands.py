@@ -2,7 +2,8 @@
 
 The commands run as written, in a scratch directory laid out like the repository, with the few substitutions a
 test needs to be quick and self-contained (listed in SUBSTITUTIONS): the study spec at
-experiments/quickstart.toml is the smoke study (synthetic 8x8 data) under the quickstart's name, training uses
+experiments/quickstart.toml is the smoke study (synthetic 8x8 data, 20 models per space) under the quickstart's
+name, training uses
 synthetic data, and measurements are shortened.
 """
 
@@ -50,7 +51,9 @@ def test_the_reference_lists_every_command():
 
 @pytest.mark.slow  # trains the smoke study and runs ~25 commands: a few minutes on 2 shared cores
 def test_every_readme_command_runs(tmp_path):
-    spec = (ROOT / "experiments" / "smoke.toml").read_text().replace('name = "smoke"', 'name = "quickstart"')
+    # refine needs 20 models of a space: the smoke study with 20 per space and one epoch.
+    spec = ((ROOT / "experiments" / "smoke.toml").read_text().replace('name = "smoke"', 'name = "quickstart"')
+            .replace("n = 6", "n = 20").replace("epochs = 2", "epochs = 1"))
     (tmp_path / "experiments").mkdir()
     (tmp_path / "experiments" / "quickstart.toml").write_text(spec)
     shutil.copytree(ROOT / "experiments" / "spaces", tmp_path / "experiments" / "spaces")

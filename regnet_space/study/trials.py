@@ -20,7 +20,6 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..summary import summarize
-from .params import trial_params, used_params
 
 SPACE, INDEX = "space", "model_index"
 HEARTBEAT, WORKER = "heartbeat", "worker"
@@ -102,6 +101,8 @@ def model_states(trials: Iterable[FrozenTrial], population_sizes: dict[str, int]
 def model_attrs(label: str, index: int, sampled: Any, recorded: dict[str, Any]) -> dict[str, Any]:
     """The user attributes a model's trial carries from the start: its spec and complexity, plus (as
     ``param_*``) the few sampled parameters Optuna cannot hold as trial params (``recorded`` has the rest)."""
+    from .params import used_params  # imports the sampler: only workers enqueue
+
     summary = summarize(sampled.spec, sampled.regnet)
     attrs = {SPACE: label, INDEX: index, "spec": sampled.spec.to_json(),
              **{k: summary[k] for k in ("flops", "params", "acts", "mac")}}
@@ -111,6 +112,8 @@ def model_attrs(label: str, index: int, sampled: Any, recorded: dict[str, Any]) 
 
 def waiting_trial(label: str, index: int, sampled: Any, distributions: dict[str, Any]) -> FrozenTrial:
     """A model's WAITING trial with its sampled parameters as real Optuna params (see params.py)."""
+    from .params import trial_params
+
     params, dists = trial_params(sampled, distributions)
     return optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions=dists,
                                      user_attrs=model_attrs(label, index, sampled, params))
