@@ -97,7 +97,7 @@ def test_a_sweep_without_ema_uses_the_test_error(tmp_path):
 
 
 def test_commands_read_two_sweeps_and_nds_files(tmp_path, capsys):
-    a, b = write_sweep(tmp_path, "A", 16, 1, 12.0), write_sweep(tmp_path, "B", 16, 2, 8.0)
+    a, b = write_sweep(tmp_path, "A", 24, 1, 12.0), write_sweep(tmp_path, "B", 24, 2, 8.0)
     both = f"{a},{b}"
     assert cli(["edf", both, "--json"]) == 0
     points = json.loads(capsys.readouterr().out)
@@ -105,7 +105,7 @@ def test_commands_read_two_sweeps_and_nds_files(tmp_path, capsys):
     assert cli(["best", both, "--out", str(tmp_path / "best.json")]) == 0
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["space"] == "B" and best["source"] == "regnet"
-    assert cli(["refine", both, "--space", "B", "--definition", "regnetx", "--samples", "500",
+    assert cli(["refine", both, "--space", "B", "--definition", "regnetx",
                 "--out", str(tmp_path / "narrowed.toml")]) == 0
     nds = f"{write_nds(tmp_path, 'ResNeXt-A', 40, 3, 9.0)},{write_nds(tmp_path, 'ResNeXt-B', 40, 4, 7.0)}"
     assert cli(["edf", nds, "--normalize", "params", "--json"]) == 0
