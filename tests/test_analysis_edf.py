@@ -119,6 +119,10 @@ def test_edf_cli_json(tmp_path, capsys):
     assert data["groups"]["a"]["expected_best"][0] == 25.0 and len(data["groups"]["a"]["expected_best"]) == 4
     ref = stats.ks_2samp([10, 20, 30, 40], [15, 25, 35])
     assert data["ks"][0]["statistic"] == ref.statistic and data["ks"][0]["pvalue"] == ref.pvalue
+    assert data["ks"][0]["p_holm"] == ref.pvalue and data["multiple_comparisons"]["family"] == 1
+    assert data["ks"][0]["mean_diff"] == pytest.approx(25 - 25) and len(data["ks"][0]["mean_diff_ci"]) == 2
+    code, out, _ = _run(capsys, "edf", str(path))
+    assert "p_holm: Holm-adjusted over the 1 pairwise comparisons" in out and "mean_diff=+0.00 [" in out
     assert (tmp_path / "edf.svg").read_text().startswith("<?xml")
     code, out, _ = _run(capsys, "edf", str(path), "--normalize", "flops", "--bins", "2", "--range", "0:10",
                         "--permutations", "50", "--json")

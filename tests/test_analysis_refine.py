@@ -7,7 +7,7 @@ import pytest
 
 from analysis_tables import anynet_rows, regnet_rows
 from regnet_space.analysis.calibration import parameter_table, recovered
-from regnet_space.analysis.refine import Decision, apply, narrow, propose, refine
+from regnet_space.analysis.refine import Decision, apply, inside_models, narrow, propose, refine
 from regnet_space.cli import main
 from regnet_space.errors import UserError
 from regnet_space.spaces import load_space, sample_models
@@ -87,6 +87,10 @@ def test_apply_composes_decisions_into_a_valid_space():
     assert apply(space, []) == space
     with pytest.raises(UserError, match="not a stage column"):
         apply(space, [Decision("narrow", "depth", "w3", (2, 5), 0.0, 0.0, True, "")])
+    # Narrowing a shared field to one value: fixed in every stage (and sampleable)
+    b_fixed = apply(load_space("anynetx_b"), [Decision("narrow", "bottleneck_ratio", None, (1, 1), 0, 0, True, "")])
+    assert b_fixed.stage["bottleneck_ratio"] == 1.0 and "bottleneck_ratio" not in b_fixed.shared
+    assert len(sample_models(b_fixed, 2, seed=0, **SMALL)) == 2
     regnet = apply(load_space("regnetx"), [Decision("narrow", "wm", None, (2.2, 2.7), 0.0, 0.0, True, "")])
     assert (regnet.regnet["wm"].lo, regnet.regnet["wm"].hi) == (2.2, 2.7)
     with pytest.raises(UserError, match="only narrowings"):
@@ -126,3 +130,13 @@ def test_refine_errors(tmp_path, capsys):
     assert "needs at least 20 models" in capsys.readouterr().err
     assert main(["refine", str(path), "--space", "anynetx_a", "--out", str(tmp_path / "o.toml")]) == 2
     assert "no models of that space" in capsys.readouterr().err
+
+
+def test_inside_models_checks_spans_and_monotone():
+    space = apply(load_space("anynetx_a"), [Decision("narrow", "depth", "d1", (2, 4), 0, 0, True, ""),
+                                            Decision("share", "bottleneck_ratio", None, 1.0, 0, 0, True, ""),
+                                            Decision("monotone", "width", None, None, 0, 0, True, "")])
+    frame = pd.DataFrame({"d1": [3, 3, 5, 3], "d2": 1, "d3": 1, "d4": 1, "b1": [1, 1, 1, 2], "b2": 1, "b3": 1,
+                          "b4": 1, "w1": [8, 64, 8, 8], "w2": 16, "w3": 32, "w4": 64, "g1": 1, "g2": 1, "g3": 1,
+                          "g4": 1, "error": 1.0})
+    assert inside_models(space, frame).tolist() == [True, False, False, False]  # w shrinks; d1 = 5; b1 = 2

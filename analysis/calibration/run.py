@@ -27,7 +27,8 @@ ALPHA = 0.05
 
 def rate(hits: int, total: int) -> dict:
     p = hits / total
-    return {"rate": round(p, 4), "hits": int(hits), "tables": int(total), "binomial_sd": round(np.sqrt(p * (1 - p) / total), 4)}
+    return {"rate": round(p, 4), "hits": int(hits), "tables": int(total),
+            "binomial_sd": round(np.sqrt(p * (1 - p) / total), 4)}
 
 
 def pooled_pvalue(frame, bins: int, permutations: int, rng) -> float:
@@ -42,7 +43,7 @@ def pooled_pvalue(frame, bins: int, permutations: int, rng) -> float:
 
 
 def edf_tests(tables: int, n: int, bins: int, permutations: int, seed: int) -> dict:
-    plain_null = plain_cover = norm_null = norm_cover = plain_on_norm = pooled = 0
+    plain_null = plain_cover = norm_null = norm_cover = plain_on_norm = pooled = steep_null = steep_pooled = 0
     for t in tqdm(range(tables), desc="EDF null tables", unit="table"):
         rng = np.random.default_rng([seed, t])
         same = compare(two_space_table(n, rng, mixes="same", bins=bins), ci_samples=1000, seed=t).ks[0]
@@ -55,6 +56,10 @@ def edf_tests(tables: int, n: int, bins: int, permutations: int, seed: int) -> d
         norm_cover += norm["mean_diff_ci"][0] <= 0 <= norm["mean_diff_ci"][1]
         plain_on_norm += compare(frame, ci_samples=1).ks[0]["pvalue"] <= ALPHA
         pooled += pooled_pvalue(frame, bins, permutations, rng) <= ALPHA
+        steep = two_space_table(n, rng, mixes="across-bins", bins=10, skew=8.0, slope=-0.5)
+        steep_null += compare(steep, normalize="flops", bins=10, value_range=(0, 10), permutations=permutations,
+                              ci_samples=1, seed=t).ks[0]["pvalue"] <= ALPHA
+        steep_pooled += pooled_pvalue(steep, 10, permutations, rng) <= ALPHA
     setup = {"models_per_space": n, "bins": bins, "permutations": permutations, "alpha": ALPHA}
     return {
         "plain_ks_same_mix": {**rate(plain_null, tables), **setup,
@@ -63,10 +68,15 @@ def edf_tests(tables: int, n: int, bins: int, permutations: int, seed: int) -> d
             **rate(norm_null, tables), **setup,
             "table": "space a puts 1..3 parts of its models in bins 1..5, b 3..1; uniform within bins; "
                      "error 25 - flops + N(0,1): the normalised EDFs are equal"},
+        "normalised_ks_10_bins_mix_skew_8": {
+            **rate(steep_null, tables), **setup, "bins": 10,
+            "table": "as above with 10 bins, a's share rising 1..8 from the lowest bin to the highest and b's "
+                     "falling 8..1, error 25 - 0.5 flops + N(0,1)"},
         "bootstrap_ci_covers_true_mean_diff_0": {"plain": rate(plain_cover, tables),
                                                  "normalised": rate(norm_cover, tables), "level": 0.95},
         "context_plain_ks_on_the_normalised_null_tables": rate(plain_on_norm, tables),
         "context_old_pooled_permutation_on_the_normalised_null_tables": rate(pooled, tables),
+        "context_old_pooled_permutation_on_the_10_bin_null_tables": rate(steep_pooled, tables),
     }
 
 
@@ -117,7 +127,8 @@ def main() -> None:
         "command": "PYTHONPATH=. OMP_NUM_THREADS=1 python analysis/calibration/run.py "
                    f"--tables {args.tables} --refine-tables {args.refine_tables} "
                    f"--planted-tables {args.planted_tables} --seed {args.seed}",
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "commit": subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                                 text=True).stdout.strip(),
         "python": platform.python_version(),
         "edf": edf_tests(args.tables, n=100, bins=5, permutations=500, seed=args.seed),
         "refine_noise": [refine_noise("anynetx_a", args.refine_tables, 300, 1000, args.seed),

@@ -28,12 +28,14 @@ NOISE_SD = 2.0
 
 
 def two_space_table(n: int, rng: np.random.Generator, *, mixes: str = "same", bins: int = 5,
-                    slope: float = -1.0) -> pd.DataFrame:
-    """Spaces ``a`` and ``b`` of ``n`` models each, flops in [0, bins], error 25 + slope * flops + N(0, 1)."""
+                    slope: float = -1.0, skew: float = 3.0) -> pd.DataFrame:
+    """Spaces ``a`` and ``b`` of ``n`` models each, flops in [0, bins], error 25 + slope * flops + N(0, 1).
+    With ``mixes="across-bins"``, a's share of models rises linearly from the lowest bin to the highest by the
+    factor ``skew`` and b's falls by it."""
     if mixes == "same":
         flops = rng.uniform(0, bins, size=2 * n)
     elif mixes == "across-bins":
-        weights_a = np.linspace(1, 3, bins)  # a leans to high flops, b to low: the mixes differ by bin
+        weights_a = np.linspace(1, skew, bins)  # a leans to high flops, b to low: the mixes differ by bin
         flops = np.concatenate([_binned_uniform(n, weights_a / weights_a.sum(), rng),
                                 _binned_uniform(n, weights_a[::-1] / weights_a.sum(), rng)])
     else:

@@ -8,10 +8,11 @@ this module finds the n per space at which a test rejects with a given probabili
   error differs by ``gap`` points) or by the shift that makes the two CDFs differ by ``ks`` at most;
 - by default, per pair of spaces: the difference the pilot shows, i.e. the two pilot distributions themselves.
 
-Samples are drawn from each pilot's EDF smoothed by a Gaussian kernel (Silverman's bandwidth), so a simulated
-study of more models than the pilot has no artificial ties (and shrunk so the variance stays the pilot's). The KS test is the exact two-sample test for
-equal n; the mean gap uses Welch's t-test. With ``comparisons`` > 1 the level is alpha / comparisons, the
-first step of Holm's procedure, so the n found is enough for every comparison of the family.
+Samples are drawn from each pilot's EDF smoothed by a Gaussian kernel (Silverman's bandwidth, shrunk so the
+variance stays the pilot's), so a simulated study of more models than the pilot has no artificial ties. The
+KS test is the exact two-sample test for equal n; the mean gap uses Welch's t-test. With ``comparisons`` > 1
+the level is alpha / comparisons, the first step of Holm's procedure, so the n found is enough for every
+comparison of the family.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ only the steps the data supports.
 ``propose`` turns a results table into candidate decisions, each with a permutation p-value:
 - ``narrow`` a range: one stage's parameter (column ``d3``, ``w1``, ...), a shareable field in every stage at
   once (``column`` None), or a RegNet parameter (``w0``, ``wm``, ...), to a contiguous range of its values;
-- ``share`` a value (AnyNetX_B/C): every stage uses one value of b or g;
+- ``share`` a value (AnyNetX_B/C): every stage uses one value of b or g (sharing one value and narrowing the
+  field in every stage are one candidate, so the better-supported of the two is proposed);
 - ``monotone`` (AnyNetX_D/E): non-decreasing widths or depths.
 
 Every candidate is scored by how strongly a feature of the models marks the low-error ones: the correlation of
@@ -185,13 +186,15 @@ def apply(space: DesignSpace, decisions: Sequence[Decision]) -> DesignSpace:
             for i in targets:
                 values[i] = narrow(values[i], d.value[0], d.value[1], STAGE_TYPES[d.field],
                                    f"{where}.stages.{i + 1}.{d.field}")
-        elif d.kind == "share":  # a fixed value is the same in every stage: only a Distribution needs `shared`
+        elif d.kind == "share":
             per_stage[d.field] = [d.value] * space.num_stages
-            shared += [d.field] if d.field not in shared and isinstance(d.value, Distribution) else []
+            shared += [d.field] if d.field not in shared else []
         elif d.kind == "monotone":
             monotone += [d.field] if d.field not in monotone else []
         else:
             raise UserError(f"{where}: unknown decision kind {d.kind!r}")
+    # A field fixed to one value is the same in every stage already: `shared` matters only for a distribution.
+    shared = [f for f in shared if isinstance(per_stage.get(f, [None])[0], Distribution)]
     stage, overrides = {}, {i + 1: {} for i in stages}
     for f, values in per_stage.items():
         if all(v == values[0] for v in values):
@@ -216,10 +219,37 @@ def refine(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, perm
     refined = dataclasses.replace(apply(space, taken), name=f"{space.name}_refined",
                                   description=f"{space.name} narrowed by `regnet-space refine` from "
                                               f"{len(frame)} models")
+    inside = inside_models(refined, frame)
     header = (f"{len(decisions)} candidate decisions from {len(frame)} models; each p from {permutations} "
               f"shuffles of the errors among the models (seed {seed}), Holm-adjusted over the "
-              f"{len(decisions)}; taken when Holm p <= {alpha:g}: {len(taken)} taken")
+              f"{len(decisions)}; taken when Holm p <= {alpha:g}: {len(taken)} taken; {int(inside.sum())} of the "
+              f"{len(frame)} models lie in the refined space"
+              + (f" (median error {frame['error'][inside].median():.2f}% vs {frame['error'].median():.2f}% "
+                 f"for all)" if 0 < inside.sum() < len(frame) else ""))
     return Refinement(refined, [header] + [d.why for d in decisions], decisions)
+
+
+def inside_models(space: DesignSpace, frame: pd.DataFrame) -> np.ndarray:
+    """Which models of ``frame`` lie in ``space``: every sampled column within its value's span (fixed
+    values: equal), and the monotone constraints met. A model the refinement keeps is evidence that the
+    narrowed space still holds good models (and is not empty)."""
+    keep = np.ones(len(frame), dtype=bool)
+    if space.is_regnet:
+        spans = {f: v for f, v in space.regnet.items()}
+    else:
+        spans = {f"{alias}{i + 1}": space.stage_value(i, f) for f, alias in STAGE_ALIASES.items()
+                 for i in range(space.num_stages)}
+    for column, value in spans.items():
+        if column not in frame.columns or not (is_number(value) or _varies(value)):
+            continue
+        values = frame[column].to_numpy(dtype=float)
+        lo, hi = (value, value) if is_number(value) else (min(value.values), max(value.values))
+        keep &= (values >= lo - 1e-9) & (values <= hi + 1e-9)
+    for field in space.monotone if not space.is_regnet else ():
+        cols = [f"{STAGE_ALIASES[field]}{i + 1}" for i in range(space.num_stages)]
+        if all(c in frame.columns for c in cols):
+            keep &= np.all(np.diff(frame[cols].to_numpy(dtype=float), axis=1) >= 0, axis=1)
+    return keep
 
 
 # -- candidates --
@@ -312,9 +342,9 @@ def _range_candidate(field: str, column: str | None, values: np.ndarray, dists: 
             high = math.inf if j == len(lows) - 1 else highs[j]
             kind, value = "narrow", _snapped(dists, low, high, value_type)
             what = f"narrow {name} to [{value[0]:g}, {value[1]:g}]"
-        options = [(inside.sum(axis=1).astype(float), "more stages inside")]
+        options = [(inside.sum(axis=1).astype(float), "count of stages")]
         if values.shape[1] > 1:
-            options.append((inside.all(axis=1).astype(float), "every stage inside"))
+            options.append((inside.all(axis=1).astype(float), "all stages"))
         for feature, how in options:
             if _enough(feature):
                 kinds.append(kind)
@@ -327,8 +357,8 @@ def _range_candidate(field: str, column: str | None, values: np.ndarray, dists: 
 def _monotone_candidate(field: str, values: np.ndarray) -> _Candidate:
     steps = np.diff(values, axis=1) >= 0
     features, phrases = [], []
-    for feature, how in ((steps.all(axis=1).astype(float), "every step"),
-                         (steps.sum(axis=1).astype(float), "more non-decreasing steps")):
+    for feature, how in ((steps.all(axis=1).astype(float), "all steps"),
+                         (steps.sum(axis=1).astype(float), "count of non-decreasing steps")):
         if _enough(feature):
             features.append(feature)
             phrases.append(f"non-decreasing {field} ({how})")
@@ -379,10 +409,16 @@ def _standardise(features: np.ndarray) -> np.ndarray:
 
 
 def _contrast(errors: np.ndarray, feature: np.ndarray) -> str:
-    """Median error of the models the feature marks most vs the rest, for the rationale."""
-    top = feature == feature.max()
-    return (f"median error {np.median(errors[top]):.2f}% ({int(top.sum())} models) vs "
-            f"{np.median(errors[~top]):.2f}% ({int((~top).sum())})")
+    """Median error of the models the feature marks vs the rest, or by count (0, 1, ... stages), for the
+    rationale."""
+    levels = np.unique(feature)
+    if len(levels) == 2:
+        top = feature == levels[1]
+        return (f"median error {np.median(errors[top]):.2f}% ({int(top.sum())} models) vs "
+                f"{np.median(errors[~top]):.2f}% ({int((~top).sum())})")
+    medians = "/".join(f"{np.median(errors[feature == v]):.2f}" for v in levels)
+    counts = "/".join(str(int(np.sum(feature == v))) for v in levels)
+    return f"median error by count {'/'.join(f'{v:g}' for v in levels)}: {medians}% ({counts} models)"
 
 
 def _checked(space: DesignSpace, where: str) -> DesignSpace:

@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "every group at least 3 models in every bin)")
     parser.add_argument("--range", type=value_range, metavar="LO:HI",
                         help="complexity range to normalise over (default: the span all groups share)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence of the bands and the mean-difference intervals (default: 0.05)")
+    parser.add_argument("--alpha", type=float, default=0.05,
+                        help="1 - confidence of the bands and the mean-difference intervals (default: 0.05)")
     parser.add_argument("--permutations", type=positive_int, default=1000,
                         help="permutations of the weighted KS test (default: 1000)")
     parser.add_argument("--ci-samples", type=positive_int, default=2000,
