@@ -1,4 +1,5 @@
-# The two commands of the README. Each does its own set-up from nothing, is idempotent and quiet on success.
+# The two commands of the README. Each does its own set-up from nothing and is idempotent; set-up prints one
+# line per step it has to take and nothing when there is nothing to do.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -20,12 +21,16 @@ test-all: setup system-packages
 
 setup: $(INSTALLED) $(FASHION_MNIST)
 
+# One line per step, so a first run (a few minutes) never looks hung; the details go to $(VENV)/install.log.
 $(INSTALLED): pyproject.toml
+	@echo "set-up: creating $(VENV)"
 	@python3 -m venv $(VENV)
-	@set -o pipefail; { $(PY) -m pip install --upgrade pip && \
-	  $(PY) -m pip install torch==2.13.0 && \
-	  $(PY) -m pip install -e '.[test,postgres]'; } > $(VENV)/install.log 2>&1 \
-	  || { tail -30 $(VENV)/install.log; echo "make: installing Python packages failed; see $(VENV)/install.log" >&2; exit 1; }
+	@set -o pipefail; log=$(VENV)/install.log; : > $$log; \
+	step() { echo "set-up: $$1"; shift; "$$@" >> $$log 2>&1 \
+	  || { tail -30 $$log; echo "make: $$* failed; see $$log" >&2; exit 1; }; }; \
+	step "upgrading pip" $(PY) -m pip install --upgrade pip && \
+	step "installing PyTorch (torch==2.13.0, CPU)" $(PY) -m pip install torch==2.13.0 && \
+	step "installing regnet-space and its dependencies" $(PY) -m pip install -e '.[test,postgres]'
 	@touch $@
 
 $(FASHION_MNIST):
@@ -35,6 +40,7 @@ system-packages:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "make: need root to install Debian packages: $$missing" >&2; exit 1; fi; \
+	  echo "set-up: installing Debian packages: $$missing"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } > /tmp/regnet-space-apt.log 2>&1 \
 	    || { tail -20 /tmp/regnet-space-apt.log; echo "make: apt-get install $$missing failed" >&2; exit 1; }; \
 	fi

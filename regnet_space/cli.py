@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
 from .errors import UserError
 
 
@@ -15,6 +16,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="regnet-space",
         description="Explore neural-network design spaces: sample, train, compare by error EDFs, refine.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f".commands.{name}", __package__).register(subparsers)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .cli import main as cli
 
-SPEC = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.toml"
+# Shipped inside the package (experiments/quickstart.toml links to it) so an installed wheel runs the demo too.
+SPEC = Path(__file__).resolve().parent / "experiments" / "quickstart.toml"
 OUT = Path("runs") / "quickstart"
 
 

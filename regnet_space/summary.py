@@ -38,3 +38,17 @@ def human(value: float, unit: str = "") -> str:
         if abs(value) >= threshold:
             return f"{value / threshold:.2f}{suffix}{unit}"
     return f"{value:g}{unit}"
+
+
+def compact(value: float) -> str:
+    """5664873 -> '5.66M', 18300000 -> '18.3M', 199040872 -> '199M': three significant digits and a K/M/G
+    suffix, for text where a number is read, not copied (reports, plot titles)."""
+    for threshold, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K"), (1.0, "")):
+        if abs(value) >= threshold:
+            return f"{value / threshold:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def percent(value: float, digits: int = 1) -> str:
+    """An error already in percent: 18.2634 -> '18.3%'."""
+    return f"{value:.{digits}f}%"

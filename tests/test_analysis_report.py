@@ -25,10 +25,13 @@ def test_report_is_self_contained_and_complete(tmp_path, capsys):
     text = out.read_text()
     assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", text)  # nothing to fetch
     assert text.count('src="data:image/png;base64,') == 8
-    for heading in ("Error EDFs", "Good ranges (bootstrap)", "Quantized linear fit", "Best model"):
+    assert "the most equal-width bins (at most 3)" in text and "Models left out because their flops" in text
+    for heading in ("Verdict", "Error EDFs", "Good ranges (bootstrap)", "Quantized linear fit", "Best model"):
         assert f"<h2>{heading}</h2>" in text
+    assert text.index("<h2>Verdict</h2>") < text.index("<h2>Error EDFs</h2>")
     assert 'alt="edf_flops"' in text and "no EDF normalised" not in text
     assert '"source": "regnet"' in html.unescape(text) and "anynetx_a" in text and "regnetx" in text
+    assert not re.search(r"\d\.\d+e\+\d", text.split("<details>")[0])  # no 5.665e+06 outside the raw JSON
     figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
     assert "edf.png" in figures and "edf.svg" in figures and len(figures) == 16
 
@@ -55,3 +58,25 @@ def _results(tmp_path):
     path = tmp_path / "results.csv"
     table(20, seed=7).to_csv(path, index=False)
     return str(path)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_demo_sized_report_shows_a_verdict_and_the_normalised_edf_in_chromium(tmp_path):
+    """24 models per space, as the demo: the bins are chosen so every space fills every bin (the demo's own
+    study used to print 'no models with flops in bin 8/10' instead of the normalised EDF)."""
+    results = tmp_path / "results.csv"
+    table(24, seed=3).to_csv(results, index=False)
+    out = tmp_path / "report.html"
+    assert main(["report", str(results), "--out", str(out), "--samples", "300"]) == 0
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", out.as_uri()],
+        capture_output=True, text=True, timeout=120).stdout
+    verdict = re.search(r'<div class="verdict[^"]*" id="verdict">(.*?)</div>', dom, re.S)
+    assert verdict, dom[:2000]
+    words = html.unescape(re.sub(r"<[^>]+>", " ", verdict.group(1)))
+    assert re.search(r"(regnetx|anynetx_a) (is better than|and) ", words)
+    assert re.search(r"CI -?\d+\.\d to -?\d+\.\d", words) and "Holm-adjusted p = " in words and "Power:" in words
+    normalised = re.search(r'<div id="normalised-edf">\s*<img alt="edf_flops" src="data:image/png;base64,', dom)
+    assert normalised and "no EDF normalised" not in dom

@@ -3,6 +3,9 @@
 import json
 
 import optuna
+import pytest
+
+pytest.importorskip("psycopg", reason="the PostgreSQL driver is not installed (pip install -e '.[test]')")
 
 from study_helpers import cli, complete_counts, load, start_cli, tiny_spec
 

@@ -130,8 +130,8 @@ def best_config(frame: pd.DataFrame, meta: dict[str, Any], space: str | None = N
         size = {"resolution": spec.resolution, "in_channels": spec.in_channels, "num_classes": spec.num_classes}
     config_spec = params.to_spec(**size)
     cx = complexity(config_spec)
-    measured = {"space": str(row["space"]), "errors": _errors(row), "flops": int(row["flops"]),
-                "params": int(row["params"]), "acts": int(row["acts"])}
+    measured = {"space": str(row["space"]), "errors": _errors(row),
+                **{k: int(row[k]) for k in ("flops", "params", "acts") if k in row.index and pd.notna(row[k])}}
     if "model_index" in row.index and pd.notna(row["model_index"]):
         measured["model_index"] = int(row["model_index"])
     if spec is not None:

@@ -17,6 +17,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from ..errors import UserError
+from ..summary import compact, percent
 from .edf import Comparison
 from .linear_fit import LinearFit
 
@@ -25,26 +26,60 @@ _LOG_COLUMNS = {"flops", "params", "acts", "mac", "latency", "w0", "wa", "group_
 
 
 def edf_figure(comparison: Comparison, alpha: float = 0.05) -> Figure:
-    """Each group's EDF as a step curve with its (1 - alpha) simultaneous band."""
-    fig = Figure(figsize=(6, 4.2), layout="constrained")
+    """Each group's EDF (``seaborn.ecdfplot``, weighted for the normalised one) with its (1 - alpha)
+    simultaneous DKW band; the KS result in the legend. A long tail of errors (e.g. diverged models at chance)
+    gets a clipped x-axis and a note, so the bulk of the distribution is not squashed into a corner."""
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
     colors = sns.color_palette("tab10", len(comparison.edfs))
     for color, (name, e) in zip(colors, comparison.edfs.items()):
+        # Each distinct error weighted by its share of the EDF: the plain EDF's counts/n, or the NDS weights.
+        weights = np.diff(np.concatenate([[0.0], e.cdf]))
+        left_out = f", {comparison.dropped[name]} outside the range" if comparison.dropped else ""
+        sns.ecdfplot(x=e.errors, weights=weights, ax=ax, color=color,
+                     label=f"{name}: n={e.n}{left_out}, min {percent(e.min_error)}, mean {percent(e.mean_error)}")
         lower, upper = e.band(alpha)
-        ax.step(e.errors, e.cdf, where="post", color=color, label=f"{name}  n={e.n} min={e.min_error:.2f} "
-                f"mean={e.mean_error:.2f}")
         ax.fill_between(e.errors, lower, upper, step="post", color=color, alpha=0.2, linewidth=0)
+    lo, hi, clipped = _bulk_range(comparison)
+    ax.set_xlim(lo, hi)
     ax.set_xlabel("error (%)")
     if comparison.binning is not None:
         b = comparison.binning
         ax.set_ylabel("normalised cumulative prob.")
-        ax.set_title(f"EDF normalised by {comparison.normalize} ({b.bins} bins, {b.lo:.4g}..{b.hi:.4g})", fontsize=10)
+        ax.set_title(f"EDF normalised by {comparison.normalize}: {b.bins} bins over "
+                     f"{compact(b.lo)}..{compact(b.hi)}", fontsize=10)
     else:
         ax.set_ylabel("cumulative prob.")
         ax.set_title("error EDF", fontsize=10)
+    if clipped:
+        ax.annotate(clipped, xy=(1, 0.02), xycoords="axes fraction", ha="right", fontsize=7, color="#a40")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7.5, loc="best", title=_ks_legend_title(comparison), title_fontsize=7.5)
     return fig
+
+
+def _bulk_range(comparison: Comparison) -> tuple[float, float, str]:
+    """(lo, hi, note): the x-range showing every group's errors up to its 90th percentile. When the rest
+    reaches further than half that range again (a long tail), the axis stops shortly after and the note
+    says how far the tail goes; otherwise the axis shows everything and the note is empty."""
+    lows = [e.min_error for e in comparison.edfs.values()]
+    p90 = [float(e.errors[np.searchsorted(e.cdf, 0.9 - 1e-12)]) for e in comparison.edfs.values()]
+    worst = max(float(e.errors[-1]) for e in comparison.edfs.values())
+    lo, bulk = min(lows), max(p90)
+    span = max(bulk - lo, 1e-6)
+    if worst > bulk + 0.5 * span:
+        hi = bulk + 0.25 * span
+        return lo - 0.05 * span, hi, f"x-axis clipped at {percent(hi)}: the tail reaches {percent(worst)}"
+    return lo - 0.05 * span, worst + 0.05 * span, ""
+
+
+def _ks_legend_title(comparison: Comparison) -> str | None:
+    """KS D, p and Holm-adjusted p of each pair (at most three pairs; the report's table has them all)."""
+    lines = [f"KS {t['a']} vs {t['b']}: D={t['statistic']:.2f}, p={t['pvalue']:.2g}"
+             + (f", Holm p={t['p_holm']:.2g}" if len(comparison.ks) > 1 else "") for t in comparison.ks[:3]]
+    if len(comparison.ks) > 3:
+        lines.append(f"(+{len(comparison.ks) - 3} more pairs)")
+    return "\n".join(lines) or None
 
 
 def random_search_figure(comparison: Comparison) -> Figure:

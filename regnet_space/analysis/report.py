@@ -15,10 +15,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..summary import compact, percent
 from . import plots
 from .best import best_config
+from .bins import choose_bins
 from .bootstrap import good_ranges
-from .edf import compare
+from .edf import Comparison, compare
+from .power import Pilot, simulated_power
 from .linear_fit import fit_quantized_linear
 from .table import block_widths, complexity_columns, parameter_columns
 
@@ -30,6 +33,9 @@ td, th { border: 1px solid #ccc; padding: 2px 8px; text-align: right; }
 img { max-width: 100%; display: block; margin: 0.5em 0; }
 pre { background: #f4f4f4; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 .note { color: #a40; }
+.verdict { background: #eef6ee; border-left: 4px solid #4a4; padding: 0.6em 1em; }
+.verdict.unsure { background: #f6f3e8; border-left-color: #c90; }
+td:first-child, th:first-child { text-align: left; }
 """
 
 
@@ -58,8 +64,17 @@ class _Page:
     def text(self, text: str, note: bool = False) -> None:
         self.parts.append(f"<p{' class=note' if note else ''}>{html.escape(text)}</p>")
 
+    def verdict(self, sentences: list[str], sure: bool) -> None:
+        body = "".join(f"<p>{html.escape(s)}</p>" for s in sentences)
+        self.parts.append(f'<div class="verdict{"" if sure else " unsure"}" id="verdict">{body}</div>')
+
     def table(self, frame: pd.DataFrame) -> None:
-        self.parts.append(frame.to_html(float_format=lambda v: f"{v:.4g}", border=0))
+        self.parts.append(frame.to_html(float_format=_number, border=0))
+
+    def config_table(self, config: dict[str, Any]) -> None:
+        """A flat mapping as a two-column table (nested values as compact JSON)."""
+        rows = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in config.items()}
+        self.table(pd.DataFrame({"value": pd.Series(rows, dtype=object)}))
 
     def pre(self, text: str) -> None:
         self.parts.append(f"<pre>{html.escape(text)}</pre>")
@@ -77,21 +92,31 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any], *, normalize: str = 
     page = _Page(figures_dir)
     name = str(meta.get("name", "results"))
     counts = frame.groupby("space").size()
+    plain = compare(frame, seed=seed)
+    normalised, binning_notes = _normalised(frame, normalize, bins, seed)
+
+    page.heading("Verdict")
+    sentences, sure = verdict(frame, plain, normalised, seed=seed)
+    page.verdict(sentences, sure)
     page.text(f"{len(frame)} models: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
     if meta.get("dataset") is not None or meta.get("proxy") is not None:
-        page.text(f"data: {json.dumps(meta.get('dataset'))}; proxy: {json.dumps(meta.get('proxy'))}; "
-                  f"seed: {meta.get('seed')}")
+        page.heading("Data and proxy")
+        setup = {"seed": meta.get("seed")}
+        setup.update({f"data.{k}": v for k, v in (meta.get("dataset") or {}).items()})
+        setup.update({f"proxy.{k}": v for k, v in (meta.get("proxy") or {}).items()})
+        page.config_table(setup)
 
     page.heading("Error EDFs")
-    plain = compare(frame, seed=seed)
     page.figure(plots.edf_figure(plain), "edf")
     _edf_summary(page, plain)
-    try:
-        normalised = compare(frame, normalize=normalize, bins=bins, seed=seed)
+    page.heading(f"Error EDFs at equal {normalize}")
+    for line in binning_notes:
+        page.text(line, note=normalised is None)
+    if normalised is not None:
+        page.parts.append('<div id="normalised-edf">')
         page.figure(plots.edf_figure(normalised), f"edf_{normalize}")
+        page.parts.append("</div>")
         _edf_summary(page, normalised)
-    except UserError as exc:
-        page.text(f"no EDF normalised by {normalize}: {exc}", note=True)
     page.figure(plots.random_search_figure(plain), "random_search")
 
     page.heading("Good ranges (bootstrap)")
@@ -120,9 +145,21 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any], *, normalize: str = 
 
     page.heading("Best model")
     try:
-        page.pre(json.dumps(best_config(frame, meta), indent=2))
+        config = best_config(frame, meta)
     except UserError as exc:
         page.text(f"no best RegNet config: {exc}", note=True)
+    else:
+        shown = ("space", "source", "depth", "w0", "wa", "wm", "group_width", "bottleneck_ratio", "se_ratio",
+                 "widths", "depths", "group_widths", "flops", "params", "acts", "e_fit")
+        table = {k: config[k] for k in shown if k in config}
+        table.update({f"error ({k})": percent(v, 2) for k, v in config.get("errors", {}).items()})
+        for key in ("flops", "params", "acts"):
+            if isinstance(table.get(key), (int, float)):
+                table[key] = compact(table[key])
+        page.config_table(table)
+        page.parts.append("<details><summary>best.json</summary>")
+        page.pre(json.dumps(config, indent=2))
+        page.parts.append("</details>")
     if meta.get("spec_toml"):
         page.heading("Study spec")
         page.pre(str(meta["spec_toml"]))
@@ -131,16 +168,87 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any], *, normalize: str = 
             f"<style>{_STYLE}</style></head><body><h1>{title}</h1>\n" + "\n".join(page.parts) + "\n</body></html>\n")
 
 
-def _edf_summary(page: _Page, comparison) -> None:
-    rows = {name: {"n": e.n, "min error": e.min_error, "mean error": e.mean_error}
+def _edf_summary(page: _Page, comparison: Comparison) -> None:
+    rows = {name: {"n": e.n, "min error": percent(e.min_error), "mean error": percent(e.mean_error)}
             for name, e in comparison.edfs.items()}
     if comparison.dropped:
         for name, dropped in comparison.dropped.items():
-            rows[name]["dropped"] = dropped
+            rows[name]["left out (outside the range)"] = dropped
     page.table(pd.DataFrame.from_dict(rows, orient="index"))
     if comparison.ks:
         page.text(comparison.holm_note())
         tests = pd.DataFrame(comparison.ks).set_index(["a", "b"])
-        tests["mean_diff_ci"] = [f"[{lo:.2f}, {hi:.2f}]" for lo, hi in tests["mean_diff_ci"]]
+        tests["mean_diff"] = [f"{d:+.2f}" for d in tests["mean_diff"]]
+        tests["mean_diff_ci"] = [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in tests["mean_diff_ci"]]
+        for column in ("pvalue", "p_holm"):
+            tests[column] = [f"{p:.3g}" for p in tests[column]]
+        tests["statistic"] = [f"{d:.3f}" for d in tests["statistic"]]
         page.table(tests)
 
+
+def _number(value: float) -> str:
+    """Table cells: large numbers (complexity) compact (5.66M), the others to 4 significant digits."""
+    if abs(value) >= 1e4:
+        return compact(value)
+    return f"{value:.4g}"
+
+
+def _normalised(frame: pd.DataFrame, metric: str, max_bins: int, seed: int) -> tuple[Comparison | None, list[str]]:
+    """The normalised comparison with bins chosen by the rule of ``bins.py``, and the sentences that say which
+    bins, why, and how many models each space lost to the range (or why there is no normalised EDF)."""
+    if metric not in frame.columns or frame[metric].isna().all():
+        return None, [f"no EDF normalised by {metric}: the table has no {metric} column"]
+    try:
+        choice = choose_bins(frame, metric, max_bins=max_bins)
+    except UserError as exc:
+        return None, [f"no EDF normalised by {metric}: {exc}"]
+    rng = f"{compact(choice.lo)}..{compact(choice.hi)}"
+    if choice.bins is None:
+        return None, [f"no EDF normalised by {metric}: some space has fewer than {choice.min_per_bin} models with "
+                      f"{metric} in {rng}, the range every space covers, so not even one bin can be filled."]
+    comparison = compare(frame, normalize=metric, bins=choice.bins, value_range=(choice.lo, choice.hi), seed=seed)
+    sizes = frame.groupby("space").size()
+    lost = "; ".join(f"{name} {comparison.dropped[name]} of {sizes[name]}" for name in comparison.edfs)
+    return comparison, [
+        f"{choice.bins} bins of {metric} over {rng}: {choice.rule()}. Each model weighs 1/(bins x models of its "
+        f"space in its bin), so every space counts as if its {metric} were uniform over the range.",
+        f"Models left out because their {metric} lies outside {rng} (the range every space covers) or is unknown: "
+        f"{lost}."]
+
+
+def verdict(frame: pd.DataFrame, plain: Comparison, normalised: Comparison | None, *, seed: int = 0,
+            alpha: float = 0.05) -> tuple[list[str], bool]:
+    """The report's first words: which space is better, by how much (mean error, with its CI), how sure
+    (Holm-adjusted KS p) and how much the comparison could see (power). Judged at equal complexity when the
+    normalised EDF exists. Returns (sentences, whether the best space beats every other significantly)."""
+    comparison = normalised or plain
+    basis = (f"at equal {normalised.normalize} (normalised EDF)" if normalised is not None else
+             "on the plain EDF (no normalised EDF could be drawn)")
+    means = {name: e.mean_error for name, e in comparison.edfs.items()}
+    if len(means) < 2:
+        return [f"One space only ({next(iter(means), 'none')}): nothing to compare."], False
+    best = min(means, key=means.get)
+    errors = {str(name): g["error"].to_numpy(dtype=float) for name, g in frame.groupby("space")}
+    family = len(comparison.ks)
+    sentences, sure = [], True
+    for other in sorted((n for n in means if n != best), key=means.get):
+        test = comparison.pair(other, best)  # mean_diff = other - best > 0
+        lo, hi = test["mean_diff_ci"]
+        significant = test["p_holm"] < alpha and lo > 0
+        sure &= significant
+        head = (f"{best} is better than {other}" if significant else
+                f"{best} and {other} cannot be told apart yet")
+        sentences.append(
+            f"{head} {basis}: mean error {percent(means[best])} vs {percent(means[other])}, "
+            f"{test['mean_diff']:.1f} points lower ({1 - alpha:.0%} CI {lo:.1f} to {hi:.1f}); KS D = "
+            f"{test['statistic']:.2f}, Holm-adjusted p = {test['p_holm']:.2g} over {family} comparison"
+            f"{'s' if family > 1 else ''}.")
+        n = min(len(errors[best]), len(errors[other]))
+        if n >= 5:
+            power = simulated_power(Pilot.of(errors[best]), Pilot.of(errors[other]), n, test="ks",
+                                    alpha=alpha / family, seed=seed)
+            sentences.append(
+                f"Power: with {n} models per space, the KS test at level {alpha:g}/{family} (Holm's first step) "
+                f"rejects in {power:.0%} of 400 studies simulated from the two spaces' smoothed error "
+                f"distributions (plain EDFs); `regnet-space power` gives the n for 80%.")
+    return sentences, sure

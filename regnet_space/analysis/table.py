@@ -1,10 +1,12 @@
 """The results table every analysis reads: one row per trained model.
 
-Columns: ``space``, ``error`` (validation top-1 error in %), ``flops``, ``params``, ``acts`` (required);
-``mac``, ``latency`` (optional complexity axes); the sampled parameters of the model's design space
+Columns: ``space``, ``error`` (validation top-1 error in %), ``flops``, ``params`` (required); ``acts``,
+``mac``, ``latency`` (optional complexity axes: NDS data has no activations); the sampled parameters of the model's design space
 (AnyNet: d1..d4, w1..w4, b1..b4, g1..g4; RegNet: depth, w0, wa, wm, group_width, bottleneck_ratio, se_ratio);
 optionally ``spec`` (the AnyNetSpec as JSON) and ``status``/``diverged``.
-A table comes from a results file (CSV, Parquet, JSON lines) or from a study (its spec ``.toml``).
+A table comes from a results file (CSV, Parquet, JSON lines), from populations published by others (a pycls
+sweep's ``sweep.json``, an NDS JSON file; see ``published.py`` and docs/imports.md), or from a study (its spec
+``.toml``). Several results files joined by commas (``a.json,b.json``) are read as one table.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..errors import UserError
 from ..regnet import quantized_block_widths
 from ..spec import AnyNetSpec
 
-REQUIRED = ("space", "error", "flops", "params", "acts")
+REQUIRED = ("space", "error", "flops", "params")
 COMPLEXITY = ("flops", "params", "acts", "mac", "latency")
 ANYNET_PARAMETERS = tuple(f"{name}{i}" for name in "dwbg" for i in range(1, 5))
 REGNET_PARAMETERS = ("depth", "w0", "wa", "wm", "group_width", "bottleneck_ratio", "se_ratio")
@@ -52,15 +54,22 @@ def load(source: str, *, dir: str | None = None, storage: str | None = None) -> 
     else:
         if dir is not None or storage is not None:
             raise UserError("--dir/--storage apply to a study spec (.toml), not to a results file")
-        frame, meta = read_results(source), {"name": Path(source).stem}
+        paths = [p for p in source.split(",") if p]
+        frame = pd.concat([read_results(p) for p in paths], ignore_index=True) if len(paths) > 1 else read_results(source)
+        meta = {"name": "+".join(Path(p).stem for p in paths)}
     return validate(frame, source), dict(meta)
 
 
 def read_results(path: str) -> pd.DataFrame:
     suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        from .published import read_published
+
+        return read_published(path)
     if suffix not in _READERS:
         raise UserError(f"{path}: unknown results format {suffix or '(no suffix)'!r} "
-                        f"(use one of {', '.join(sorted(_READERS))})")
+                        f"(use one of {', '.join(sorted(_READERS))}, or .json "
+                        f"from a pycls sweep or NDS)")
     if not Path(path).is_file():
         raise UserError(f"{path}: no such file")
     try:

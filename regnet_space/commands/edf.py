@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--by", default="space", help="the column that names the groups (default: space)")
     parser.add_argument("--normalize", choices=("flops", "params", "acts", "mac", "latency"),
                         help="weight models so each group's complexity is uniform over --bins bins (NDS)")
-    parser.add_argument("--bins", type=positive_int, default=10, help="complexity bins (default: 10)")
+    parser.add_argument("--bins", type=positive_int, help="complexity bins (default: the most, up to 10, that give "
+                        "every group at least 3 models in every bin)")
     parser.add_argument("--range", type=value_range, metavar="LO:HI",
                         help="complexity range to normalise over (default: the span all groups share)")
     parser.add_argument("--alpha", type=float, default=0.05,
@@ -57,13 +58,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..analysis import edf, table
     from ..errors import UserError
+    from ..summary import compact
 
     if not 0 < args.alpha < 1:
         raise UserError(f"--alpha must be in (0, 1), got {args.alpha}")
     if args.range is not None and args.normalize is None:
         raise UserError("--range needs --normalize")
     frame, _ = table.load(args.study, dir=args.dir, storage=args.storage)
-    comparison = edf.compare(frame, args.by, normalize=args.normalize, bins=args.bins, value_range=args.range,
+    bins, rule = args.bins or 10, None
+    if args.normalize is not None and args.bins is None:
+        from ..analysis.bins import choose_bins
+
+        choice = choose_bins(frame, args.normalize, by=args.by, value_range=args.range)
+        if choice.bins is None:
+            raise UserError(f"--normalize {args.normalize}: some group has fewer than {choice.min_per_bin} models "
+                            f"in the range every group covers; give --bins or --range")
+        bins, rule = choice.bins, choice.rule()
+    comparison = edf.compare(frame, args.by, normalize=args.normalize, bins=bins, value_range=args.range,
                              permutations=args.permutations, seed=args.seed, level=1 - args.alpha,
                              ci_samples=args.ci_samples)
     if args.plot:
@@ -75,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if comparison.binning is not None:
         b = comparison.binning
-        print(f"normalised by {comparison.normalize}: {b.bins} bins over [{b.lo:g}, {b.hi:g}]")
+        print(f"normalised by {comparison.normalize}: {b.bins} bins over [{compact(b.lo)}, {compact(b.hi)}]"
+              + (f" ({rule})" if rule else ""))
+        print(f"dropped: models whose {comparison.normalize} lies outside that range (or is unknown)")
     print(f"{'group':>16} {'n':>6} {'dropped':>7} {'min':>7} {'mean':>7} {'band':>7}")
     for name, e in comparison.edfs.items():
         dropped = comparison.dropped[name] if comparison.dropped else 0

@@ -33,6 +33,14 @@ def sample_entry(study: StudySpec, entry: SpaceEntry, shape: DataShape) -> list:
                          num_classes=shape.num_classes, input_form=entry.input_form)
 
 
+def population_distributions(study: StudySpec) -> dict[str, dict]:
+    """label -> the Optuna distributions of its space's parameters (what each trial's params are drawn from)."""
+    from ..spaces import load_space
+    from .params import space_distributions
+
+    return {entry.label: space_distributions(load_space(entry.space)) for entry in study.spaces}
+
+
 def build_population(study: StudySpec, shape: DataShape) -> dict[str, list]:
     """label -> the list of SampledModel of that space, index k = model k."""
     return {entry.label: sample_entry(study, entry, shape) for entry in study.spaces}

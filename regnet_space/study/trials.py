@@ -98,18 +98,31 @@ def model_states(trials: Iterable[FrozenTrial], population_sizes: dict[str, int]
     return states
 
 
-def model_attrs(label: str, index: int, sampled: Any) -> dict[str, Any]:
-    """The user attributes a model's trial carries from the start: its spec, complexity and sampled params."""
+def model_attrs(label: str, index: int, sampled: Any, recorded: dict[str, Any]) -> dict[str, Any]:
+    """The user attributes a model's trial carries from the start: its spec and complexity, plus (as
+    ``param_*``) the few sampled parameters Optuna cannot hold as trial params (``recorded`` has the rest)."""
+    from .params import used_params  # imports the sampler: only workers enqueue
+
     summary = summarize(sampled.spec, sampled.regnet)
     attrs = {SPACE: label, INDEX: index, "spec": sampled.spec.to_json(),
              **{k: summary[k] for k in ("flops", "params", "acts", "mac")}}
-    attrs.update({PARAM_PREFIX + name: value for name, value in sampled.params.items()})
+    attrs.update({PARAM_PREFIX + name: value for name, value in used_params(sampled).items() if name not in recorded})
     return attrs
 
 
+def waiting_trial(label: str, index: int, sampled: Any, distributions: dict[str, Any]) -> FrozenTrial:
+    """A model's WAITING trial with its sampled parameters as real Optuna params (see params.py)."""
+    from .params import trial_params
+
+    params, dists = trial_params(sampled, distributions)
+    return optuna.trial.create_trial(state=TrialState.WAITING, params=params, distributions=dists,
+                                     user_attrs=model_attrs(label, index, sampled, params))
+
+
 def enqueue_missing(study: optuna.Study, storage: optuna.storages.BaseStorage, population: dict[str, list], *,
-                    stale_after: float) -> int:
-    """Fail stale trials, then enqueue every model that has no live trial. Returns how many were enqueued."""
+                    stale_after: float, distributions: dict[str, dict[str, Any]]) -> int:
+    """Fail stale trials, then enqueue every model that has no live trial. Returns how many were enqueued.
+    ``distributions``: space label -> its parameters' Optuna distributions (``population_distributions``)."""
     now = time.time()
     trials = study.get_trials(deepcopy=False)
     for trial in trials:
@@ -123,7 +136,7 @@ def enqueue_missing(study: optuna.Study, storage: optuna.storages.BaseStorage, p
     for k in range(max(len(models) for models in population.values())):
         for label, models in population.items():
             if k < len(models) and (label, k) not in live:
-                study.enqueue_trial({}, user_attrs=model_attrs(label, k, models[k]), skip_if_exists=False)
+                study.add_trial(waiting_trial(label, k, models[k], distributions[label]))
                 enqueued += 1
     return enqueued
 
@@ -177,7 +190,10 @@ def _has_earlier_live_twin(study: optuna.Study, trial: FrozenTrial, stale_after:
 
 
 def decode_params(trial: FrozenTrial) -> dict[str, Any]:
-    return {k[len(PARAM_PREFIX):]: v for k, v in trial.user_attrs.items() if k.startswith(PARAM_PREFIX)}
+    """A model's sampled parameters: its Optuna params, and ``param_*`` user attributes (all of them in studies
+    made before parameters became Optuna params)."""
+    legacy = {k[len(PARAM_PREFIX):]: v for k, v in trial.user_attrs.items() if k.startswith(PARAM_PREFIX)}
+    return {**legacy, **trial.params}
 
 
 def trial_spec_json(trial: FrozenTrial) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..spec import AnyNetSpec
-from .population import DataShape, build_population, space_seed, tiny_stage_warning
+from .population import DataShape, build_population, population_distributions, space_seed, tiny_stage_warning
 from .session import StudySession
 from .storage import retry
 from .trials import HEARTBEAT, INDEX, INTERRUPTED, SPACE, claim, enqueue_missing, fail, model_states
@@ -84,16 +84,18 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
     poll = spec.heartbeat_interval if poll is None else poll
     dataset = load_dataset(**{**spec.dataset, "device": device})
     shape = DataShape(dataset.resolution, dataset.in_channels, dataset.num_classes)
-    population = build_population(spec, shape)
+    population, distributions = build_population(spec, shape), population_distributions(spec)
     warning = tiny_stage_warning(population)
     if warning:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     report = WorkerReport()
-    retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after), what="enqueuing models")
+    retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after,
+                                  distributions=distributions), what="enqueuing models")
     while True:
         trial = retry(lambda: claim(study, storage, name, stale_after=spec.stale_after), what="claiming a model")
         if trial is None:
-            if retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after),
+            if retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after,
+                                             distributions=distributions),
                      what="recovering models"):
                 continue
             states = retry(lambda: model_states(study.get_trials(deepcopy=False), spec.population_sizes,
