@@ -20,7 +20,7 @@ SPACES = ("anynetx_a", "anynetx_e", "regnetx", "regnety", str(ROOT / "experiment
 def study_of(space_name, n=12, *, resolution=8, flops=4e5):
     space = load_space(space_name)
     models = sample_models(space, n, seed=1, resolution=resolution, in_channels=1, num_classes=4,
-                           windows={"flops": (0, flops)})
+                           windows={"flops": (0, flops)}, input_form="imagenet")  # its stems are dimensions
     study = optuna.create_study(direction="minimize")
     dists = space_distributions(space)
     for k, model in enumerate(models):
