@@ -1,6 +1,7 @@
 """EDFs, normalised EDFs, bands, KS tests and best-of-k against hand-computed cases and scipy."""
 
 import argparse
+import itertools
 import json
 
 import numpy as np
@@ -151,3 +152,110 @@ def test_edf_range_takes_complexity_suffixes():
     for bad in ("5M:", ":20M", "20M:5M", "five:ten", "10"):
         with pytest.raises(argparse.ArgumentTypeError):
             value_range(bad)
+
+
+def test_holm_against_hand_computed_values():
+    from regnet_space.analysis.edf import holm
+
+    # sorted p 0.01, 0.02, 0.03, 0.04 (m = 4): 4*0.01 = 0.04, 3*0.02 = 0.06, 2*0.03 = 0.06, 1*0.04 = 0.04 -> 0.06
+    assert np.allclose(holm([0.03, 0.01, 0.04, 0.02]), [0.06, 0.04, 0.06, 0.06])
+    # sorted 0.005, 0.4, 0.5: 3*0.005 = 0.015, 2*0.4 = 0.8, 1*0.5 = 0.5 -> 0.8 (never below an earlier step)
+    assert np.allclose(holm([0.5, 0.005, 0.4]), [0.8, 0.015, 0.8])
+    # the cap at 1: 3*0.01 = 0.03, 2*0.6 = 1.2 -> 1, 1*0.7 -> max(1, 0.7) = 1
+    assert np.allclose(holm([0.6, 0.01, 0.7]), [1.0, 0.03, 1.0])
+    assert holm([0.2]).tolist() == [0.2] and holm([]).size == 0
+
+
+def _exact_stratified_p(errors_a, errors_b, bins_a, bins_b, num_bins):
+    """Enumerate every relabelling that keeps each bin's count of a-models: the exact stratified p."""
+    from regnet_space.analysis.edf import _weighted_ks
+
+    errors = np.concatenate([errors_a, errors_b])
+    order = np.argsort(errors, kind="stable")
+    errors, bins = errors[order], np.concatenate([bins_a, bins_b])[order]
+    labels = order < len(errors_a)
+    observed = _weighted_ks(errors, bins, labels[None, :], num_bins)[0]
+    per_bin = []
+    for j in range(num_bins):
+        members = np.flatnonzero(bins == j)
+        per_bin.append([set(c) for c in itertools.combinations(members, int(labels[members].sum()))])
+    stats_all = []
+    for choice in itertools.product(*per_bin):
+        chosen = set().union(*choice)
+        stats_all.append(_weighted_ks(errors, bins, np.array([[i in chosen for i in range(len(errors))]]),
+                                      num_bins)[0])
+    return observed, np.mean(np.array(stats_all) >= observed - 1e-12)
+
+
+def test_stratified_permutation_p_matches_exact_enumeration():
+    # Two bins; a has 3 + 2 models, b 2 + 3: 10 * 10 = 100 within-bin relabellings.
+    errors_a, bins_a = np.array([10.0, 12.0, 13.0, 20.0, 21.0]), np.array([0, 0, 0, 1, 1])
+    errors_b, bins_b = np.array([14.0, 15.0, 22.0, 23.0, 24.0]), np.array([0, 0, 1, 1, 1])
+    observed, exact = _exact_stratified_p(errors_a, errors_b, bins_a, bins_b, 2)
+    result = ks_test(errors_a, errors_b, bins_a, bins_b, 2, permutations=20_000, seed=3)
+    assert result["statistic"] == pytest.approx(observed)
+    # By hand: weights are 1/6 (a) and 1/4 (b) in bin 0, 1/4 (a) and 1/6 (b) in bin 1, and every bin-0 error is
+    # below every bin-1 error, so F_a - F_b is 0 between the bins. D = 0.5 (observed) needs the three a's first
+    # or the two b's first in bin 0 (2 of 10 orders), or the same in bin 1: p = 1 - 0.8 * 0.8 = 0.36.
+    assert observed == pytest.approx(0.5) and exact == pytest.approx(0.36)
+    assert result["pvalue"] == pytest.approx(exact, abs=0.005)
+    assert "within 2 bins" in result["method"]
+
+
+def test_within_bin_permutation_keeps_every_bins_count():
+    from regnet_space.analysis.edf import permute_within_bins
+
+    rng = np.random.default_rng(0)
+    bins = rng.integers(0, 4, 50)
+    labels = rng.random(50) < 0.4
+    shuffled = permute_within_bins(labels, bins, 200, rng)
+    for j in range(4):
+        assert (shuffled[:, bins == j].sum(axis=1) == labels[bins == j].sum()).all()
+    assert (shuffled != labels).any(axis=1).mean() > 0.9  # and they do move
+
+
+def test_mean_difference_interval_covers_and_is_seeded():
+    from regnet_space.analysis.bootstrap import mean_difference_ci
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(20, 2, 80), rng.normal(19, 2, 80)
+    diff, (lo, hi) = mean_difference_ci(a, b, seed=1)
+    assert diff == pytest.approx(a.mean() - b.mean()) and lo < diff < hi
+    half = 1.96 * np.sqrt(a.var() / 80 + b.var() / 80)  # the normal-theory interval
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.15)
+    assert mean_difference_ci(a, b, seed=1) == (diff, (lo, hi))
+    # Normalised: the mean is the average of the bin means, whatever each bin's count.
+    bins_a, bins_b = np.r_[np.zeros(70, int), np.ones(10, int)], np.r_[np.zeros(10, int), np.ones(70, int)]
+    diff, (lo, hi) = mean_difference_ci(a, b, bins_a, bins_b, 2, seed=1)
+    expected = (a[:70].mean() + a[70:].mean()) / 2 - (b[:10].mean() + b[10:].mean()) / 2
+    assert diff == pytest.approx(expected) and lo < diff < hi
+    # Coverage over replicates of a true difference of 1: about 95%.
+    hits = 0
+    for seed in range(60):
+        r = np.random.default_rng(100 + seed)
+        _, (lo, hi) = mean_difference_ci(r.normal(1, 1, 40), r.normal(0, 1, 40), samples=500, seed=seed)
+        hits += lo <= 1 <= hi
+    assert hits >= 52  # 95% of 60 = 57; binomial sd 1.7
+
+
+def test_compare_reports_holm_and_mean_differences():
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"space": np.repeat(["a", "b", "c"], 40),
+                          "error": np.r_[rng.normal(20, 1, 40), rng.normal(20, 1, 40), rng.normal(22, 1, 40)],
+                          "flops": rng.uniform(0, 10, 120)})
+    for result in (compare(frame, ci_samples=300), compare(frame, normalize="flops", bins=3, permutations=200,
+                                                           ci_samples=300)):
+        pvalues = [t["pvalue"] for t in result.ks]
+        assert [t["p_holm"] for t in result.ks] == pytest.approx(holm_of(pvalues))
+        ac = result.pair("a", "c")
+        assert ac["mean_diff"] == pytest.approx(result.edfs["a"].mean_error - result.edfs["c"].mean_error)
+        assert ac["mean_diff_ci"][0] < ac["mean_diff"] < ac["mean_diff_ci"][1] < 0
+        ca = result.pair("c", "a")
+        assert ca["mean_diff"] == -ac["mean_diff"] and ca["mean_diff_ci"][0] > 0
+        assert "Holm-adjusted over the 3 pairwise comparisons" in result.holm_note()
+
+
+def holm_of(pvalues):
+    from regnet_space.analysis.edf import holm
+
+    return holm(pvalues).tolist()

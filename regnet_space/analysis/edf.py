@@ -4,6 +4,9 @@ A design space is judged by the distribution of its models' errors, not by one l
 F(e) = fraction of models with error <= e. The normalised EDF ("On Network Design Spaces", NDS) weights each
 model by 1/(k*m_j), m_j the models of its group in its complexity bin, so two spaces are compared as if their
 models had the same (uniform over k bins) complexity distribution.
+
+Comparisons of several groups come as a family: each pair's p-value is also given Holm-adjusted over the
+family (``p_holm``), with a bootstrap interval for the difference in (weighted) mean error.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import UserError
+from .bootstrap import mean_difference_ci
 
 _PERMUTATION_CHUNK = 64
 
@@ -110,14 +114,32 @@ def shared_range(groups: dict[str, np.ndarray], metric: str) -> tuple[float, flo
     return lo, hi
 
 
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjustment: the i-th smallest of m p-values becomes max_{j<=i} min(1, (m-j+1) p_(j)).
+
+    Rejecting every hypothesis whose adjusted p is <= alpha keeps the family-wise error rate <= alpha under any
+    dependence between the tests, and rejects at least as much as Bonferroni.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    if p.size == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, (p.size - np.arange(p.size)) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
+
+
 def ks_test(errors_a: np.ndarray, errors_b: np.ndarray, bins_a: np.ndarray | None = None,
             bins_b: np.ndarray | None = None, num_bins: int = 0, *, permutations: int = 1000,
             seed: int = 0) -> dict[str, Any]:
-    """KS statistic and p-value between two groups: scipy's for plain EDFs, a permutation test for normalised.
+    """KS statistic and p-value between two groups: scipy's for plain EDFs, a stratified permutation test for
+    normalised ones.
 
-    For normalised EDFs the group labels are permuted and each permuted group's weights recomputed from its
-    own bin counts (a bin left empty by a permutation drops out of that group's k), so the statistic of every
-    permutation is computed exactly like the observed one.
+    For normalised EDFs the group labels are permuted *within* each complexity bin, so every permuted group
+    keeps its own number of models per bin, hence its weights, exactly as observed. Shuffling across bins
+    instead would give each permuted group the pooled complexity mix and a larger effective n, a null
+    distribution too narrow for the observed statistic (35-47% false rejections at alpha = 0.05, issue 13).
     """
     if bins_a is None:
         result = stats.ks_2samp(errors_a, errors_b)
@@ -125,17 +147,28 @@ def ks_test(errors_a: np.ndarray, errors_b: np.ndarray, bins_a: np.ndarray | Non
     errors = np.concatenate([errors_a, errors_b])
     order = np.argsort(errors, kind="stable")
     errors, bins = errors[order], np.concatenate([bins_a, bins_b])[order]
-    observed_labels = (order < len(errors_a))[None, :]
-    observed = float(_weighted_ks(errors, bins, observed_labels, num_bins)[0])
+    labels = order < len(errors_a)
+    observed = float(_weighted_ks(errors, bins, labels[None, :], num_bins)[0])
     rng = np.random.default_rng(seed)
     exceed, done = 0, 0
     while done < permutations:
         size = min(_PERMUTATION_CHUNK, permutations - done)
-        labels = rng.permuted(np.repeat(observed_labels, size, axis=0), axis=1)
-        exceed += int(np.sum(_weighted_ks(errors, bins, labels, num_bins) >= observed - 1e-12))
+        shuffled = permute_within_bins(labels, bins, size, rng)
+        exceed += int(np.sum(_weighted_ks(errors, bins, shuffled, num_bins) >= observed - 1e-12))
         done += size
     return {"statistic": observed, "pvalue": (1 + exceed) / (1 + permutations),
-            "method": f"permutation ({permutations}, seed {seed})"}
+            "method": f"permutation within {num_bins} bins ({permutations}, seed {seed})"}
+
+
+def permute_within_bins(labels: np.ndarray, bins: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` rows, each ``labels`` shuffled among the models of the same bin (a uniform random permutation
+    within every bin). Sorting bin + U[0, 1) orders the models by bin and at random inside a bin; the labels,
+    listed in bin order, are then written to those positions."""
+    in_bin_order = labels[np.argsort(bins, kind="stable")]
+    positions = np.argsort(bins[None, :] + rng.random((size, len(labels))), axis=1)
+    out = np.empty((size, len(labels)), dtype=labels.dtype)
+    out[np.arange(size)[:, None], positions] = in_bin_order[None, :]
+    return out
 
 
 def _weighted_ks(errors: np.ndarray, bins: np.ndarray, labels: np.ndarray, num_bins: int) -> np.ndarray:
@@ -154,13 +187,35 @@ def _weighted_ks(errors: np.ndarray, bins: np.ndarray, labels: np.ndarray, num_b
 
 @dataclass(frozen=True)
 class Comparison:
-    """EDFs of every group, the pairwise KS tests, and how models were normalised."""
+    """EDFs of every group, the pairwise tests, and how models were normalised.
+
+    Each entry of ``ks`` is one pair: ``a``, ``b``, ``statistic`` (KS D), ``pvalue`` (that test alone),
+    ``p_holm`` (Holm-adjusted over all the pairs of this comparison), ``mean_diff`` (mean error of a minus b
+    in percent, weighted when normalised), ``mean_diff_ci`` ((lo, hi), the bootstrap interval at ``level``)
+    and ``method``.
+    """
 
     edfs: dict[str, EDF]
     ks: list[dict[str, Any]]
     normalize: str | None = None
     binning: Binning | None = None
     dropped: dict[str, int] | None = None
+    level: float = 0.95
+
+    def pair(self, a: str, b: str) -> dict[str, Any]:
+        """The test of ``a`` against ``b`` (either order; ``mean_diff`` is then a minus b as asked)."""
+        for test in self.ks:
+            if (test["a"], test["b"]) == (a, b):
+                return test
+            if (test["a"], test["b"]) == (b, a):
+                lo, hi = test["mean_diff_ci"]
+                return {**test, "a": a, "b": b, "mean_diff": -test["mean_diff"], "mean_diff_ci": (-hi, -lo)}
+        raise KeyError(f"no comparison of {a!r} and {b!r}")
+
+    def holm_note(self) -> str:
+        """The sentence that goes beside the p-values of a table of these tests."""
+        return (f"p_holm: Holm-adjusted over the {len(self.ks)} pairwise comparisons; mean_diff: mean error "
+                f"of a minus b{' (weighted)' if self.binning else ''} with its {self.level:.0%} bootstrap interval")
 
     def to_json(self, alpha: float = 0.05) -> dict[str, Any]:
         groups = {}
@@ -172,24 +227,47 @@ class Comparison:
             if self.dropped is not None:
                 group["dropped"] = self.dropped[name]
             groups[name] = group
-        out: dict[str, Any] = {"groups": groups, "ks": self.ks, "alpha": alpha}
+        ks = [{**t, "mean_diff_ci": list(t["mean_diff_ci"])} for t in self.ks]
+        out: dict[str, Any] = {"groups": groups, "ks": ks, "alpha": alpha,
+                               "multiple_comparisons": {"method": "holm", "family": len(self.ks),
+                                                        "note": self.holm_note()},
+                               "mean_diff_level": self.level}
         if self.binning is not None:
             out["normalize"] = {"metric": self.normalize, "bins": self.binning.bins,
                                 "range": [self.binning.lo, self.binning.hi]}
         return out
 
 
+def _pair_tests(kept: dict[str, tuple[np.ndarray, np.ndarray | None]], num_bins: int, *, permutations: int,
+                seed: int, level: float, ci_samples: int) -> list[dict[str, Any]]:
+    """Every pair's KS test and mean-difference interval, then Holm over the pairs."""
+    tests = []
+    for a, b in itertools.combinations(kept, 2):
+        (errors_a, bins_a), (errors_b, bins_b) = kept[a], kept[b]
+        test = ks_test(errors_a, errors_b, bins_a, bins_b, num_bins, permutations=permutations, seed=seed)
+        diff, ci = mean_difference_ci(errors_a, errors_b, bins_a, bins_b, num_bins, level=level,
+                                      samples=ci_samples, seed=seed)
+        tests.append({"a": a, "b": b, **test, "mean_diff": diff, "mean_diff_ci": ci})
+    for test, adjusted in zip(tests, holm([t["pvalue"] for t in tests])):
+        test["p_holm"] = float(adjusted)
+    return tests
+
+
 def compare(frame: pd.DataFrame, by: str = "space", *, normalize: str | None = None, bins: int = 10,
-            value_range: tuple[float, float] | None = None, permutations: int = 1000, seed: int = 0) -> Comparison:
-    """The (normalised) EDF of each group of ``frame`` (grouped by column ``by``) and KS tests between them."""
+            value_range: tuple[float, float] | None = None, permutations: int = 1000, seed: int = 0,
+            level: float = 0.95, ci_samples: int = 2000) -> Comparison:
+    """The (normalised) EDF of each group of ``frame`` (grouped by column ``by``), KS tests between every pair
+    (Holm-adjusted over the pairs) and bootstrap intervals at ``level`` for their differences in mean error."""
     if by not in frame.columns:
         raise UserError(f"--by {by}: no such column (columns: {', '.join(map(str, frame.columns))})")
+    if not 0 < level < 1:
+        raise UserError(f"the interval level must be in (0, 1), got {level}")
     groups = {str(name): g for name, g in frame.groupby(by, sort=True)}
+    options = {"permutations": permutations, "seed": seed, "level": level, "ci_samples": ci_samples}
     if normalize is None:
         edfs = {name: edf(g["error"].to_numpy()) for name, g in groups.items()}
-        ks = [{"a": a, "b": b, **ks_test(groups[a]["error"].to_numpy(), groups[b]["error"].to_numpy())}
-              for a, b in itertools.combinations(groups, 2)]
-        return Comparison(edfs, ks)
+        plain = {name: (g["error"].to_numpy(), None) for name, g in groups.items()}
+        return Comparison(edfs, _pair_tests(plain, 0, **options), level=level)
     if normalize not in frame.columns or frame[normalize].isna().all():
         raise UserError(f"--normalize {normalize}: the table has no {normalize!r} column")
     if bins < 1:
@@ -212,7 +290,4 @@ def compare(frame: pd.DataFrame, by: str = "space", *, normalize: str | None = N
         kept[name] = (g["error"].to_numpy()[index >= 0], index[index >= 0])
         dropped[name] = sizes[name] - len(kept[name][0])  # outside the range, or no value
     edfs = {name: edf(errors, normalised_weights(index, bins)) for name, (errors, index) in kept.items()}
-    ks = [{"a": a, "b": b, **ks_test(kept[a][0], kept[b][0], kept[a][1], kept[b][1], bins,
-                                     permutations=permutations, seed=seed)}
-          for a, b in itertools.combinations(kept, 2)]
-    return Comparison(edfs, ks, normalize, binning, dropped)
+    return Comparison(edfs, _pair_tests(kept, bins, **options), normalize, binning, dropped, level)

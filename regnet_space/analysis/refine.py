@@ -1,17 +1,28 @@
-"""Narrow a design space from the models sampled from it (the RegNet paper's A -> B -> ... -> E steps).
+"""Narrow a design space from the models sampled from it (the RegNet paper's A -> B -> ... -> E steps), taking
+only the steps the data supports.
 
-Each sampled dimension is narrowed to its bootstrap good range (snapped outward to the values the dimension
-can take). For an AnyNet space two kinds of constraint are added when the data supports them:
-- shared b / g (AnyNetX_B, C): when the good ranges of every stage overlap, one value range serves all stages;
-- non-decreasing widths / depths (AnyNetX_D, E): when models that satisfy it have lower errors than those that
-  do not (one-sided Mann-Whitney U test at level alpha, with at least 5 models on each side).
-Every decision, taken or not, is written as one line of rationale.
+``propose`` turns a results table into candidate decisions, each with a permutation p-value:
+- ``narrow`` a range: one stage's parameter (column ``d3``, ``w1``, ...), a shareable field in every stage at
+  once (``column`` None), or a RegNet parameter (``w0``, ``wm``, ...), to a contiguous range of its values;
+- ``share`` a value (AnyNetX_B/C): every stage uses one value of b or g;
+- ``monotone`` (AnyNetX_D/E): non-decreasing widths or depths.
+
+Every candidate is scored by how strongly a feature of the models marks the low-error ones: the correlation of
+the feature with the models' error ranks (ranks, so one diverged model cannot dominate). A candidate has many
+features (every contiguous range of a column's values, every value to share), and its statistic is the best
+of them. Its null distribution comes from shuffling the errors among the models and recomputing that best, so
+the choice of range is part of the null: choosing the best of 35 ranges and then testing it as if fixed is
+what made the old bootstrap "good ranges" narrow pure noise. The p-values are Holm-adjusted over every
+candidate of the table, and a decision is taken when its adjusted p is <= alpha: on a table whose errors are
+noise, the chance that anything is taken is at most alpha. Calibration: analysis/calibration/.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,22 +32,59 @@ from ..errors import UserError
 from ..spaces import DesignSpace, Distribution
 from ..spaces.distributions import is_number, parse_distribution
 from ..spaces.space import REGNET_TYPES, STAGE_ALIASES, STAGE_TYPES
-from .bootstrap import good_ranges
+from .edf import holm
 
 SHAREABLE = ("bottleneck_ratio", "group_width")
 MONOTONE = ("width", "depth")
-_MIN_SIDE = 5
+MAX_LEVELS = 8  # a column with more distinct values is cut into this many quantile levels
+MIN_MODELS = 5  # a feature must mark at least this many models, and leave at least this many unmarked
+_CHUNK = 256  # permutations per matrix product
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One proposed constraint, with its evidence.
+
+    ``value``: for ``share`` the shared value (fixed) or a Distribution; for ``narrow`` (low, high) as snapped
+    to the support; for ``monotone`` None. ``column`` is the table column of a per-stage narrowing (``d3``),
+    None otherwise. ``p_value`` is the permutation p against errors shuffled among the models, ``p_holm`` that
+    p Holm-adjusted over every decision proposed from the same table, ``taken`` means p_holm <= alpha.
+    ``statistic`` is the observed score (correlation of the chosen feature with low error ranks).
+    """
+
+    kind: str
+    field: str
+    column: str | None
+    value: Any
+    p_value: float
+    p_holm: float
+    taken: bool
+    why: str
+    statistic: float = float("nan")
 
 
 @dataclass(frozen=True)
 class Refinement:
     space: DesignSpace
     rationale: list[str]
-    ranges: pd.DataFrame
+    decisions: list[Decision]
 
     def to_toml(self) -> str:
         """The narrowed space as TOML, its rationale as leading comments."""
         return "".join(f"# {line}\n" for line in self.rationale) + "\n" + self.space.to_toml()
+
+
+@dataclass
+class _Candidate:
+    """A decision before its p-value: its features (columns of a models x features matrix) and, per feature,
+    the kind and value of the decision it stands for and a phrase for the rationale."""
+
+    kinds: list[str]
+    field: str
+    column: str | None
+    features: np.ndarray
+    values: list[Any]
+    phrases: list[str]
 
 
 def narrow(value, low: float, high: float, value_type: type, where: str):
@@ -47,6 +95,9 @@ def narrow(value, low: float, high: float, value_type: type, where: str):
     lo = max([v for v in support if v <= low], default=support[0])
     hi = min([v for v in support if v >= high], default=support[-1])
     kept = [v for v in support if lo <= v <= hi]
+    if not kept:  # [low, high] falls between two support points: the nearest one
+        kept = [min(support, key=lambda v: abs(v - (low + high) / 2))]
+        lo = hi = kept[0]
     cast = type(value.lo) if is_number(value.lo) else (int if value_type is int else float)  # keep 8, not 8.0
     if len(kept) == 1:
         return cast(kept[0])
@@ -56,107 +107,284 @@ def narrow(value, low: float, high: float, value_type: type, where: str):
     return parse_distribution({**value.to_dict(), "lo": cast(lo), "hi": cast(hi)}, where, value_type)
 
 
-def _describe(value) -> str:
-    if not isinstance(value, Distribution):
-        return f"fixed {value!r}"
-    if value.kind == "choice":
-        return f"choice {list(value.options)}"
-    return f"{value.kind} {value.lo:g}..{value.hi:g}"
+def propose(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, permutations: int = 1000,
+            seed: int = 0) -> list[Decision]:
+    """Every candidate decision for ``space`` from ``frame`` (its models and errors), with p-values."""
+    if not 0 < alpha < 1:
+        raise UserError(f"alpha must be in (0, 1), got {alpha}")
+    if permutations < 1:
+        raise UserError(f"permutations must be >= 1, got {permutations}")
+    columns = _columns(space)
+    _require(frame, columns, space)
+    frame = frame.dropna(subset=columns + ["error"])
+    if len(frame) < 4 * MIN_MODELS:
+        raise UserError(f"refining {space.name!r} needs at least {4 * MIN_MODELS} models with every sampled "
+                        f"parameter, the table has {len(frame)}")
+    candidates = _regnet_candidates(space, frame) if space.is_regnet else _anynet_candidates(space, frame)
+    candidates = [c for c in candidates if c.features.shape[1]]
+    if not candidates:
+        return []
+    scores = _standardise(np.concatenate([c.features for c in candidates], axis=1))
+    starts = np.cumsum([0] + [c.features.shape[1] for c in candidates])[:-1]
+    ranks = stats.rankdata(frame["error"].to_numpy())
+    low_error = -(ranks - ranks.mean()) / np.linalg.norm(ranks - ranks.mean())  # high = good model
+    observed_all = low_error @ scores
+    observed = np.maximum.reduceat(observed_all, starts)
+    rng = np.random.default_rng(seed)
+    exceed = np.zeros(len(candidates), dtype=np.int64)
+    for done in range(0, permutations, _CHUNK):
+        size = min(_CHUNK, permutations - done)
+        shuffled = rng.permuted(np.broadcast_to(low_error, (size, len(low_error))), axis=1)
+        best = np.maximum.reduceat(shuffled @ scores, starts, axis=1)
+        exceed += np.sum(best >= observed - 1e-12, axis=0)
+    pvalues = (1 + exceed) / (1 + permutations)
+    adjusted = holm(pvalues)
+    errors = frame["error"].to_numpy()
+    decisions = []
+    for candidate, start, stat, p, p_holm in zip(candidates, starts, observed, pvalues, adjusted):
+        k = int(np.argmax(observed_all[start:start + candidate.features.shape[1]]))
+        taken = bool(p_holm <= alpha)
+        why = (f"{candidate.phrases[k]}; {_contrast(errors, candidate.features[:, k])}; score {stat:.3f} "
+               f"(best of {candidate.features.shape[1]}), p={p:.3g}, Holm p={p_holm:.3g} over "
+               f"{len(candidates)} -> {'taken' if taken else 'not taken'}")
+        decisions.append(Decision(candidate.kinds[k], candidate.field, candidate.column, candidate.values[k],
+                                  float(p), float(p_holm), taken, why, float(stat)))
+    return decisions
+
+
+def apply(space: DesignSpace, decisions: Sequence[Decision]) -> DesignSpace:
+    """``space`` with every decision in ``decisions`` imposed (whatever ``taken`` says).
+
+    Narrowings compose (each narrows the current value), then shares set their value in every stage, then
+    monotone constraints are added. Narrowing one stage of a shared field narrows every stage, so it stays
+    shared. The result is re-read through ``DesignSpace.from_dict``; a composition that leaves no model
+    (e.g. ranges that contradict a monotone constraint) is an error.
+    """
+    where = f"{space.name} refined"
+    if space.is_regnet:
+        regnet = dict(space.regnet)
+        for d in decisions:
+            if d.kind != "narrow" or d.field not in regnet:
+                raise UserError(f"{where}: a RegNet space takes only narrowings of its [regnet] parameters, "
+                                f"not {d.kind} {d.field}")
+            regnet[d.field] = narrow(regnet[d.field], d.value[0], d.value[1], REGNET_TYPES[d.field],
+                                     f"{where}.regnet.{d.field}")
+        return _checked(dataclasses.replace(space, regnet=regnet), where)
+    stages = range(space.num_stages)
+    fields = {d.field for d in decisions} | set(space.stage) | {f for o in space.stages.values() for f in o}
+    for d in decisions:
+        if d.field not in STAGE_TYPES:
+            raise UserError(f"{where}: {d.field!r} is not a stage field")
+    per_stage = {f: [space.stage_value(i, f) for i in stages] for f in fields}
+    shared, monotone = list(space.shared), list(space.monotone)
+    order = {"narrow": 0, "share": 1, "monotone": 2}
+    for d in sorted(decisions, key=lambda d: (order[d.kind], d.column is None)):
+        values = per_stage[d.field]
+        if d.kind == "narrow":
+            targets = stages if d.column is None or d.field in shared else [_stage_of(d.column, d.field, space)]
+            for i in targets:
+                values[i] = narrow(values[i], d.value[0], d.value[1], STAGE_TYPES[d.field],
+                                   f"{where}.stages.{i + 1}.{d.field}")
+        elif d.kind == "share":  # a fixed value is the same in every stage: only a Distribution needs `shared`
+            per_stage[d.field] = [d.value] * space.num_stages
+            shared += [d.field] if d.field not in shared and isinstance(d.value, Distribution) else []
+        elif d.kind == "monotone":
+            monotone += [d.field] if d.field not in monotone else []
+        else:
+            raise UserError(f"{where}: unknown decision kind {d.kind!r}")
+    stage, overrides = {}, {i + 1: {} for i in stages}
+    for f, values in per_stage.items():
+        if all(v == values[0] for v in values):
+            if values[0] is not None:
+                stage[f] = values[0]
+        else:
+            for i, v in enumerate(values):
+                overrides[i + 1][f] = v
+    refined = _checked(dataclasses.replace(space, stage=stage, stages={i: o for i, o in overrides.items() if o},
+                                           shared=tuple(shared), monotone=tuple(monotone)), where)
+    if refined.size() == 0:
+        raise UserError(f"{where}: the decisions leave no model that meets the constraints "
+                        f"(monotone: {', '.join(monotone)})")
+    return refined
+
+
+def refine(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, permutations: int = 1000,
+           seed: int = 0) -> Refinement:
+    """``space`` with the decisions the data supports imposed, and the rationale of every decision proposed."""
+    decisions = propose(space, frame, alpha=alpha, permutations=permutations, seed=seed)
+    taken = [d for d in decisions if d.taken]
+    refined = dataclasses.replace(apply(space, taken), name=f"{space.name}_refined",
+                                  description=f"{space.name} narrowed by `regnet-space refine` from "
+                                              f"{len(frame)} models")
+    header = (f"{len(decisions)} candidate decisions from {len(frame)} models; each p from {permutations} "
+              f"shuffles of the errors among the models (seed {seed}), Holm-adjusted over the "
+              f"{len(decisions)}; taken when Holm p <= {alpha:g}: {len(taken)} taken")
+    return Refinement(refined, [header] + [d.why for d in decisions], decisions)
+
+
+# -- candidates --
+
+
+def _columns(space: DesignSpace) -> list[str]:
+    """The table columns of the space's sampled parameters."""
+    if space.is_regnet:
+        return [f for f, v in space.regnet.items() if _varies(v)]
+    return [f"{STAGE_ALIASES[f]}{i + 1}" for f in STAGE_ALIASES for i in range(space.num_stages)
+            if _varies(space.stage_value(i, f))]
+
+
+def _varies(value) -> bool:
+    return isinstance(value, Distribution) and len(value) > 1 and all(map(is_number, value.values.tolist()))
 
 
 def _require(frame: pd.DataFrame, columns: list[str], space: DesignSpace) -> None:
-    missing = [c for c in columns if c not in frame.columns or frame[c].isna().all()]
+    missing = [c for c in columns + ["error"] if c not in frame.columns or frame[c].isna().all()]
     if missing:
         raise UserError(f"refining {space.name!r} needs the sampled parameter {missing[0]!r} in the table")
 
 
-def refine(space: DesignSpace, frame: pd.DataFrame, *, samples: int = 10_000, level: float = 0.95,
-           alpha: float = 0.05, seed: int = 0) -> Refinement:
-    """The narrowed space and why, from ``frame`` (the models of ``space`` with their errors)."""
-    if len(frame) < 2 * _MIN_SIDE:
-        raise UserError(f"refining {space.name!r} needs at least {2 * _MIN_SIDE} models, the table has {len(frame)}")
-    where = f"refined {space.name}"
-    renamed = dataclasses.replace(space, name=f"{space.name}_refined",
-                                  description=f"{space.name} narrowed by `regnet-space refine` from {len(frame)} models")
-    if space.is_regnet:
-        names = [k for k, v in space.regnet.items() if isinstance(v, Distribution)]
-        _require(frame, names, space)
-        ranges = good_ranges(frame, names, samples=samples, level=level, seed=seed)
-        regnet = {**space.regnet, **{n: narrow(space.regnet[n], ranges.loc[n, "low"], ranges.loc[n, "high"],
-                                               REGNET_TYPES[n], f"{where}.regnet.{n}") for n in names}}
-        rationale = [_range_line(n, ranges.loc[n], space.regnet[n], regnet[n]) for n in names]
-        return Refinement(_checked(dataclasses.replace(renamed, regnet=regnet), where),
-                          _header(frame, samples, level) + rationale, ranges)
+def _stage_of(column: str, field: str, space: DesignSpace) -> int:
+    alias, number = column[:1], column[1:]
+    if STAGE_ALIASES.get(field) != alias or not number.isdigit() or not 1 <= int(number) <= space.num_stages:
+        raise UserError(f"{space.name}: column {column!r} is not a stage column of {field}")
+    return int(number) - 1
+
+
+def _levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(level of each value, lowest and highest value of each level): the distinct values, or MAX_LEVELS
+    quantile groups of them when there are more."""
+    flat = values.ravel()
+    distinct = np.unique(flat)
+    if len(distinct) <= MAX_LEVELS:
+        return np.searchsorted(distinct, values), distinct, distinct
+    cuts = np.quantile(flat, np.arange(1, MAX_LEVELS) / MAX_LEVELS)
+    raw = np.searchsorted(cuts, values, side="right")
+    used, level = np.unique(raw, return_inverse=True)
+    level = level.reshape(values.shape)
+    lows = np.array([flat[level.ravel() == k].min() for k in range(len(used))])
+    highs = np.array([flat[level.ravel() == k].max() for k in range(len(used))])
+    return level, lows, highs
+
+
+def _ranges(count: int):
+    """Every contiguous run [i, j] of ``count`` levels except the whole."""
+    return [(i, j) for i in range(count) for j in range(i, count) if (i, j) != (0, count - 1)]
+
+
+def _enough(feature: np.ndarray) -> bool:
+    """The feature marks at least MIN_MODELS models and leaves at least MIN_MODELS unmarked (or lower)."""
+    return np.sum(feature > feature.min()) >= MIN_MODELS and np.sum(feature < feature.max()) >= MIN_MODELS
+
+
+def _snapped(dists: list, low: float, high: float, value_type: type) -> tuple[Any, Any]:
+    """(low, high) snapped outward to the support of every stage's distribution: the narrowed span."""
+    spans = []
+    for dist in dists:
+        narrowed = narrow(dist, low, high, value_type, "refine")
+        if isinstance(narrowed, Distribution):
+            support = narrowed.values.tolist()
+            spans.append((min(support), max(support)))
+        else:
+            spans.append((narrowed, narrowed))
+    lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+    cast = int if value_type is int else float
+    return cast(lo), cast(hi)
+
+
+def _range_candidate(field: str, column: str | None, values: np.ndarray, dists: list, value_type: type,
+                     name: str, share: bool = False) -> _Candidate:
+    """Narrow ``name`` to a contiguous range of levels; ``values`` is models x stages (1 column: one value).
+
+    With several stages a model is scored by how many of its stages lie in the range, and separately by
+    whether all do. With ``share``, a range of one value is the decision to share that value (AnyNetX_B/C),
+    so sharing and narrowing compete in one candidate and the better-supported one is proposed: b = 1
+    alone beats b in {1, 2}, g in {4, 8, 16} beats g = 4 alone.
+    """
+    level, lows, highs = _levels(values)
+    kinds, features, decided, phrases = [], [], [], []
+    for i, j in _ranges(len(lows)):
+        inside = (level >= i) & (level <= j)
+        if share and i == j and lows[i] == highs[i]:
+            kind, value = "share", (int if value_type is int else float)(lows[i])
+            what = f"share {field} = {value:g}"
+        else:
+            low = -math.inf if i == 0 else lows[i]
+            high = math.inf if j == len(lows) - 1 else highs[j]
+            kind, value = "narrow", _snapped(dists, low, high, value_type)
+            what = f"narrow {name} to [{value[0]:g}, {value[1]:g}]"
+        options = [(inside.sum(axis=1).astype(float), "more stages inside")]
+        if values.shape[1] > 1:
+            options.append((inside.all(axis=1).astype(float), "every stage inside"))
+        for feature, how in options:
+            if _enough(feature):
+                kinds.append(kind)
+                features.append(feature)
+                decided.append(value)
+                phrases.append(what if values.shape[1] == 1 else f"{what} ({how})")
+    return _Candidate(kinds, field, column, _matrix(features, len(values)), decided, phrases)
+
+
+def _monotone_candidate(field: str, values: np.ndarray) -> _Candidate:
+    steps = np.diff(values, axis=1) >= 0
+    features, phrases = [], []
+    for feature, how in ((steps.all(axis=1).astype(float), "every step"),
+                         (steps.sum(axis=1).astype(float), "more non-decreasing steps")):
+        if _enough(feature):
+            features.append(feature)
+            phrases.append(f"non-decreasing {field} ({how})")
+    return _Candidate(["monotone"] * len(features), field, None, _matrix(features, len(values)),
+                      [None] * len(features), phrases)
+
+
+def _anynet_candidates(space: DesignSpace, frame: pd.DataFrame) -> list[_Candidate]:
+    candidates = []
     stages = range(space.num_stages)
-    fields = [f for f in STAGE_ALIASES if any(isinstance(space.stage_value(i, f), Distribution) for i in stages)]
-    columns = [f"{STAGE_ALIASES[f]}{i + 1}" for f in fields for i in stages]
-    _require(frame, columns, space)
-    ranges = good_ranges(frame, columns, samples=samples, level=level, seed=seed)
-    rationale = _header(frame, samples, level)
-    shared, monotone = list(space.shared), list(space.monotone)
-    per_stage: dict[int, dict] = {i + 1: {} for i in stages}
-    common: dict = {}
-    for f in fields:
-        cols = [f"{STAGE_ALIASES[f]}{i + 1}" for i in stages]
-        lo, hi = ranges.loc[cols, "low"].max(), ranges.loc[cols, "high"].min()  # the range all stages share
-        if f in SHAREABLE and f not in shared:
-            if lo <= hi:
-                shared.append(f)
-                rationale.append(f"shared {f}: the good ranges of {', '.join(cols)} overlap in [{lo:g}, {hi:g}], "
-                                 f"so one value for all stages keeps each stage in its good range (AnyNetX_B/C)")
-            else:
-                rationale.append(f"not shared {f}: the good ranges of {', '.join(cols)} do not overlap")
-        if f in shared:  # the space's own shared fields have equal columns, so lo <= hi
-            common[f] = narrow(space.stage_value(0, f), lo, hi, STAGE_TYPES[f], f"{where}.stage.{f}")
-            rationale.append(_range_line(f, {"low": lo, "high": hi, "median": ranges.loc[cols[0], "median"]},
-                                         space.stage_value(0, f), common[f]))
+    for field, alias in STAGE_ALIASES.items():
+        varying = [i for i in stages if _varies(space.stage_value(i, field))]
+        if not varying:
             continue
-        if f in MONOTONE and f not in monotone:
-            line = _monotone_test(frame, f, cols, alpha)
-            if line.startswith("monotone"):
-                monotone.append(f)
-            rationale.append(line)
-        for i, col in zip(stages, cols):
-            per_stage[i + 1][f] = narrow(space.stage_value(i, f), ranges.loc[col, "low"], ranges.loc[col, "high"],
-                                         STAGE_TYPES[f], f"{where}.stages.{i + 1}.{f}")
-            rationale.append(_range_line(col, ranges.loc[col], space.stage_value(i, f), per_stage[i + 1][f]))
-    stage = {k: v for k, v in space.stage.items() if k not in fields} | common
-    overrides = {i: {k: v for k, v in space.stages.get(i, {}).items() if k not in fields} | per_stage[i]
-                 for i in per_stage}
-    narrowed = _checked(dataclasses.replace(renamed, stage=stage, stages={i: v for i, v in overrides.items() if v},
-                                            shared=tuple(shared), monotone=tuple(monotone)), where)
-    if narrowed.size() == 0:
-        raise UserError(f"{where}: the good ranges leave no model that meets the constraints "
-                        f"(monotone: {', '.join(monotone)}); refine with more models")
-    return Refinement(narrowed, rationale, ranges)
+        kind = STAGE_TYPES[field]
+        if field in SHAREABLE or field in space.shared:
+            cols = [f"{alias}{i + 1}" for i in varying]
+            values = frame[cols].to_numpy(dtype=float)
+            dists = [space.stage_value(i, field) for i in varying]
+            can_share = field not in space.shared and len(varying) == space.num_stages
+            candidates.append(_range_candidate(field, None, values, dists, kind, f"{field} in every stage",
+                                               share=can_share))
+        if field not in space.shared:
+            for i in varying:
+                col = f"{alias}{i + 1}"
+                candidates.append(_range_candidate(field, col, frame[[col]].to_numpy(dtype=float),
+                                                   [space.stage_value(i, field)], kind, col))
+        if field in MONOTONE and field not in space.monotone and space.num_stages > 1:
+            cols = [f"{alias}{i + 1}" for i in stages]
+            if all(c in frame.columns for c in cols):
+                candidates.append(_monotone_candidate(field, frame[cols].to_numpy(dtype=float)))
+    return candidates
+
+
+def _regnet_candidates(space: DesignSpace, frame: pd.DataFrame) -> list[_Candidate]:
+    return [_range_candidate(f, None, frame[[f]].to_numpy(dtype=float), [space.regnet[f]], REGNET_TYPES[f], f)
+            for f in _columns(space)]
+
+
+def _matrix(features: list[np.ndarray], n: int) -> np.ndarray:
+    return np.stack(features, axis=1) if features else np.empty((n, 0))
+
+
+def _standardise(features: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit norm, so a product with unit-norm centred ranks is a correlation."""
+    centred = features - features.mean(axis=0)
+    return centred / np.linalg.norm(centred, axis=0)
+
+
+def _contrast(errors: np.ndarray, feature: np.ndarray) -> str:
+    """Median error of the models the feature marks most vs the rest, for the rationale."""
+    top = feature == feature.max()
+    return (f"median error {np.median(errors[top]):.2f}% ({int(top.sum())} models) vs "
+            f"{np.median(errors[~top]):.2f}% ({int((~top).sum())})")
 
 
 def _checked(space: DesignSpace, where: str) -> DesignSpace:
     """The space re-read from its own dict form, so it passes every check ``load_space`` makes."""
     return DesignSpace.from_dict(space.to_dict(), where)
-
-
-def _header(frame: pd.DataFrame, samples: int, level: float) -> list[str]:
-    return [f"good ranges: {level:.0%} interval of the best model of {samples} resamples of 25% of the "
-            f"{len(frame)} models (errors {frame['error'].min():.2f}..{frame['error'].max():.2f}%)"]
-
-
-def _range_line(name: str, r, before, after) -> str:
-    return (f"{name}: good range [{r['low']:g}, {r['high']:g}], median {r['median']:g}; "
-            f"{_describe(before)} -> {_describe(after)}")
-
-
-def _monotone_test(frame: pd.DataFrame, field: str, cols: list[str], alpha: float) -> str:
-    """Impose non-decreasing ``field`` when the models satisfying it have significantly lower errors."""
-    values = frame[cols].to_numpy(dtype=float)
-    ok = np.all(np.diff(values, axis=1) >= 0, axis=1)
-    errors = frame["error"].to_numpy()
-    yes, no = errors[ok], errors[~ok]
-    counts = f"{len(yes)} of {len(errors)} models satisfy it"
-    if min(len(yes), len(no)) < _MIN_SIDE:
-        return f"not monotone {field}: too few models on one side to test ({counts})"
-    p = float(stats.mannwhitneyu(yes, no, alternative="less").pvalue)
-    verdict = "monotone" if p < alpha else "not monotone"
-    return (f"{verdict} {field}: non-decreasing {field} models have median error {np.median(yes):.2f} vs "
-            f"{np.median(no):.2f} (one-sided Mann-Whitney p={p:.2g}, {counts})"
-            + (" (AnyNetX_D/E)" if p < alpha else ""))

@@ -139,5 +139,8 @@ def _edf_summary(page: _Page, comparison) -> None:
             rows[name]["dropped"] = dropped
     page.table(pd.DataFrame.from_dict(rows, orient="index"))
     if comparison.ks:
-        page.table(pd.DataFrame(comparison.ks).set_index(["a", "b"]))
+        page.text(comparison.holm_note())
+        tests = pd.DataFrame(comparison.ks).set_index(["a", "b"])
+        tests["mean_diff_ci"] = [f"[{lo:.2f}, {hi:.2f}]" for lo, hi in tests["mean_diff_ci"]]
+        page.table(tests)
 

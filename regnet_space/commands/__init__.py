@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-COMMANDS = ("describe", "study", "edf", "best", "refine", "design", "report", "train", "models", "profile", "sample", "spaces")
+COMMANDS = ("describe", "study", "edf", "best", "refine", "design", "power", "report", "train", "models", "profile",
+            "sample", "spaces")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, data_flags: bool = True) -> None:

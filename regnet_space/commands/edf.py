@@ -1,5 +1,6 @@
 """``regnet-space edf``: compare design spaces by their error EDFs (plain or complexity-normalised), with
-95% bands, pairwise KS tests and the expected best error of a random search."""
+95% bands, pairwise KS tests (normalised: permutations within complexity bins; p Holm-adjusted over the pairs),
+bootstrap intervals for the differences in mean error and the expected best error of a random search."""
 
 from __future__ import annotations
 
@@ -40,10 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bins", type=positive_int, default=10, help="complexity bins (default: 10)")
     parser.add_argument("--range", type=value_range, metavar="LO:HI",
                         help="complexity range to normalise over (default: the span all groups share)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence of the bands (default: 0.05)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence of the bands and the mean-difference intervals (default: 0.05)")
     parser.add_argument("--permutations", type=positive_int, default=1000,
                         help="permutations of the weighted KS test (default: 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the permutation test (default: 0)")
+    parser.add_argument("--ci-samples", type=positive_int, default=2000,
+                        help="bootstrap resamples of the mean-difference intervals (default: 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the permutation test and the bootstrap "
+                        "(default: 0)")
     parser.add_argument("--plot", metavar="OUT.png", help="write the EDF figure (.png or .svg)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(handler=run)
@@ -59,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--range needs --normalize")
     frame, _ = table.load(args.study, dir=args.dir, storage=args.storage)
     comparison = edf.compare(frame, args.by, normalize=args.normalize, bins=args.bins, value_range=args.range,
-                             permutations=args.permutations, seed=args.seed)
+                             permutations=args.permutations, seed=args.seed, level=1 - args.alpha,
+                             ci_samples=args.ci_samples)
     if args.plot:
         from ..analysis import plots
 
@@ -75,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
         dropped = comparison.dropped[name] if comparison.dropped else 0
         print(f"{name:>16} {e.n:>6} {dropped:>7} {e.min_error:>7.2f} {e.mean_error:>7.2f} "
               f"{edf.dkw_halfwidth(e.n_eff, args.alpha):>7.3f}")
+    if comparison.ks:
+        print(comparison.holm_note())
     for test in comparison.ks:
-        print(f"KS {test['a']} vs {test['b']}: D={test['statistic']:.3f} p={test['pvalue']:.3g} ({test['method']})")
+        lo, hi = test["mean_diff_ci"]
+        print(f"KS {test['a']} vs {test['b']}: D={test['statistic']:.3f} p={test['pvalue']:.3g} "
+              f"p_holm={test['p_holm']:.3g}; mean_diff={test['mean_diff']:+.2f} [{lo:+.2f}, {hi:+.2f}] "
+              f"({test['method']})")
     return 0

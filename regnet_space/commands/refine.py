@@ -1,6 +1,7 @@
-"""``regnet-space refine``: narrow a design space from a study of it: bootstrap good ranges, plus shared and
-non-decreasing constraints where the data supports them. Writes a space TOML (with its rationale as comments)
-that ``sample`` and the next study accept."""
+"""``regnet-space refine``: narrow a design space from a study of it. Every candidate constraint (narrow a
+range, share b or g, non-decreasing widths/depths) gets a permutation p-value (errors shuffled among the
+models), Holm-adjusted over the candidates; only those with Holm p <= --alpha are imposed. Writes a space TOML
+(with every candidate's p-values as comments) that ``sample`` and the next study accept."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the design space the models were drawn from (default: the study's space for the "
                              "label, or the built-in space of that name)")
     parser.add_argument("--out", required=True, metavar="narrowed.toml", help="where to write the narrowed space")
-    parser.add_argument("--samples", type=positive_int, default=10_000, help="bootstrap resamples (default: 10000)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="level of the monotone tests (default: 0.05)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    parser.add_argument("--permutations", type=positive_int, default=1000,
+                        help="shuffles of the errors per test (default: 1000)")
+    parser.add_argument("--alpha", type=float, default=0.05,
+                        help="family-wise level over all candidate decisions, Holm (default: 0.05)")
+    parser.add_argument("--seed", type=int, default=0, help="permutation seed (default: 0)")
     parser.set_defaults(handler=run)
 
 
@@ -41,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
         from ..study import load_study_spec
 
         definition = load_study_spec(args.study).entry(args.space).space
-    refinement = refine(load_space(definition or args.space), models, samples=args.samples, alpha=args.alpha,
-                        seed=args.seed)
+    refinement = refine(load_space(definition or args.space), models, alpha=args.alpha,
+                        permutations=args.permutations, seed=args.seed)
     Path(args.out).write_text(refinement.to_toml())
     print("\n".join(refinement.rationale))
     print(f"wrote {args.out}")
