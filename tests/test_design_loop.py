@@ -11,8 +11,8 @@ import pytest
 
 from regnet_space.analysis.edf import Binning
 from regnet_space.design import design_space, oracles
-from regnet_space.design.candidates import regnet_candidate, regnet_restriction
-from regnet_space.design.compare import holm, one_sided_tests
+from regnet_space.design.candidates import rank_correlation_test, regnet_candidate, regnet_restriction
+from regnet_space.design.compare import one_sided_tests
 from regnet_space.errors import UserError
 from regnet_space.spaces import load_space, sample_models
 
@@ -20,15 +20,9 @@ SMALL = dict(resolution=28, in_channels=1, num_classes=10)
 WINDOW = {"flops": (2e6, 20e6)}
 
 
-def _run(evaluate, seed, *, population=30, rounds=3, budget=None, space="anynetx_a"):
+def _run(evaluate, seed, *, population=100, rounds=4, budget=None, space="anynetx_a"):
     return design_space(load_space(space), evaluate, rounds=rounds, population=population, windows=WINDOW,
-                        seed=seed, budget=budget, permutations=300, **SMALL)
-
-
-def test_holm_matches_hand_computed_values():
-    # sorted p: 0.01 (x4 = 0.04), 0.02 (x3 = 0.06), 0.03 (x2 = 0.06, monotone), 0.5 (x1)
-    assert np.allclose(holm([0.03, 0.01, 0.5, 0.02]), [0.06, 0.04, 0.5, 0.06])
-    assert holm([0.6, 0.7]) == [1.0, 1.0]
+                        seed=seed, budget=budget, permutations=2000, **SMALL)
 
 
 def _null_pair(rng, n=30):
@@ -56,19 +50,16 @@ def test_one_sided_tests_hold_their_level_on_a_stratified_null_and_see_a_shift()
 
 
 def test_planted_structure_is_recovered():
-    hits = 0
-    seeds = range(4)
-    for seed in seeds:
-        result = _run(oracles.planted(seed=seed), seed)
-        found = oracles.recovered(result.final_space)
-        hits += all(found.values())
-        assert any(row["better"] for row in result.lineage), result.lineage
-    assert hits >= 3  # the full rate (>= 9/10 at larger populations) is analysis/design_loop/oracle_rates.py
+    # The full rate over 10 seeds is analysis/design_loop/oracle_rates.py; these are three of them.
+    for seed in range(3):
+        result = _run(oracles.planted(seed=seed), seed, budget=800)
+        assert all(oracles.recovered(result.final_space).values()), result.lineage
+        assert any(row["better"] for row in result.lineage)
 
 
 def test_pure_noise_is_never_called_better():
     for seed in range(4):
-        result = _run(oracles.noise(seed=seed), seed)
+        result = _run(oracles.noise(seed=seed), seed, population=60)
         assert not any(row["better"] for row in result.lineage), result.lineage
 
 
@@ -76,10 +67,10 @@ def test_same_seed_same_lineage_and_budget_stops_the_loop():
     a = _run(oracles.planted(seed=1), 1, rounds=2)
     b = _run(oracles.planted(seed=1), 1, rounds=2)
     assert a.lineage == b.lineage and a.final_space == b.final_space
-    limited = _run(oracles.planted(seed=1), 1, rounds=5, budget=60)
-    assert sum(row["n"] for row in limited.lineage) <= 60 and "budget" in limited.stop
+    limited = _run(oracles.planted(seed=1), 1, rounds=5, budget=250)
+    assert sum(row["n"] for row in limited.lineage) <= 250 and "budget" in limited.stop
     with pytest.raises(UserError, match="budget"):
-        _run(oracles.planted(seed=1), 1, budget=20)
+        _run(oracles.planted(seed=1), 1, budget=50)
 
 
 class CrashingCache:
@@ -127,9 +118,19 @@ def _frame(models, errors):
     return population_table(models, errors, "p")
 
 
+def test_rank_correlation_test_holds_its_level_and_sees_a_trend():
+    rng = np.random.default_rng(0)
+    rejections = sum(rank_correlation_test(rng.random(30), rng.random(30), permutations=199, seed=r)[1] <= 0.05
+                     for r in range(300))
+    assert rejections / 300 <= 0.08  # nominal 0.05
+    x = rng.random(30)
+    rho, p = rank_correlation_test(x, x + rng.normal(0, 0.1, 30), permutations=199, seed=0)
+    assert rho > 0.8 and p <= 0.01
+
+
 def test_regnet_candidate_needs_evidence_from_e_fit():
     space = load_space("anynetx_e")
-    models = sample_models(space, 40, seed=3, windows=WINDOW, **SMALL)
+    models = sample_models(space, 24, seed=3, windows=WINDOW, **SMALL)
     noise = _frame(models, oracles.noise(seed=0)(models))
     assert regnet_candidate(space, noise, alpha=0.05, seed=0, permutations=300) is None
     from regnet_space.design.candidates import e_fits

@@ -1,24 +1,24 @@
-"""The refinements a round of the design loop tries: the calibrated decisions of ``refine``, and the RegNet
-restriction when the good models' widths look like a quantized line.
+"""The refinements a round of the design loop tries: the calibrated decisions of ``refine.propose``, grouped
+by the field they constrain, and the RegNet restriction when the good models' widths look like a quantized line.
 
-A candidate is a named change of the parent space (``transform``) together with the space it gives. Changes
-compose: the loop applies every accepted candidate's transform to the parent, in the order proposed, with the
-RegNet restriction last (it turns an AnyNet space into a RegNet space, after which per-stage changes no longer
-apply).
+Grouping by field follows the paper's steps (B: share b, C: share g, D: non-decreasing widths, E: non-decreasing
+depths): a candidate is every decision the data supports about one field (sharing b and fixing it to 1, say,
+or narrowing w1..w4 and making widths non-decreasing). Accepted candidates compose: their decisions are applied
+to the parent together (``refine.apply``), then the RegNet restriction if it was accepted (it turns an AnyNet
+space into a RegNet space, after which per-stage decisions no longer apply).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from ..analysis.linear_fit import fit_quantized_linear
+from ..analysis.refine import Decision, apply, propose
 from ..analysis.table import block_widths
-from ..analysis.refine import refine
 from ..errors import UserError
 from ..spaces import DesignSpace, Distribution
 from ..spaces.space import REGNET_STAGE_FIELDS
@@ -36,12 +36,12 @@ _MAX_DEPTH = 63
 @dataclass(frozen=True)
 class Candidate:
     """A refinement of the parent space: ``name`` (stable, used in seeds and labels), the ``space`` it gives,
-    ``why`` it was proposed, and ``transform``, which makes the same change to any space it applies to."""
+    ``why`` it was proposed, and the ``decisions`` it imposes (none for the RegNet restriction)."""
 
     name: str
     space: DesignSpace
     why: str
-    transform: Callable[[DesignSpace], DesignSpace]
+    decisions: tuple[Decision, ...] = ()
 
 
 def slug(name: str) -> str:
@@ -50,13 +50,16 @@ def slug(name: str) -> str:
 
 
 def candidates(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, seed: int = 0,
-               permutations: int = 2000) -> list[Candidate]:
-    """The refinements of ``space`` that ``frame`` (its population: sampled parameters, ``error``) supports."""
+               permutations: int = 1000) -> list[Candidate]:
+    """The refinements of ``space`` that ``frame`` (its population: sampled parameters, ``error``) supports:
+    one per field with a taken decision (in the order ``propose`` lists them), then the RegNet restriction."""
+    taken = [d for d in propose(space, frame, alpha=alpha, permutations=permutations, seed=seed) if d.taken]
+    fields = list(dict.fromkeys(d.field for d in taken))
     out = []
-    refinement = refine(space, frame, alpha=alpha, seed=seed)
-    if refinement.space.size() < space.size() or refinement.space.monotone != space.monotone:
-        out.append(Candidate("refine", refinement.space, "; ".join(refinement.rationale[1:]),
-                             lambda s: refine(s, frame, alpha=alpha, seed=seed).space))
+    for field in fields:
+        mine = tuple(d for d in taken if d.field == field)
+        kinds = "+".join(dict.fromkeys(d.kind for d in mine))
+        out.append(Candidate(f"{kinds} {field}", apply(space, mine), "; ".join(d.why for d in mine), mine))
     regnet = regnet_candidate(space, frame, alpha=alpha, seed=seed, permutations=permutations)
     if regnet is not None:
         out.append(regnet)
@@ -64,12 +67,10 @@ def candidates(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, 
 
 
 def compose(parent: DesignSpace, accepted: list[Candidate]) -> DesignSpace:
-    """Every accepted change applied to ``parent``, the RegNet restriction last."""
-    ordered = [c for c in accepted if c.name != REGNET] + [c for c in accepted if c.name == REGNET]
-    space = parent
-    for candidate in ordered:
-        space = candidate.transform(space)
-    return space
+    """Every accepted candidate's decisions applied to ``parent`` together, then the RegNet restriction."""
+    decisions = [d for c in accepted for d in c.decisions]
+    space = apply(parent, decisions) if decisions else parent
+    return regnet_restriction(space) if any(c.name == REGNET for c in accepted) else space
 
 
 # -- the RegNet restriction --
@@ -127,39 +128,33 @@ def e_fits(frame: pd.DataFrame) -> np.ndarray:
 
 
 def regnet_candidate(space: DesignSpace, frame: pd.DataFrame, *, alpha: float, seed: int,
-                     permutations: int = 2000) -> Candidate | None:
+                     permutations: int = 1000) -> Candidate | None:
     """The RegNet restriction, proposed when models whose widths are nearer a quantized line have lower
     errors: Spearman's correlation of e_fit with error, one-sided, with a permutation p-value (errors
     shuffled among the models), at level ``alpha``. Only for an AnyNet space whose stages share b and g."""
     if (space.is_regnet or "width" not in space.monotone
             or any(single_value(space, f) is None for f in ("bottleneck_ratio", "group_width", "se_ratio"))):
         return None
-    if len(frame) < 10:
+    try:
+        restricted = regnet_restriction(space)
+    except UserError:  # e.g. per-stage strides, which a RegNet space cannot express
         return None
     fits = e_fits(frame)
-    errors = frame["error"].to_numpy(float)
-    rank_fit = _ranks(fits)
-    rank_err = _ranks(errors)
-    observed = float(np.corrcoef(rank_fit, rank_err)[0, 1])
-    rng = np.random.default_rng(seed)
-    shuffled = np.argsort(rng.random((permutations, len(errors))), axis=1)
-    null = _row_corr(rank_fit, rank_err[shuffled])
-    p = float((1 + np.sum(null >= observed - 1e-12)) / (1 + permutations))
+    observed, p = rank_correlation_test(fits, frame["error"].to_numpy(float), permutations=permutations, seed=seed)
     why = (f"e_fit vs error: Spearman {observed:+.2f}, one-sided permutation p={p:.3g} "
            f"(median e_fit {np.median(fits):.3f})")
     if not p <= alpha:
         return None
-    restricted = regnet_restriction(space)
-    return Candidate(REGNET, restricted, "RegNet restriction: " + why, regnet_restriction)
+    return Candidate(REGNET, restricted, "RegNet restriction: " + why)
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
+def rank_correlation_test(x: np.ndarray, y: np.ndarray, *, permutations: int, seed: int) -> tuple[float, float]:
+    """Spearman's correlation of x and y, and its one-sided (positive) permutation p-value."""
     from scipy.stats import rankdata
 
-    return rankdata(values)
-
-
-def _row_corr(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    x = (x - x.mean()) / x.std()
-    rows = (rows - rows.mean(axis=1, keepdims=True)) / rows.std(axis=1, keepdims=True)
-    return rows @ x / len(x)
+    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = (rx - rx.mean()) / rx.std(), (ry - ry.mean()) / ry.std()
+    observed = float(rx @ ry / len(rx))
+    rng = np.random.default_rng(seed)
+    null = rng.permuted(np.broadcast_to(ry, (permutations, len(ry))), axis=1) @ rx / len(rx)
+    return observed, float((1 + np.sum(null >= observed - 1e-12)) / (1 + permutations))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.edf import Binning
+from ..analysis.edf import Binning, permute_within_bins
 
 _CHUNK = 128
 
@@ -77,32 +77,14 @@ def one_sided_tests(parent: tuple[np.ndarray, np.ndarray], candidate: tuple[np.n
         return np.maximum(diff.max(axis=1), 0.0), np.maximum((-diff).max(axis=1), 0.0)
 
     observed_better, observed_worse = (float(s[0]) for s in statistics(is_candidate[None, :]))
-    # Within-bin permutation: sort each row by (bin, random key) and hand out the labels of each bin, in
-    # bin order, to the positions that sorting lists for that bin.
-    by_bin = np.argsort(bins, kind="stable")
-    labels_by_bin = is_candidate[by_bin]
     rng = np.random.default_rng(seed)
     exceed_better = exceed_worse = done = 0
     while done < permutations:
         size = min(_CHUNK, permutations - done)
-        positions = np.argsort(bins[None, :] + rng.random((size, len(bins))), axis=1)
-        labels = np.empty((size, len(bins)), dtype=bool)
-        np.put_along_axis(labels, positions, np.broadcast_to(labels_by_bin, (size, len(bins))), axis=1)
-        better, worse = statistics(labels)
+        better, worse = statistics(permute_within_bins(is_candidate, bins, size, rng))
         exceed_better += int(np.sum(better >= observed_better - 1e-12))
         exceed_worse += int(np.sum(worse >= observed_worse - 1e-12))
         done += size
     return OneSided(observed_better, (1 + exceed_better) / (1 + permutations),
                     observed_worse, (1 + exceed_worse) / (1 + permutations), dropped)
 
-
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (monotone, capped at 1), in the input order."""
-    m = len(pvalues)
-    order = np.argsort(pvalues, kind="stable")
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[index]))
-        adjusted[index] = running
-    return adjusted.tolist()

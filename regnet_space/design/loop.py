@@ -30,16 +30,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..analysis.edf import Binning
+from ..analysis.edf import Binning, holm
+from ..analysis.refine import MIN_MODELS
 from ..builder import complexity
 from ..errors import UserError
 from ..spaces import DesignSpace, SampledModel, sample_models
 from .candidates import Candidate, candidates, compose, slug
-from .compare import holm, one_sided_tests
+from .compare import one_sided_tests
 
 START = "start"
 COMPOSED = "composed"
-MIN_POPULATION = 10
+MIN_POPULATION = 4 * MIN_MODELS  # what refine.propose needs
 
 
 def population_seed(seed: int, label: str) -> int:
@@ -143,7 +144,8 @@ def design_space(space: DesignSpace, evaluate: Evaluate, *, rounds: int, populat
     for round_ in range(1, rounds + 1):
         if path[-1] != parent_label:
             path.append(parent_label)
-        proposed = propose(parent, parent_table, alpha=alpha, seed=population_seed(seed, f"r{round_}"))
+        proposed = propose(parent, parent_table, alpha=alpha, seed=population_seed(seed, f"r{round_}"),
+                           permutations=permutations)
         if not proposed:
             stop = f"round {round_}: no refinement is supported by the data"
             break
