@@ -1,0 +1,86 @@
+"""`regnet-space design` through the CLI: bad specs, and a loop SIGKILLed mid-round that resumes to the same lineage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from study_helpers import cli
+
+SPEC = """
+name = "{name}"
+seed = 0
+start = "anynetx_a"
+population = 20
+rounds = 1
+alpha = 0.9
+measure_latency = false
+[dataset]
+name = "synthetic:res=8,train=64,test=32"
+val_size = 16
+[proxy]
+epochs = 1
+batch_size = 64
+train_fraction = 1.0
+[complexity]
+flops = "0:300K"
+[workers]
+heartbeat_interval = 0.5
+stale_after = 3
+"""
+
+
+def _spec(tmp_path, name="tinydesign", **replace):
+    text = SPEC.format(name=name)
+    for key, value in replace.items():
+        text = text.replace(f"{key} = ", f"{key} = {value}\n# was: ", 1)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("population", "5", "population: must be an integer >= 20"),
+    ("alpha", "1.5", "alpha: must be a number in (0, 1)"),
+    ("start", '"nospace"', "unknown design space 'nospace'"),
+])
+def test_bad_spec_is_one_line_and_exit_2(tmp_path, key, value, message):
+    result = cli("design", str(_spec(tmp_path, **{key: value})), "--dir", str(tmp_path / "d"), "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def _lineage(directory):
+    return json.loads((directory / "lineage.json").read_text())
+
+
+@pytest.mark.slow
+def test_sigkilled_design_resumes_to_the_same_lineage(tmp_path):
+    """alpha 0.9 makes round 1 propose candidates even on tiny synthetic data, so the kill lands mid-round."""
+    spec = _spec(tmp_path)
+    reference = cli("design", str(spec), "--dir", str(tmp_path / "ref"), "--quiet", timeout=3600)
+    assert reference.returncode == 0, reference.stderr
+    assert len(_lineage(tmp_path / "ref")["lineage"]) > 1
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", "design", str(spec), "--dir", str(killed_dir),
+                                "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 1800
+    while not list((killed_dir / "populations").glob("r1-*.toml")) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(5)  # a round-1 worker is training
+    os.killpg(process.pid, signal.SIGKILL)  # the design process and its workers, no chance to clean up
+    process.wait()
+    assert not (killed_dir / "lineage.json").exists()
+    resumed = cli("design", str(spec), "--dir", str(killed_dir), "--quiet", timeout=3600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _lineage(killed_dir) == _lineage(tmp_path / "ref")
+    assert (killed_dir / "final_space.toml").read_text() == (tmp_path / "ref" / "final_space.toml").read_text()
+    for name in ("design_report.html", "best.json", "results.csv"):
+        assert (killed_dir / name).stat().st_size > 0
