@@ -64,12 +64,12 @@ def _lineage(directory):
 def test_sigkilled_design_resumes_to_the_same_lineage(tmp_path):
     """alpha 0.9 makes round 1 propose candidates even on tiny synthetic data, so the kill lands mid-round."""
     spec = _spec(tmp_path)
-    reference = cli("design", str(spec), "--dir", str(tmp_path / "ref"), "--quiet", timeout=3600)
+    reference = cli("design", str(spec), "--dir", str(tmp_path / "ref"), "--threads", "1", "--quiet", timeout=3600)
     assert reference.returncode == 0, reference.stderr
     assert len(_lineage(tmp_path / "ref")["lineage"]) > 1
     killed_dir = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", "design", str(spec), "--dir", str(killed_dir),
-                                "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                "--threads", "1", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     deadline = time.time() + 1800
     while not list((killed_dir / "populations").glob("r1-*.toml")) and time.time() < deadline:
@@ -78,7 +78,7 @@ def test_sigkilled_design_resumes_to_the_same_lineage(tmp_path):
     os.killpg(process.pid, signal.SIGKILL)  # the design process and its workers, no chance to clean up
     process.wait()
     assert not (killed_dir / "lineage.json").exists()
-    resumed = cli("design", str(spec), "--dir", str(killed_dir), "--quiet", timeout=3600)
+    resumed = cli("design", str(spec), "--dir", str(killed_dir), "--threads", "1", "--quiet", timeout=3600)
     assert resumed.returncode == 0, resumed.stderr
     assert _lineage(killed_dir) == _lineage(tmp_path / "ref")
     assert (killed_dir / "final_space.toml").read_text() == (tmp_path / "ref" / "final_space.toml").read_text()

@@ -138,3 +138,18 @@ def test_regnet_candidate_needs_evidence_from_e_fit():
     planted = noise.assign(error=20 + 40 * fits + np.random.default_rng(0).normal(0, 0.5, len(fits)))
     candidate = regnet_candidate(space, planted, alpha=0.05, seed=0, permutations=300)
     assert candidate is not None and candidate.space.is_regnet and "Spearman" in candidate.why
+
+
+def test_report_overlays_every_round_and_lists_the_lineage(tmp_path):
+    import html
+
+    from regnet_space.design.loop import binning_for
+    from regnet_space.design.report import build_design_report
+
+    result = _run(oracles.planted(seed=0), 0, rounds=2)
+    page = build_design_report(result, {"name": "t", "alpha": 0.05}, binning_for(WINDOW, 100),
+                               figures_dir=str(tmp_path))
+    assert page.count("<img") == 1 + len({r["round"] for r in result.lineage if r["round"] > 0})
+    assert all(row["label"] in page for row in result.lineage) and "Holm-adjusted" in page
+    assert (tmp_path / "edf_rounds.png").exists() and result.path[0] == "start"
+    assert html.escape(result.final_space.to_toml()) in page

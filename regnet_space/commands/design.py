@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__)
     parser.add_argument("spec", metavar="SPEC", help="the design spec (TOML), e.g. experiments/design_fashion_mnist.toml")
     parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    parser.add_argument("--threads", type=positive_int, help="torch threads per worker (default: the cores split "
+                        "evenly; 1 on a machine shared with other jobs)")
     parser.add_argument("--dir", help="where storage and outputs live (default runs/<name>/)")
     parser.add_argument("--storage", help="a database URL shared by many machines (default: the spec's `storage`, "
                         "else an embedded journal in --dir)")
@@ -46,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     url = args.storage or os.environ.get(STORAGE_ENV)
     start = load_space(spec.start)
     data = load_dataset(**spec.study.get("dataset", {}))
-    evaluate = StudyEvaluator(spec, directory=directory, storage_url=url, workers=args.workers, device=args.device,
-                              progress=not args.quiet)
+    evaluate = StudyEvaluator(spec, directory=directory, storage_url=url, workers=args.workers, threads=args.threads,
+                              device=args.device, progress=not args.quiet)
     where = redact(url) if url else str(directory)
     print(f"design {spec.name}: from {start.name}, populations of {spec.population}, up to {spec.rounds} rounds"
           + (f" and {spec.budget} models" if spec.budget else "") + f", storage {where}", file=sys.stderr)

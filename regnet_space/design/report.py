@@ -32,12 +32,14 @@ def population_edf(table: pd.DataFrame, binning: Binning | None) -> EDF:
     return edf(errors[inside], normalised_weights(np.searchsorted(present, index[inside]), len(present)))
 
 
-def edf_overlay(curves: list[tuple[str, EDF]], title: str) -> Figure:
+def edf_overlay(curves: list[tuple[str, EDF]], title: str, *, reference: bool = False) -> Figure:
+    """The EDFs as step curves, in order (viridis); ``reference`` draws the first as a dashed black line."""
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     colors = sns.color_palette("viridis", max(2, len(curves)))
-    for color, (name, e) in zip(colors, curves):
-        ax.step(e.errors, e.cdf, where="post", color=color, label=f"{name}  n={e.n} min={e.min_error:.2f} "
+    for i, (color, (name, e)) in enumerate(zip(colors, curves)):
+        style = dict(color="black", linestyle="--") if reference and i == 0 else dict(color=color)
+        ax.step(e.errors, e.cdf, where="post", **style, label=f"{name}  n={e.n} min={e.min_error:.2f} "
                 f"mean={e.mean_error:.2f}")
     ax.set_xlabel("error (%)")
     ax.set_ylabel("cumulative prob." + (" (flops-normalised)" if "normalised" in title else ""))
@@ -72,7 +74,8 @@ def build_design_report(result: DesignResult, meta: dict[str, Any], binning: Bin
         curves += [(f"{r['label']}{' (accepted)' if r['accepted'] else ''}{' better' if r['better'] else ''}",
                     population_edf(result.populations[r["label"]], binning)) for r in rows]
         page.heading(f"Round {round_}")
-        page.figure(edf_overlay(curves, f"round {round_}: candidates vs parent ({kind})"), f"edf_round{round_}")
+        page.figure(edf_overlay(curves, f"round {round_}: candidates vs parent ({kind})", reference=True),
+                    f"edf_round{round_}")
         for r in rows:
             page.text(f"{r['candidate']}: {r['why']}")
     page.heading("Lineage")

@@ -22,10 +22,10 @@ class StudyEvaluator:
     may join with ``regnet-space study worker <dir>/populations/<label>.toml``) and returns its errors."""
 
     def __init__(self, spec: DesignSpec, *, directory: str | Path, storage_url: str | None = None, workers: int = 1,
-                 device: str = "cpu", progress: bool = True) -> None:
+                 threads: int | None = None, device: str = "cpu", progress: bool = True) -> None:
         self.spec, self.directory = spec, Path(directory)
         self.storage_url = storage_url or spec.study.get("storage")
-        self.workers, self.device, self.progress = workers, device, progress
+        self.workers, self.threads, self.device, self.progress = workers, threads, device, progress
 
     def study_spec_path(self, label: str) -> Path:
         return self.directory / "populations" / f"{label}.toml"
@@ -49,7 +49,8 @@ class StudyEvaluator:
         rows = model_rows(session)
         if any(r["status"] != "complete" for r in rows):
             code = run_local(session, workers=self.workers, directory=str(self.directory),
-                             storage_url=self.storage_url, device=self.device, progress=self.progress)
+                             storage_url=self.storage_url, device=self.device, progress=self.progress,
+                             threads=self.threads)
             if code == 130:
                 raise KeyboardInterrupt
             rows = model_rows(session)
