@@ -14,11 +14,9 @@ from torch import nn
 
 from .blocks import BLOCKS, conv_bn, count_conv_bn
 from .complexity import Complexity, ComplexityCounter
-from .spec import AnyNetSpec, HeadSpec, StemSpec
+from .spec import STEM_FIRST_CONV, AnyNetSpec, HeadSpec, StemSpec
 
 
-# The first stem conv's (kernel, stride) per stem type; a deep stem's further convs are 3x3 stride 1.
-_STEM_CONV = {"simple": (3, 2), "resnet": (7, 2), "cifar": (3, 1), "deep": (3, 2), "shufflenet": (3, 2)}
 
 
 class Stem(nn.Module):
@@ -26,7 +24,7 @@ class Stem(nn.Module):
 
     def __init__(self, in_channels: int, stem: StemSpec) -> None:
         super().__init__()
-        kernel, stride = _STEM_CONV[stem.type]
+        kernel, stride = STEM_FIRST_CONV[stem.type]
         widths = stem.conv_widths
         self.conv = conv_bn(in_channels, widths[0], kernel, stride=stride)
         self.deep = nn.Sequential(*(conv_bn(c_in, c_out, 3) for c_in, c_out in zip(widths, widths[1:])))
@@ -37,7 +35,7 @@ class Stem(nn.Module):
 
     @staticmethod
     def count(cx: ComplexityCounter, in_channels: int, stem: StemSpec) -> None:
-        kernel, stride = _STEM_CONV[stem.type]
+        kernel, stride = STEM_FIRST_CONV[stem.type]
         widths = stem.conv_widths
         count_conv_bn(cx, in_channels, widths[0], kernel, stride=stride)
         for c_in, c_out in zip(widths, widths[1:]):

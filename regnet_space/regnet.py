@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UserError
-from .spec import AnyNetSpec, StageSpec, StemSpec, dataclass_from_mapping
+from .spec import STEM_TYPES, AnyNetSpec, StageSpec, StemSpec, dataclass_from_mapping
 
 
 def quantized_block_widths(depth: int, w0: float, wa: float, wm: float, q: int = 8) -> list[int]:
@@ -57,9 +57,17 @@ def make_compatible(widths: list[int], bottleneck_ratios: list[float], group_wid
     return new_widths, new_groups
 
 
+_IMAGENET_FORM = {"stem_type": "simple", "first_stride": 2}
+
+
 @dataclass(frozen=True)
 class RegNetParams:
-    """The six RegNet parameters (+ SE ratio and stem width). ``bottleneck_ratio`` is the paper's b."""
+    """The six RegNet parameters (+ SE ratio and the stem). ``bottleneck_ratio`` is the paper's b.
+
+    ``stem_type`` and ``first_stride`` say which input form the network takes: the ImageNet form (a 3x3
+    stride-2 ``simple`` stem, every stage stride 2) or the small-image form of pycls's CIFAR networks
+    (a 3x3 stride-1 ``cifar`` stem, the first stage stride 1), so a config rebuilds the network that was trained.
+    """
 
     depth: int
     w0: float
@@ -70,6 +78,8 @@ class RegNetParams:
     se_ratio: float = 0.0
     stem_width: int = 32
     q: int = 8
+    stem_type: str = "simple"
+    first_stride: int = 2
 
     def __post_init__(self) -> None:
         self.validate()
@@ -78,7 +88,7 @@ class RegNetParams:
         def bad(name: str, message: str) -> UserError:
             return UserError(f"regnet.{name}: {message}, got {getattr(self, name)!r}")
 
-        for name in ("depth", "group_width", "stem_width", "q"):
+        for name in ("depth", "group_width", "stem_width", "q", "first_stride"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise bad(name, "must be an integer")
@@ -104,6 +114,10 @@ class RegNetParams:
             raise bad("se_ratio", "must be in [0, 1]")
         if self.stem_width < 1:
             raise bad("stem_width", "must be >= 1")
+        if self.stem_type not in STEM_TYPES:
+            raise bad("stem_type", f"must be one of {', '.join(STEM_TYPES)}")
+        if self.first_stride not in (1, 2) or isinstance(self.first_stride, bool):
+            raise bad("first_stride", "must be 1 or 2")
 
     def stages(self) -> tuple[list[int], list[int], list[int]]:
         """(widths, depths, group widths) per stage, after quantization and group compatibility."""
@@ -115,15 +129,22 @@ class RegNetParams:
     def to_spec(self, *, resolution: int = 224, in_channels: int = 3, num_classes: int = 1000) -> AnyNetSpec:
         widths, depths, group_widths = self.stages()
         stages = tuple(
-            StageSpec(depth=d, width=w, stride=2, bottleneck_ratio=self.bottleneck_ratio, group_width=g,
-                      block="res_bottleneck", se_ratio=self.se_ratio)
-            for w, d, g in zip(widths, depths, group_widths)
+            StageSpec(depth=d, width=w, stride=self.first_stride if i == 0 else 2,
+                      bottleneck_ratio=self.bottleneck_ratio, group_width=g, block="res_bottleneck",
+                      se_ratio=self.se_ratio)
+            for i, (w, d, g) in enumerate(zip(widths, depths, group_widths))
         )
-        return AnyNetSpec(stages=stages, stem=StemSpec("simple", self.stem_width), resolution=resolution,
+        return AnyNetSpec(stages=stages, stem=StemSpec(self.stem_type, self.stem_width), resolution=resolution,
                           in_channels=in_channels, num_classes=num_classes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as a dict; the input-form fields only when they differ from the ImageNet form, so the
+        published configs read as pycls writes them."""
+        data = dataclasses.asdict(self)
+        for name in ("stem_type", "first_stride"):
+            if data[name] == _IMAGENET_FORM[name]:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RegNetParams":

@@ -15,9 +15,11 @@ from .errors import UserError
 from .regnet import RegNetParams
 from .spec import AnyNetSpec
 
-REGNET_KEYS = ("depth", "w0", "wa", "wm", "group_width", "bottleneck_ratio", "se_ratio", "stem_width", "q")
+REGNET_KEYS = ("depth", "w0", "wa", "wm", "group_width", "bottleneck_ratio", "se_ratio", "stem_width", "q",
+               "stem_type", "first_stride")
 INPUT_KEYS = ("resolution", "in_channels", "num_classes")
-_INTEGER_KEYS = ("depth", "group_width", "stem_width", "q")
+_INTEGER_KEYS = ("depth", "group_width", "stem_width", "q", "first_stride")
+_TEXT_KEYS = ("stem_type",)
 
 
 def catalog() -> dict[str, Any]:
@@ -38,6 +40,9 @@ def parse_regnet(text: str) -> RegNetParams:
             raise UserError(f"--regnet: {item!r} is not key=value")
         if key not in REGNET_KEYS:
             raise UserError(f"--regnet: unknown key {key!r} (known: {', '.join(REGNET_KEYS)})")
+        if key in _TEXT_KEYS:
+            values[key] = raw.strip()
+            continue
         try:
             number = float(raw)
         except ValueError:

@@ -23,6 +23,9 @@ STRIDE_ON = ("3x3", "1x1")
 SHORTCUTS = ("conv", "avgpool")
 SE_STYLES = ("regnet", "resnet")
 
+# The first stem conv's (kernel, stride) per stem type; a deep stem's further convs are 3x3 stride 1.
+STEM_FIRST_CONV = {"simple": (3, 2), "resnet": (7, 2), "cifar": (3, 1), "deep": (3, 2), "shufflenet": (3, 2)}
+
 # Blocks with a projection shortcut (conv or ResNet-D avg-pool + conv) and a first 1x1 that can take the stride.
 PROJECTION_BLOCKS = ("res_basic", "res_bottleneck", "resnest", "res2net")
 STRIDE_1X1_BLOCKS = ("res_bottleneck", "resnest", "res2net")
@@ -264,6 +267,20 @@ class AnyNetSpec:
     @property
     def bottleneck_ratios(self) -> list[float]:
         return [s.bottleneck_ratio for s in self.stages]
+
+    def stage_resolutions(self) -> list[int]:
+        """The feature-map size (px) each stage runs at, as the builder's stem and strided 3x3s produce it."""
+        def conv(size: int, kernel: int, stride: int) -> int:
+            return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+        size = conv(self.resolution, *STEM_FIRST_CONV[self.stem.type])
+        if self.stem.pooled:
+            size = conv(size, 3, 2)
+        sizes = []
+        for stage in self.stages:
+            size = conv(size, 3, stage.stride)
+            sizes.append(size)
+        return sizes
 
     def block_widths(self) -> list[int]:
         """The output width of every block, in order (what the paper's per-block width plots show)."""

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 TINY = """
 name = "{name}"
 seed = 0
+input_form = "imagenet"  # the cheapest networks at 8 px: these tests exercise the study machinery, not design
 measure_latency = true
 [dataset]
 name = "synthetic:res=8,train={train},test=64"

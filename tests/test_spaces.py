@@ -9,7 +9,7 @@ from regnet_space.errors import UserError
 from regnet_space.spaces import DesignSpace, builtin_spaces, load_space, parse_window
 from regnet_space.spaces.space import parse_toml
 
-BUILTINS = ["anynetx_a", "anynetx_b", "anynetx_c", "anynetx_d", "anynetx_e", "regnet", "regnetx", "regnety"]
+BUILTINS = ["anynetx_a", "anynetx_b", "anynetx_c", "anynetx_d", "anynetx_e", "regnet", "regnetx", "regnetx_sota", "regnety"]
 
 def tiny(top: str = "", depth: str = '{ dist = "uniform", lo = 1, hi = 3 }',
          width: str = '{ dist = "log_uniform", lo = 8, hi = 64, q = 8 }', stage: str = "", tail: str = "") -> str:

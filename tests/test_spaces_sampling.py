@@ -134,11 +134,22 @@ def test_sample_command_is_byte_identical(capsys, tmp_path):
         assert sorted(line["sampled"]) == sorted(f"{p}{i}" for p in "dwbg" for i in range(1, 5))
 
 
+def _check_form(spec):
+    """Below 128 px the built-in spaces take the small-image form: CIFAR stem, strides 1,2,2,2, no stage < 4 px."""
+    if spec.resolution < 128:
+        assert (spec.stem.type, spec.stem.width) == ("cifar", 16)
+        assert [s.stride for s in spec.stages] == [1, 2, 2, 2]
+        assert min(spec.stage_resolutions()) >= 4
+    else:
+        assert (spec.stem.type, spec.stem.width) == ("simple", 32)
+        assert all(s.stride == 2 for s in spec.stages)
+
+
 def _check_anynet(space, model):
     spec, p = model.spec, model.params
     stages = spec.stages
-    assert len(stages) == 4 and spec.stem.type == "simple" and spec.stem.width == 32
-    assert all(s.block == "res_bottleneck" and s.stride == 2 for s in stages)
+    assert len(stages) == 4 and all(s.block == "res_bottleneck" for s in stages)
+    _check_form(spec)
     widths, groups = make_compatible([p[f"w{i}"] for i in range(1, 5)], [p[f"b{i}"] for i in range(1, 5)],
                                      [p[f"g{i}"] for i in range(1, 5)])
     assert spec.widths == widths and spec.group_widths == groups and spec.depths == [p[f"d{i}"] for i in range(1, 5)]
@@ -157,7 +168,9 @@ def _check_anynet(space, model):
 
 def _check_regnet(space, model):
     spec, p = model.spec, model.params
-    assert model.regnet == RegNetParams(**p)
+    _check_form(spec)
+    assert model.regnet == RegNetParams(**p, stem_type=spec.stem.type, stem_width=spec.stem.width,
+                                        first_stride=spec.stages[0].stride)
     # Exactly quantized-linear: the spec is what the RegNet rule makes of the sampled parameters, with
     # exactly 4 stages and no skipped exponent.
     assert spec == model.regnet.to_spec(resolution=spec.resolution, in_channels=spec.in_channels,
@@ -208,7 +221,8 @@ def test_vectorised_complexity_and_compatibility_are_exact():
     for model in sample_models("regnety", 30, seed=4, resolution=32, vectorized=False):
         stages = [{k: np.array([getattr(s, k)]) for k in ("depth", "width", "bottleneck_ratio", "group_width",
                                                           "se_ratio")} for s in model.spec.stages]
-        metrics = vectorized.x_network_complexity(model.spec.stem, model.spec.head, stages, [2] * 4,
+        metrics = vectorized.x_network_complexity(model.spec.stem, model.spec.head, stages,
+                                                  [s.stride for s in model.spec.stages],
                                                   resolution=32, in_channels=3, num_classes=1000)
         cx = complexity(model.spec)
         assert {k: int(v[0]) for k, v in metrics.items()} == {k: getattr(cx, k) for k in metrics}
@@ -234,6 +248,7 @@ def test_regnet_stage_rule_vectorised_matches_per_model():
 
 CUSTOM = """
 name = "blocks"
+input_form = "imagenet"  # the space's own stems and strides, as written, at every input size
 num_stages = 3
 [stem]
 type = { dist = "choice", values = ["simple", "cifar"] }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 
 from . import add_model_arguments
 
@@ -19,20 +20,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..resolve import regnet_params_of, resolve_model
+    from ..spaces.input_form import tiny_stage_warning
     from ..summary import human, summarize
 
     spec = resolve_model(args.model, regnet=args.regnet, resolution=args.resolution,
                          in_channels=args.in_channels, num_classes=args.num_classes)
     summary = summarize(spec, regnet_params_of(args.model, args.regnet))
+    warning = tiny_stage_warning(spec)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
         return 0
     title = args.model or f"RegNet({args.regnet})"
     print(f"{title}  input {spec.in_channels}x{spec.resolution}x{spec.resolution}, {spec.num_classes} classes, "
           f"stem {spec.stem.type} {spec.stem.width}")
-    print(f"{'stage':>5} {'block':>15} {'depth':>5} {'width':>6} {'stride':>6} {'b':>5} {'g':>5} {'SE':>5}  options")
-    for i, stage in enumerate(spec.stages, 1):
-        print(f"{i:>5} {stage.block:>15} {stage.depth:>5} {stage.width:>6} {stage.stride:>6} "
+    print(f"{'stage':>5} {'block':>15} {'depth':>5} {'width':>6} {'stride':>6} {'px':>4} {'b':>5} {'g':>5} "
+          f"{'SE':>5}  options")
+    for i, (stage, px) in enumerate(zip(spec.stages, spec.stage_resolutions()), 1):
+        print(f"{i:>5} {stage.block:>15} {stage.depth:>5} {stage.width:>6} {stage.stride:>6} {px:>4} "
               f"{stage.bottleneck_ratio:>5g} {stage.group_width:>5} {stage.se_ratio:>5g}  {_options(stage)}")
     print(f"flops {human(summary['flops'])}  params {human(summary['params'])}  "
           f"acts {human(summary['acts'])}  mac {human(summary['mac'])}")

@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resolution", type=positive_int, default=224, help="input resolution (default 224)")
     parser.add_argument("--in-channels", type=positive_int, default=3, help="input channels (default 3)")
     parser.add_argument("--num-classes", type=positive_int, default=1000, help="classes (default 1000)")
+    parser.add_argument("--input-form", choices=("auto", "imagenet", "small"), help="the space's form for this "
+                        "input size (default: the space's own, `auto` for built-ins: the small-image form below "
+                        "128 px; docs/spaces.md)")
     parser.add_argument("--max-draws", type=positive_int, help="give up after this many draws "
                         "(default 1,000,000 + 1,000 n)")
     parser.add_argument("--out", metavar="FILE", help="write the JSON lines here instead of stdout")
@@ -31,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..spaces import load_space, parse_window
+    from ..spaces.input_form import tiny_stage_warning
     from ..spaces.sampling import sample_with_stats
     from ..summary import summarize
 
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     models, stats = sample_with_stats(space, args.n, seed=args.seed, windows=windows,
                                       resolution=args.resolution, in_channels=args.in_channels,
                                       num_classes=args.num_classes, max_draws=args.max_draws,
-                                      progress=args.out is not None)
+                                      progress=args.out is not None, input_form=args.input_form)
     # "params" is describe's parameter count, so the drawn parameters go under "sampled".
     lines = [json.dumps({**summarize(m.spec, m.regnet), "space": space.name, "sampled": m.params}) + "\n"
              for m in models]
@@ -49,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         with open(args.out, "w") as out:
             out.writelines(lines)
+    tiny = [w for w in map(tiny_stage_warning, (m.spec for m in models)) if w]
+    if tiny:
+        print(f"warning: {len(tiny)} of {len(models)} models have a tiny stage; the first: {tiny[0]}", file=sys.stderr)
     print(f"sampled {len(models)} models from {space.name} in {stats.drawn:,} draws "
           f"(rejection rate {stats.rejection_rate:.2%})", file=sys.stderr)
     return 0

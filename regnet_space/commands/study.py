@@ -63,11 +63,25 @@ def _run(args: argparse.Namespace) -> int:
     session, url = _session(args, create=True)
     print(f"study {session.spec.name}: {session.spec.total} models in {len(session.spec.spaces)} spaces, "
           f"{args.workers} worker(s), storage {session.location}", file=sys.stderr)
+    _warn_tiny_stages(session.spec)
     code = run_local(session, workers=args.workers, directory=args.dir, storage_url=url, device=args.device,
                      progress=not args.quiet)
     if code == 0:
         _print_table(status_summary(session))
     return code
+
+
+def _warn_tiny_stages(spec) -> None:
+    """Warn before training when models of the population have a stage at <= 2x2 px (the data's shape fixes the
+    population, so this reads the dataset once)."""
+    from ..data import load_dataset
+    from ..study.population import DataShape, build_population, tiny_stage_warning
+
+    data = load_dataset(**spec.dataset)
+    warning = tiny_stage_warning(build_population(spec, DataShape(data.resolution, data.in_channels,
+                                                                  data.num_classes)))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _worker(args: argparse.Namespace) -> int:

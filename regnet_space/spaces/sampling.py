@@ -29,6 +29,8 @@ from . import vectorized
 from .distributions import Distribution, draw_non_decreasing
 from .space import (HEAD_TYPES, REGNET_FIELDS, STAGE_ALIASES, STAGE_TYPES, STEM_TYPES, DesignSpace,
                     field_defaults, load_space)
+from .input_form import for_input
+from .limits import REFERENCE_INPUT, meets_limits, within_limits
 from .windows import check_windows
 
 BATCH = 16384  # draws per batch; fixed so that the stream of draws depends on the seed alone
@@ -76,25 +78,29 @@ class SampleStats:
 def sample_models(space: DesignSpace | str, n: int, *, seed: int,
                   windows: dict[str, tuple[float, float]] | None = None, resolution: int = 224,
                   in_channels: int = 3, num_classes: int = 1000, max_draws: int | None = None,
-                  progress: bool = False, vectorized: bool = True) -> list[SampledModel]:
+                  progress: bool = False, vectorized: bool = True, input_form: str | None = None
+                  ) -> list[SampledModel]:
     """The first ``n`` models of the seed's stream that meet the space's constraints and the windows.
 
     ``windows`` maps "flops", "params", "acts" or "mac" to a closed (lo, hi) range, measured at the given
-    input size. After ``max_draws`` draws (default 1,000,000 + 1,000 n) without n models, raises UserError.
-    ``vectorized=False`` checks every draw with the per-model code (same output, slower; for tests).
+    input size. The space is sampled in its input form at that size (``input_form`` overrides the space's;
+    see input_form.py). After ``max_draws`` draws (default 1,000,000 + 1,000 n) without n models, raises
+    UserError. ``vectorized=False`` checks every draw with the per-model code (same output, slower; for tests).
     """
     return sample_with_stats(space, n, seed=seed, windows=windows, resolution=resolution,
                              in_channels=in_channels, num_classes=num_classes, max_draws=max_draws,
-                             progress=progress, vectorized=vectorized)[0]
+                             progress=progress, vectorized=vectorized, input_form=input_form)[0]
 
 
 def sample_with_stats(space: DesignSpace | str, n: int, *, seed: int,
                       windows: dict[str, tuple[float, float]] | None = None, resolution: int = 224,
                       in_channels: int = 3, num_classes: int = 1000, max_draws: int | None = None,
-                      progress: bool = False, vectorized: bool = True) -> tuple[list[SampledModel], SampleStats]:
+                      progress: bool = False, vectorized: bool = True, input_form: str | None = None
+                      ) -> tuple[list[SampledModel], SampleStats]:
     """``sample_models`` plus how many draws it took (for the rejection rate)."""
     if isinstance(space, str):
         space = load_space(space)
+    space = for_input(space, resolution, input_form)
     if not isinstance(n, int) or n < 0:
         raise UserError(f"n: must be an integer >= 0, got {n!r}")
     windows = check_windows(windows)
@@ -272,6 +278,8 @@ class _Sampler:
             model = self._build_regnet(row) if self.space.is_regnet else self._build_anynet(row)
         except UserError as exc:
             raise UserError(f"space {self.space.name}: a draw is not a valid network: {exc}") from None
+        if model is not None and self.space.pycls_limits and not meets_limits(model.spec):
+            return None
         return model
 
     def _stem(self, row: dict[str, Any]) -> StemSpec:
@@ -296,7 +304,8 @@ class _Sampler:
         return SampledModel(spec, {k: row[k] for k in self.param_keys})
 
     def _build_regnet(self, row: dict[str, Any]) -> SampledModel | None:
-        params = RegNetParams(**{name: row[name] for name in REGNET_FIELDS}, stem_width=row["stem_width"])
+        params = RegNetParams(**{name: row[name] for name in REGNET_FIELDS}, stem_width=row["stem_width"],
+                              stem_type=row["stem_type"])
         if not self.vector and not self._stage_count_ok(params):  # (the vectorised prefilter checked it)
             return None
         spec = params.to_spec(**self.input)
@@ -327,7 +336,7 @@ class _Sampler:
             ok_fields = all(not isinstance(v, Distribution) and (v == defaults.get(k) or (k, v) == ("stride", 2)
                                                                    or (k, v) == ("block", "res_bottleneck"))
                             for k, v in self.space.stage.items())
-            return ok_fields and lo == hi and "q" in self.fixed
+            return ok_fields and lo == hi and "q" in self.fixed and "first_stride" in self.fixed
         for i in range(self.space.num_stages):
             if self.fixed.get(stage_key("block", i)) != "res_bottleneck" or stage_key("stride", i) not in self.fixed:
                 return False
@@ -352,7 +361,7 @@ class _Sampler:
             for w, d in zip(widths, depths):
                 w, g_s = vectorized.make_compatible(w[rows], b, g)
                 stages.append(dict(depth=d[rows], width=w, bottleneck_ratio=b, group_width=g_s, se_ratio=se))
-            strides = [2] * num_stages
+            strides = [self.fixed["first_stride"]] + [2] * (num_stages - 1)
         else:
             valid = np.ones(size, dtype=bool)
             stages, strides = [], []
@@ -369,6 +378,12 @@ class _Sampler:
                     valid &= b >= a
             rows = np.flatnonzero(valid)
             stages = [{name: values[rows] for name, values in stage.items()} for stage in stages]
+        if self.space.pycls_limits:  # judged in the ImageNet form at 224 px, as limits.py explains
+            ref = vectorized.x_network_complexity(StemSpec(), self._head(self.fixed), stages, [2] * len(stages),
+                                                  **REFERENCE_INPUT)
+            ok = within_limits(ref["flops"], ref["params"], ref["acts"])
+            rows = rows[ok]
+            stages = [{name: values[ok] for name, values in stage.items()} for stage in stages]
         metrics = vectorized.x_network_complexity(self._stem(self.fixed), self._head(self.fixed), stages, strides,
                                                   **self.input)
         return rows, metrics

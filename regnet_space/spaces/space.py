@@ -36,8 +36,11 @@ STAGE_ALIASES = {"depth": "d", "width": "w", "bottleneck_ratio": "b", "group_wid
 # Stage fields a RegNet space gets from the quantized linear rule and the RegNet parameters.
 REGNET_STAGE_FIELDS = ("depth", "width", "bottleneck_ratio", "group_width", "se_ratio")
 # RegNetParams fields a [regnet] table may set (the stem width comes from [stem]).
-REGNET_FIELDS = tuple(f.name for f in dataclasses.fields(RegNetParams) if f.name != "stem_width")
-TOP_KEYS = ("name", "description", "num_stages", "stem", "head", "stage", "stages", "regnet", "constraints")
+# (the stem's type and width come from [stem]).
+REGNET_FIELDS = tuple(f.name for f in dataclasses.fields(RegNetParams) if f.name not in ("stem_width", "stem_type"))
+TOP_KEYS = ("name", "description", "input_form", "num_stages", "stem", "head", "stage", "stages", "regnet",
+            "constraints")
+INPUT_FORMS = ("auto", "imagenet", "small")  # see input_form.py
 
 Value = Any  # a fixed value or a Distribution
 
@@ -65,7 +68,9 @@ class DesignSpace:
 
     ``stem``, ``stage`` and ``regnet`` map field names to a fixed value or a Distribution; ``stages`` maps a
     1-based stage number to its overrides. ``shared`` and ``monotone`` name stage fields; ``regnet_stages``
-    is the (min, max) number of stages a RegNet draw may quantize to.
+    is the (min, max) number of stages a RegNet draw may quantize to. ``input_form`` (auto, imagenet, small)
+    says how the space adapts to the input size (input_form.py). ``pycls_limits`` keeps only models within
+    pycls's rule of thumb for good models' params and activations (limits.py).
     """
 
     name: str
@@ -79,6 +84,8 @@ class DesignSpace:
     shared: tuple[str, ...] = ()
     monotone: tuple[str, ...] = ()
     regnet_stages: tuple[int, int] = (4, 4)
+    input_form: str = "auto"
+    pycls_limits: bool = False
 
     @property
     def is_regnet(self) -> bool:
@@ -116,6 +123,8 @@ class DesignSpace:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "description": self.description}
+        if self.input_form != "auto":
+            data["input_form"] = self.input_form
         if self.num_stages is not None:
             data["num_stages"] = self.num_stages
         data["stem"] = _values_to_dict(self.stem)
@@ -133,6 +142,8 @@ class DesignSpace:
             constraints["monotone"] = list(self.monotone)
         if self.is_regnet:
             constraints["num_stages"] = list(self.regnet_stages)
+        if self.pycls_limits:
+            constraints["pycls_limits"] = True
         if constraints:
             data["constraints"] = constraints
         return data
@@ -148,6 +159,9 @@ class DesignSpace:
         description = data.get("description", "")
         _expect(name, str, f"{where}.name")
         _expect(description, str, f"{where}.description")
+        input_form = data.get("input_form", "auto")
+        if input_form not in INPUT_FORMS:
+            raise UserError(f"{where}.input_form: must be one of {', '.join(INPUT_FORMS)}, got {input_form!r}")
         is_regnet = "regnet" in data
         if is_regnet == ("num_stages" in data):
             raise UserError(f"{where}: give exactly one of num_stages (an AnyNet space) or a [regnet] table")
@@ -159,7 +173,9 @@ class DesignSpace:
                               hint="set by the RegNet rule; use [regnet]" if is_regnet else None)
         constraints = data.get("constraints", {})
         _expect(constraints, dict, f"{where}.constraints")
-        allowed = ("num_stages",) if is_regnet else ("shared", "monotone")
+        allowed = ("num_stages", "pycls_limits") if is_regnet else ("shared", "monotone", "pycls_limits")
+        pycls_limits = constraints.get("pycls_limits", False)
+        _expect(pycls_limits, bool, f"{where}.constraints.pycls_limits")
         unknown = sorted(set(constraints) - set(allowed))
         if unknown:
             raise UserError(f"{where}.constraints.{unknown[0]}: unknown key for this kind of space "
@@ -176,7 +192,8 @@ class DesignSpace:
                     or not 1 <= bounds[0] <= bounds[1]):
                 raise UserError(f"{where}.constraints.num_stages: must be [min, max] with 1 <= min <= max, "
                                 f"got {bounds!r}")
-            return cls(name, description, None, stem, head, stage, {}, regnet, (), (), tuple(bounds))
+            return cls(name, description, None, stem, head, stage, {}, regnet, (), (), tuple(bounds), input_form,
+                       pycls_limits)
         num_stages = data["num_stages"]
         if not isinstance(num_stages, int) or isinstance(num_stages, bool) or num_stages < 1:
             raise UserError(f"{where}.num_stages: must be an integer >= 1, got {num_stages!r}")
@@ -189,7 +206,7 @@ class DesignSpace:
             stages[int(key)] = _parse_values(table, f"{where}.stages.{key}", STAGE_TYPES)
         space = cls(name, description, num_stages, stem, head, stage, stages, None,
                     _parse_names(constraints, "shared", f"{where}.constraints"),
-                    _parse_names(constraints, "monotone", f"{where}.constraints"))
+                    _parse_names(constraints, "monotone", f"{where}.constraints"), (4, 4), input_form, pycls_limits)
         space._check_stages(where)
         return space
 
@@ -213,7 +230,8 @@ class DesignSpace:
     def to_toml(self) -> str:
         """The space as TOML; ``load_space`` of it gives an equal space."""
         data = self.to_dict()
-        lines = [f"{key} = {_toml(data.pop(key))}" for key in ("name", "description", "num_stages") if key in data]
+        lines = [f"{key} = {_toml(data.pop(key))}" for key in ("name", "description", "input_form", "num_stages")
+                 if key in data]
         for table in ("stem", "head", "regnet", "stage"):
             if data.get(table):
                 lines += ["", f"[{table}]"] + [f"{k} = {_toml(v)}" for k, v in data[table].items()]

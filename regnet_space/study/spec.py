@@ -16,10 +16,13 @@
     [complexity]                    # complexity window applied to every space (K/M/G suffixes)
     flops = "5M:20M"
 
+    # input_form = "small"          # auto (default: the space's own form) | imagenet | small (docs/spaces.md)
+
     [[spaces]]                      # one table per design space
     space = "anynetx_a"             # a built-in space or a TOML file (relative to this file)
     n = 32
     # flops = "8M:12M"              # a per-space window overrides [complexity]
+    # input_form = "imagenet"       # a per-space input form overrides the study's
 
     [workers]                       # fault tolerance of the worker pool
     heartbeat_interval = 5          # seconds between a running model's heartbeats
@@ -37,7 +40,8 @@ from ..errors import UserError
 
 COMPLEXITY_METRICS = ("flops", "params", "acts", "mac")
 _TOP_KEYS = {"name", "description", "seed", "measure_latency", "time_limit", "storage", "dataset", "proxy",
-             "complexity", "spaces", "workers"}
+             "complexity", "spaces", "workers", "input_form"}
+_SPACE_KEYS = ("space", "n", "label", "input_form", *COMPLEXITY_METRICS)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class SpaceEntry:
     space: str
     n: int
     windows: dict[str, tuple[float, float]]
+    input_form: str | None = None  # None: the space's own (see spaces/input_form.py)
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
     stale = float(_expect(workers.get("stale_after", 60.0), (int, float), "workers.stale_after", "a number"))
     if heartbeat <= 0 or stale <= 2 * heartbeat:
         raise UserError("workers.stale_after: must be more than twice workers.heartbeat_interval (> 0)")
+    study_form = _input_form(data.get("input_form"), "input_form")
     raw_spaces = _expect(data.get("spaces"), list, "spaces", "a list of [[spaces]] tables")
     if not raw_spaces:
         raise UserError("spaces: the study needs at least one [[spaces]] table")
@@ -144,9 +150,9 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
     for i, raw in enumerate(raw_spaces):
         where = f"spaces[{i}]"
         _expect(raw, dict, where, "a table")
-        unknown = sorted(set(raw) - {"space", "n", "label", *COMPLEXITY_METRICS})
+        unknown = sorted(set(raw) - set(_SPACE_KEYS))
         if unknown:
-            raise UserError(f"{where}.{unknown[0]}: unknown key (known: space, n, label, {', '.join(COMPLEXITY_METRICS)})")
+            raise UserError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(_SPACE_KEYS)})")
         for key in ("space", "n"):
             if key not in raw:
                 raise UserError(f"{where}.{key}: missing")
@@ -159,7 +165,8 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
         label = _expect(raw.get("label", Path(space).stem if space.endswith(".toml") else space), str,
                         f"{where}.label", "a string")
         windows = {**common, **_windows({k: raw[k] for k in COMPLEXITY_METRICS if k in raw}, where)}
-        entries.append(SpaceEntry(label=label, space=space, n=n, windows=windows))
+        form = _input_form(raw.get("input_form", study_form), f"{where}.input_form")
+        entries.append(SpaceEntry(label=label, space=space, n=n, windows=windows, input_form=form))
     labels = [e.label for e in entries]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
@@ -176,6 +183,16 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
         measure_latency=_expect(data.get("measure_latency", True), bool, "measure_latency", "true or false"),
         time_limit=time_limit, storage=storage, heartbeat_interval=heartbeat, stale_after=stale,
         text=text, path=str(path))
+
+
+def _input_form(value: Any, key: str) -> str | None:
+    from ..spaces.space import INPUT_FORMS
+
+    if value is None:
+        return None
+    if value not in INPUT_FORMS:
+        raise UserError(f"{key}: must be one of {', '.join(INPUT_FORMS)}, got {value!r}")
+    return value
 
 
 def _check_proxy(proxy: dict[str, Any]) -> None:

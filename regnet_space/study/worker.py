@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..spec import AnyNetSpec
-from .population import DataShape, build_population, space_seed
+from .population import DataShape, build_population, space_seed, tiny_stage_warning
 from .session import StudySession
 from .storage import retry
 from .trials import HEARTBEAT, INDEX, INTERRUPTED, SPACE, claim, enqueue_missing, fail, model_states
@@ -84,6 +85,9 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
     dataset = load_dataset(**{**spec.dataset, "device": device})
     shape = DataShape(dataset.resolution, dataset.in_channels, dataset.num_classes)
     population = build_population(spec, shape)
+    warning = tiny_stage_warning(population)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     report = WorkerReport()
     retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after), what="enqueuing models")
     while True:
