@@ -16,13 +16,13 @@ from regnet_space.design.compare import one_sided_tests
 from regnet_space.errors import UserError
 from regnet_space.spaces import load_space, sample_models
 
-SMALL = dict(resolution=28, in_channels=1, num_classes=10)
-WINDOW = {"flops": (2e6, 20e6)}
+IMAGENET = dict(resolution=224, in_channels=3, num_classes=1000)  # the oracles' regime, as oracle_rates.py
+WINDOW = {"flops": (200e6, 800e6)}
 
 
 def _run(evaluate, seed, *, population=100, rounds=4, budget=None, space="anynetx_a"):
     return design_space(load_space(space), evaluate, rounds=rounds, population=population, windows=WINDOW,
-                        seed=seed, budget=budget, permutations=2000, **SMALL)
+                        seed=seed, budget=budget, permutations=2000, **IMAGENET)
 
 
 def _null_pair(rng, n=30):
@@ -107,7 +107,7 @@ def test_regnet_restriction_keeps_b_g_and_samples_quantized_lines():
     restricted = regnet_restriction(space)
     assert restricted.is_regnet and restricted.regnet["bottleneck_ratio"] == space.stage_value(0, "bottleneck_ratio")
     assert restricted.regnet["depth"].lo == 4 and restricted.regnet["depth"].hi == 63
-    models = sample_models(restricted, 5, seed=0, windows=WINDOW, **SMALL)
+    models = sample_models(restricted, 5, seed=0, windows=WINDOW, **IMAGENET)
     assert all(m.regnet is not None and m.spec.widths == sorted(m.spec.widths) for m in models)
     with pytest.raises(UserError, match="one bottleneck_ratio"):
         regnet_restriction(load_space("anynetx_a"))
@@ -130,7 +130,7 @@ def test_rank_correlation_test_holds_its_level_and_sees_a_trend():
 
 def test_regnet_candidate_needs_evidence_from_e_fit():
     space = load_space("anynetx_e")
-    models = sample_models(space, 24, seed=3, windows=WINDOW, **SMALL)
+    models = sample_models(space, 24, seed=3, windows=WINDOW, **IMAGENET)
     noise = _frame(models, oracles.noise(seed=0)(models))
     assert regnet_candidate(space, noise, alpha=0.05, seed=0, permutations=300) is None
     from regnet_space.design.candidates import e_fits

@@ -3,7 +3,8 @@
     PYTHONPATH=. python analysis/design_loop/oracle_rates.py --seeds 10 --population 60 --rounds 4 \\
         --out analysis/design_loop/oracle_rates.json
 
-For each seed, the loop starts from AnyNetX_A (28x28 input, 2-20 MFLOPs) twice, with analytic oracles in place
+For each seed, the loop starts from AnyNetX_A (224x224x3 input, 200-800 MFLOPs: the paper's regime, in the
+ImageNet form) twice, with analytic oracles in place
 of training (regnet_space/design/oracles.py): ``planted`` (low error only for shared b = 1, non-decreasing
 widths and g in [4, 16], plus N(0, 1) noise) and ``noise`` (pure N(0, 1) noise). Reported: the recovery rate
 (all three planted constraints in the final space) and each constraint's; the rate of runs that called any
@@ -35,7 +36,7 @@ def main() -> None:
         for kind in ("planted", "noise"):
             evaluate = getattr(oracles, kind)(seed=seed)
             result = design_space(load_space("anynetx_a"), evaluate, rounds=args.rounds, population=args.population,
-                                  windows={"flops": (2e6, 20e6)}, resolution=28, in_channels=1, num_classes=10,
+                                  windows={"flops": (200e6, 800e6)}, resolution=224, in_channels=3, num_classes=1000,
                                   seed=seed, alpha=args.alpha, budget=args.budget)
             found = oracles.recovered(result.final_space)
             run = {"seed": seed, "oracle": kind, "recovered": found, "all": all(found.values()),

@@ -31,6 +31,7 @@ REGNET_RANGES = {
     "wm": {"dist": "log_uniform", "lo": 1.5, "hi": 3.0, "q": 0.001},
 }
 _MAX_DEPTH = 63
+RULE_STAGE = {"stride": 2, "block": "res_bottleneck"}  # what RegNetParams.to_spec gives every stage
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,15 @@ def regnet_restriction(space: DesignSpace) -> DesignSpace:
     depth_lo = sum(_support(space.stage_value(i, "depth"))[0] for i in range(space.num_stages))
     depth_hi = min(_MAX_DEPTH, sum(_support(space.stage_value(i, "depth"))[-1] for i in range(space.num_stages)))
     others = {}
-    for name in {*space.stage, *(k for o in space.stages.values() for k in o)} - set(REGNET_STAGE_FIELDS):
+    for name in sorted({*space.stage, *(k for o in space.stages.values() for k in o)} - set(REGNET_STAGE_FIELDS)):
         value = single_value(space, name)
         if value is None:
             raise UserError(f"{space.name}: stages differ in {name}, which a RegNet space sets once for all stages")
-        others[name] = value
+        if value != RULE_STAGE.get(name):  # the rule's own stride and block are left to it (and to the input form)
+            others[name] = value
     data = {
         "name": f"{space.name}_regnet",
+        **({"input_form": space.input_form} if space.input_form != "auto" else {}),
         "description": f"{space.name} restricted to the quantized linear rule (RegNet)",
         "stem": {k: _plain(v) for k, v in space.stem.items()},
         "head": {k: _plain(v) for k, v in space.head.items()},
