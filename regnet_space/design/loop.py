@@ -204,7 +204,10 @@ def design_space(space: DesignSpace, evaluate: Evaluate, *, rounds: int, populat
 
 
 def _renamed(space: DesignSpace, name: str) -> DesignSpace:
-    return dataclasses.replace(space, name=name)
+    """``space`` named ``name``, its stage tables in sorted key order: ``refine.apply`` builds them from a set,
+    whose order changes from process to process, and the lineage (and the TOML written) must not."""
+    return dataclasses.replace(space, name=name, stage=dict(sorted(space.stage.items())),
+                               stages={i: dict(sorted(o.items())) for i, o in sorted(space.stages.items())})
 
 
 def binning_for(windows: dict[str, tuple[float, float]], population: int, bins: int | None = None) -> Binning | None:
