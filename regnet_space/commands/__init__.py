@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-COMMANDS = ("describe", "study", "edf", "best", "refine", "power", "report", "train", "models", "profile", "sample",
-            "spaces", "scale", "export")
+COMMANDS = ("describe", "study", "edf", "best", "refine", "design", "power", "report", "train", "models", "profile",
+            "sample", "spaces", "scale", "export")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, data_flags: bool = True) -> None:

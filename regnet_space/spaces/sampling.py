@@ -190,7 +190,7 @@ class _Sampler:
             for name in STAGE_TYPES:
                 values = [space.stage_value(i, name) for i in range(space.num_stages)]
                 keys = [stage_key(name, i) for i in range(space.num_stages)]
-                if name in space.shared:
+                if name in space.shared and isinstance(values[0], Distribution):  # (a fixed value is just fixed)
                     self._add(keys[0], values[0])
                     if isinstance(values[0], Distribution):
                         self.copies.update((key, keys[0]) for key in keys[1:])

@@ -22,8 +22,9 @@ def threads_per_worker(workers: int) -> int:
 
 
 def run_local(session: StudySession, *, workers: int, directory: str | None, storage_url: str | None,
-              device: str = "cpu", progress: bool = True, poll: float = 1.0) -> int:
-    """Start ``workers`` worker processes, show progress until they finish, and report what is missing."""
+              device: str = "cpu", progress: bool = True, poll: float = 1.0, threads: int | None = None) -> int:
+    """Start ``workers`` worker processes (``threads`` torch threads each, default the cores split evenly),
+    show progress until they finish, and report what is missing."""
     spec = session.spec
     logs = study_dir(spec, directory) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -31,7 +32,7 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
     if storage_url:
         env[STORAGE_ENV] = storage_url
     command = [sys.executable, "-m", "regnet_space.cli", "study", "worker", spec.path,
-               "--threads", str(threads_per_worker(workers)), "--device", device]
+               "--threads", str(threads or threads_per_worker(workers)), "--device", device]
     if directory:
         command += ["--dir", directory]
     processes = []

@@ -1,0 +1,79 @@
+"""``regnet-space design SPEC``: the narrowing loop, automated. From the spec's start space, each round proposes
+refinements from the data, trains a fresh population of each (one Optuna study per population, in the design's
+storage), keeps those whose EDF is not worse than the parent's and says which are better. Writes
+final_space.toml, lineage.json, results.csv, design_report.html and best.json to runs/<name>/ (or --dir).
+Rerunning the same command resumes: trained populations are read back, only the rest is trained."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import positive_int
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("design", help="narrow a design space round by round, tested by EDFs",
+                                   description=__doc__)
+    parser.add_argument("spec", metavar="SPEC", help="the design spec (TOML), e.g. experiments/design_fashion_mnist.toml")
+    parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    parser.add_argument("--threads", type=positive_int, help="torch threads per worker (default: the cores split "
+                        "evenly; 1 on a machine shared with other jobs)")
+    parser.add_argument("--dir", help="where storage and outputs live (default runs/<name>/)")
+    parser.add_argument("--storage", help="a database URL shared by many machines (default: the spec's `storage`, "
+                        "else an embedded journal in --dir)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis.best import best_config
+    from ..data import load_dataset
+    from ..design import design_space
+    from ..design.loop import binning_for
+    from ..design.report import build_design_report
+    from ..design.spec import load_design_spec
+    from ..design.study_evaluate import StudyEvaluator
+    from ..spaces import load_space
+    from ..study.runner import STORAGE_ENV
+    from ..study.storage import default_dir, redact
+    from ..train import ProxyConfig
+
+    spec = load_design_spec(args.spec)
+    directory = Path(args.dir) if args.dir else default_dir(spec.name)
+    url = args.storage or os.environ.get(STORAGE_ENV)
+    start = load_space(spec.start)
+    data = load_dataset(**spec.study.get("dataset", {}))
+    evaluate = StudyEvaluator(spec, directory=directory, storage_url=url, workers=args.workers, threads=args.threads,
+                              device=args.device, progress=not args.quiet)
+    where = redact(url) if url else str(directory)
+    print(f"design {spec.name}: from {start.name}, populations of {spec.population}, up to {spec.rounds} rounds"
+          + (f" and {spec.budget} models" if spec.budget else "") + f", storage {where}", file=sys.stderr)
+    result = design_space(start, evaluate, rounds=spec.rounds, population=spec.population, windows=spec.windows,
+                          resolution=data.resolution, in_channels=data.in_channels, num_classes=data.num_classes,
+                          seed=spec.seed, alpha=spec.alpha, budget=spec.budget, bins=spec.bins,
+                          log=lambda line: print(line, file=sys.stderr))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "final_space.toml").write_text(
+        f"# {spec.name}: the space `regnet-space design` kept ({result.stop})\n" + result.final_space.to_toml())
+    (directory / "lineage.json").write_text(json.dumps({"stop": result.stop, "path": result.path,
+                                                        "lineage": result.lineage}, indent=1) + "\n")
+    results = result.results()
+    results.to_csv(directory / "results.csv", index=False)
+    meta = {"name": spec.name, "dataset": spec.study.get("dataset"), "seed": spec.seed, "alpha": spec.alpha,
+            "proxy": ProxyConfig.from_dict(spec.study.get("proxy", {})).to_dict(), "spec_text": spec.text}
+    (directory / "best.json").write_text(json.dumps(best_config(results, meta), indent=1) + "\n")
+    binning = binning_for(spec.windows, spec.population, spec.bins)
+    (directory / "design_report.html").write_text(build_design_report(result, meta, binning,
+                                                                      figures_dir=str(directory / "figures")))
+    for row in result.lineage:
+        mark = "better" if row["better"] else ("accepted" if row["accepted"] else "rejected")
+        p = "" if row["p"] is None else f" p_worse={row['p']:.3g} p_better={row['p_better']:.3g}"
+        print(f"round {row['round']} {row['candidate']:<40} n={row['n']} mean {row['mean_error']:.2f}% {mark}{p}")
+    print(f"stopped: {result.stop}")
+    print(f"wrote {directory}/final_space.toml, lineage.json, results.csv, design_report.html, best.json")
+    return 0

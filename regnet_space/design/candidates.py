@@ -1,0 +1,163 @@
+"""The refinements a round of the design loop tries: the calibrated decisions of ``refine.propose``, grouped
+by the field they constrain, and the RegNet restriction when the good models' widths look like a quantized line.
+
+Grouping by field follows the paper's steps (B: share b, C: share g, D: non-decreasing widths, E: non-decreasing
+depths): a candidate is every decision the data supports about one field (sharing b and fixing it to 1, say,
+or narrowing w1..w4 and making widths non-decreasing). Accepted candidates compose: their decisions are applied
+to the parent together (``refine.apply``), then the RegNet restriction if it was accepted (it turns an AnyNet
+space into a RegNet space, after which per-stage decisions no longer apply).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..analysis.linear_fit import fit_quantized_linear
+from ..analysis.refine import Decision, apply, propose
+from ..analysis.table import block_widths
+from ..errors import UserError
+from ..spaces import DesignSpace, Distribution
+from ..spaces.space import REGNET_STAGE_FIELDS
+
+REGNET = "regnet"
+# The RegNet paper's ranges for the rule's parameters (pycls's quanta): d < 64, w0 and wa < 256, 1.5 <= wm <= 3.
+REGNET_RANGES = {
+    "w0": {"dist": "log_uniform", "lo": 8, "hi": 248, "q": 8},
+    "wa": {"dist": "log_uniform", "lo": 8.0, "hi": 255.9, "q": 0.1},
+    "wm": {"dist": "log_uniform", "lo": 1.5, "hi": 3.0, "q": 0.001},
+}
+_MAX_DEPTH = 63
+RULE_STAGE = {"stride": 2, "block": "res_bottleneck"}  # what RegNetParams.to_spec gives every stage
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A refinement of the parent space: ``name`` (stable, used in seeds and labels), the ``space`` it gives,
+    ``why`` it was proposed, and the ``decisions`` it imposes (none for the RegNet restriction)."""
+
+    name: str
+    space: DesignSpace
+    why: str
+    decisions: tuple[Decision, ...] = ()
+
+
+def slug(name: str) -> str:
+    """A name safe in a file name, a study name and a seed string."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "candidate"
+
+
+def candidates(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, seed: int = 0,
+               permutations: int = 1000) -> list[Candidate]:
+    """The refinements of ``space`` that ``frame`` (its population: sampled parameters, ``error``) supports:
+    one per field with a taken decision (in the order ``propose`` lists them), then the RegNet restriction."""
+    taken = [d for d in propose(space, frame, alpha=alpha, permutations=permutations, seed=seed) if d.taken]
+    fields = list(dict.fromkeys(d.field for d in taken))
+    out = []
+    for field in fields:
+        mine = tuple(d for d in taken if d.field == field)
+        kinds = "+".join(dict.fromkeys(d.kind for d in mine))
+        out.append(Candidate(f"{kinds} {field}", apply(space, mine), "; ".join(d.why for d in mine), mine))
+    regnet = regnet_candidate(space, frame, alpha=alpha, seed=seed, permutations=permutations)
+    if regnet is not None:
+        out.append(regnet)
+    return out
+
+
+def compose(parent: DesignSpace, accepted: list[Candidate]) -> DesignSpace:
+    """Every accepted candidate's decisions applied to ``parent`` together, then the RegNet restriction."""
+    decisions = [d for c in accepted for d in c.decisions]
+    space = apply(parent, decisions) if decisions else parent
+    return regnet_restriction(space) if any(c.name == REGNET for c in accepted) else space
+
+
+# -- the RegNet restriction --
+
+def single_value(space: DesignSpace, field: str):
+    """The one value (fixed, or a distribution drawn once for all stages) of ``field`` in an AnyNet space, or
+    None if stages may differ."""
+    values = [space.stage_value(i, field) for i in range(space.num_stages)]
+    if field in space.shared or all(v == values[0] and not isinstance(v, Distribution) for v in values):
+        return values[0]
+    return None
+
+
+def regnet_restriction(space: DesignSpace) -> DesignSpace:
+    """The RegNet space inside an AnyNet space: widths from the quantized linear rule, b and g as the space
+    shares them, total depth within the space's, stem, head and other stage fields unchanged."""
+    if space.is_regnet:
+        raise UserError(f"{space.name}: already a RegNet space")
+    shared = {f: single_value(space, f) for f in ("bottleneck_ratio", "group_width", "se_ratio")}
+    missing = [f for f, v in shared.items() if v is None]
+    if missing:
+        raise UserError(f"{space.name}: the RegNet restriction needs one {missing[0]} for all stages")
+    depth_lo = sum(_support(space.stage_value(i, "depth"))[0] for i in range(space.num_stages))
+    depth_hi = min(_MAX_DEPTH, sum(_support(space.stage_value(i, "depth"))[-1] for i in range(space.num_stages)))
+    others = {}
+    for name in sorted({*space.stage, *(k for o in space.stages.values() for k in o)} - set(REGNET_STAGE_FIELDS)):
+        value = single_value(space, name)
+        if value is None:
+            raise UserError(f"{space.name}: stages differ in {name}, which a RegNet space sets once for all stages")
+        if value != RULE_STAGE.get(name):  # the rule's own stride and block are left to it (and to the input form)
+            others[name] = value
+    data = {
+        "name": f"{space.name}_regnet",
+        **({"input_form": space.input_form} if space.input_form != "auto" else {}),
+        "description": f"{space.name} restricted to the quantized linear rule (RegNet)",
+        "stem": {k: _plain(v) for k, v in space.stem.items()},
+        "head": {k: _plain(v) for k, v in space.head.items()},
+        "stage": {k: _plain(v) for k, v in others.items()},
+        "regnet": {"depth": {"dist": "uniform", "lo": int(depth_lo), "hi": int(depth_hi)}, **REGNET_RANGES,
+                   **{k: _plain(v) for k, v in shared.items()}},
+        "constraints": {"num_stages": [space.num_stages, space.num_stages]},
+    }
+    return DesignSpace.from_dict(data, data["name"])
+
+
+def _support(value) -> list:
+    return sorted(value.values.tolist()) if isinstance(value, Distribution) else [value]
+
+
+def _plain(value):
+    return value.to_dict() if isinstance(value, Distribution) else value
+
+
+def e_fits(frame: pd.DataFrame) -> np.ndarray:
+    """Each model's e_fit: how far its per-block widths are from the nearest quantized line."""
+    return np.array([fit_quantized_linear(block_widths(row)).e_fit for _, row in frame.iterrows()])
+
+
+def regnet_candidate(space: DesignSpace, frame: pd.DataFrame, *, alpha: float, seed: int,
+                     permutations: int = 1000) -> Candidate | None:
+    """The RegNet restriction, proposed when models whose widths are nearer a quantized line have lower
+    errors: Spearman's correlation of e_fit with error, one-sided, with a permutation p-value (errors
+    shuffled among the models), at level ``alpha``. Only for an AnyNet space whose stages share b and g."""
+    if (space.is_regnet or "width" not in space.monotone
+            or any(single_value(space, f) is None for f in ("bottleneck_ratio", "group_width", "se_ratio"))):
+        return None
+    try:
+        restricted = regnet_restriction(space)
+    except UserError:  # e.g. per-stage strides, which a RegNet space cannot express
+        return None
+    fits = e_fits(frame)
+    observed, p = rank_correlation_test(fits, frame["error"].to_numpy(float), permutations=permutations, seed=seed)
+    why = (f"e_fit vs error: Spearman {observed:+.2f}, one-sided permutation p={p:.3g} "
+           f"(median e_fit {np.median(fits):.3f})")
+    if not p <= alpha:
+        return None
+    return Candidate(REGNET, restricted, "RegNet restriction: " + why)
+
+
+def rank_correlation_test(x: np.ndarray, y: np.ndarray, *, permutations: int, seed: int) -> tuple[float, float]:
+    """Spearman's correlation of x and y, and its one-sided (positive) permutation p-value."""
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = (rx - rx.mean()) / rx.std(), (ry - ry.mean()) / ry.std()
+    observed = float(rx @ ry / len(rx))
+    rng = np.random.default_rng(seed)
+    null = rng.permuted(np.broadcast_to(ry, (permutations, len(ry))), axis=1) @ rx / len(rx)
+    return observed, float((1 + np.sum(null >= observed - 1e-12)) / (1 + permutations))

@@ -1,0 +1,102 @@
+"""design_report.html: the story of one design run — the EDF of every round's space overlaid (the paper's
+Figures 4-9 for this data), each round's candidates against their parent, the lineage table, the final space.
+
+EDFs are normalised by flops over the design's window (NDS weights 1/(k*m_j) over the bins a population
+fills) when the window is finite, plain otherwise, as the loop's tests are. One self-contained page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from ..analysis.edf import EDF, Binning, edf, normalised_weights
+from ..analysis.report import _STYLE, _Page
+from .loop import DesignResult
+
+
+def population_edf(table: pd.DataFrame, binning: Binning | None) -> EDF:
+    """A population's EDF, flops-normalised over the bins it fills when ``binning`` is given."""
+    errors = table["error"].to_numpy(float)
+    if binning is None:
+        return edf(errors)
+    index = binning.assign(table["flops"].to_numpy(float))
+    inside = index >= 0
+    present = np.unique(index[inside])
+    return edf(errors[inside], normalised_weights(np.searchsorted(present, index[inside]), len(present)))
+
+
+def edf_overlay(curves: list[tuple[str, EDF]], title: str, *, reference: bool = False) -> Figure:
+    """The EDFs as step curves, in order (viridis); ``reference`` draws the first as a dashed black line."""
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    colors = sns.color_palette("viridis", max(2, len(curves)))
+    for i, (color, (name, e)) in enumerate(zip(colors, curves)):
+        style = dict(color="black", linestyle="--") if reference and i == 0 else dict(color=color)
+        ax.step(e.errors, e.cdf, where="post", **style, label=f"{name}  n={e.n} min={e.min_error:.2f} "
+                f"mean={e.mean_error:.2f}")
+    ax.set_xlabel("error (%)")
+    ax.set_ylabel("cumulative prob." + (" (flops-normalised)" if "normalised" in title else ""))
+    ax.set_title(title, fontsize=10)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def build_design_report(result: DesignResult, meta: dict[str, Any], binning: Binning | None,
+                        figures_dir: str | None = None) -> str:
+    """The HTML text of the report; ``meta`` holds name, dataset, proxy, seed, alpha and the spec text."""
+    page = _Page(figures_dir)
+    kind = f"flops-normalised, {binning.bins} bins over {binning.lo:.4g}..{binning.hi:.4g}" if binning else "plain"
+    name = str(meta.get("name", "design"))
+    lineage = result.lineage
+    page.text(f"{len(lineage)} populations, {sum(r['n'] for r in lineage)} models; data: "
+              f"{json.dumps(meta.get('dataset'))}; proxy: {json.dumps(meta.get('proxy'))}; seed {meta.get('seed')}; "
+              f"alpha {meta.get('alpha')}")
+    page.text(f"stopped: {result.stop}. Final space: {result.final_space.name} (population {result.path[-1]}).")
+    page.heading("The space of every round")
+    by_label = {r["label"]: r for r in lineage}
+    curves = [(f"{label} ({by_label[label]['space']})", population_edf(result.populations[label], binning))
+              for label in result.path]
+    page.figure(edf_overlay(curves, f"error EDF of each round's accepted space ({kind})"), "edf_rounds")
+    page.text("Each curve is the population of the space the loop kept after that round; a curve further left "
+              "and higher has more good models.")
+    for round_ in sorted({r["round"] for r in lineage if r["round"] > 0}):
+        rows = [r for r in lineage if r["round"] == round_]
+        parent = _parent_of(result, round_)
+        curves = [(f"parent {parent}", population_edf(result.populations[parent], binning))]
+        curves += [(f"{r['label']}{' (accepted)' if r['accepted'] else ''}{' better' if r['better'] else ''}",
+                    population_edf(result.populations[r["label"]], binning)) for r in rows]
+        page.heading(f"Round {round_}")
+        page.figure(edf_overlay(curves, f"round {round_}: candidates vs parent ({kind})", reference=True),
+                    f"edf_round{round_}")
+        for r in rows:
+            page.text(f"{r['candidate']}: {r['why']}")
+    page.heading("Lineage")
+    columns = ["round", "candidate", "label", "n", "mean_error", "median_error", "min_error", "ks", "p",
+               "p_better", "accepted", "better"]
+    page.table(pd.DataFrame(lineage)[columns])
+    page.text("p: Holm-adjusted (across the round's candidates) one-sided stratified permutation p-value that the "
+              "candidate's EDF is worse than its parent's; p_better: the same for better. Accepted: p > alpha; "
+              "better: p_better <= alpha. A composed row is one test, not adjusted.")
+    page.heading("Final space")
+    page.pre(result.final_space.to_toml())
+    if meta.get("spec_text"):
+        page.heading("Design spec")
+        page.pre(str(meta["spec_text"]))
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(name)} design</title>"
+            f"<style>{_STYLE}</style></head><body><h1>{html.escape(name)}: design loop</h1>"
+            + "\n".join(page.parts) + "</body></html>\n")
+
+
+def _parent_of(result: DesignResult, round_: int) -> str:
+    """The population round ``round_`` compared its candidates with: the path's entry before that round."""
+    rounds = {r["label"]: r["round"] for r in result.lineage}
+    earlier = [label for label in result.path if rounds[label] < round_]
+    return earlier[-1]

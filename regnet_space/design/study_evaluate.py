@@ -1,0 +1,67 @@
+"""The study-backed evaluator: each population of the loop is trained as an Optuna study in one storage.
+
+Population ``label`` of design ``name`` becomes the study ``<name>-<label>`` whose spec
+(``<dir>/populations/<label>.toml``) names the population's space (``<dir>/spaces/<label>.toml``), the design's
+data, proxy and window, and the design's seed; a study draws space ``label`` with seed crc32("seed:label"),
+which is the loop's ``population_seed``, so the study trains exactly the models the loop drew (checked, model
+by model). Workers, heartbeats, stale-model recovery and PostgreSQL come with the study machinery: a killed
+loop (and its workers) rerun with the same spec finds complete populations complete and trains only the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+from .loop import Population
+from .spec import DesignSpec
+
+
+class StudyEvaluator:
+    """``evaluate`` for ``design_space``: trains a population with ``workers`` local worker processes (others
+    may join with ``regnet-space study worker <dir>/populations/<label>.toml``) and returns its errors."""
+
+    def __init__(self, spec: DesignSpec, *, directory: str | Path, storage_url: str | None = None, workers: int = 1,
+                 threads: int | None = None, device: str = "cpu", progress: bool = True) -> None:
+        self.spec, self.directory = spec, Path(directory)
+        self.storage_url = storage_url or spec.study.get("storage")
+        self.workers, self.threads, self.device, self.progress = workers, threads, device, progress
+
+    def study_spec_path(self, label: str) -> Path:
+        return self.directory / "populations" / f"{label}.toml"
+
+    def __call__(self, population: Population) -> list[float]:
+        from ..study.results import model_rows
+        from ..study.runner import run_local
+        from ..study.session import open_study
+        from ..study.spec import load_study_spec
+
+        label = population.label
+        space_path = self.directory / "spaces" / f"{label}.toml"
+        spec_path = self.study_spec_path(label)
+        for path, text in ((space_path, population.space.to_toml()),
+                           (spec_path, self.spec.study_toml(label, f"../spaces/{label}.toml"))):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+        study = load_study_spec(spec_path)
+        session = open_study(study, directory=str(self.directory), storage_url=self.storage_url)
+        rows = model_rows(session)
+        if any(r["status"] != "complete" for r in rows):
+            code = run_local(session, workers=self.workers, directory=str(self.directory),
+                             storage_url=self.storage_url, device=self.device, progress=self.progress,
+                             threads=self.threads)
+            if code == 130:
+                raise KeyboardInterrupt
+            rows = model_rows(session)
+            missing = sum(r["status"] != "complete" for r in rows)
+            if code != 0 or missing:
+                raise UserError(f"population {label}: {missing} of {len(rows)} models are not complete "
+                                f"(see `regnet-space study status {spec_path} --dir {self.directory}`); "
+                                f"rerun the design to train them")
+        rows = sorted(rows, key=lambda r: r["model_index"])
+        for row, model in zip(rows, population):
+            if row["spec"] != model.spec.to_json():
+                raise UserError(f"population {label}: model {row['model_index']} in the storage is not the model "
+                                f"the design drew; the stored study comes from a different design")
+        return [float(r["val_error"]) for r in rows]

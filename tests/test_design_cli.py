@@ -1,0 +1,99 @@
+"""`regnet-space design` through the CLI: bad specs, and a loop SIGKILLed mid-population that resumes to the same
+lineage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from optuna.trial import TrialState
+
+from regnet_space.cli import main
+from study_helpers import cli, load
+
+SPEC = """
+name = "{name}"
+seed = 0
+start = "anynetx_a"
+population = 20
+rounds = 1
+alpha = 0.9
+measure_latency = false
+[dataset]
+name = "synthetic:res=8,train=64,test=32"
+val_size = 16
+[proxy]
+epochs = 1
+batch_size = 64
+train_fraction = 1.0
+[complexity]
+flops = "0:300K"
+[workers]
+heartbeat_interval = 0.5
+stale_after = 3
+"""
+
+
+def _spec(tmp_path, name="tinydesign", **replace):
+    text = SPEC.format(name=name)
+    for key, value in replace.items():
+        text = text.replace(f"{key} = ", f"{key} = {value}\n# was: ", 1)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("population", "5", "population: must be an integer >= 20"),
+    ("alpha", "1.5", "alpha: must be a number in (0, 1)"),
+    ("start", '"nospace"', "unknown design space 'nospace'"),
+])
+def test_bad_spec_is_one_line_and_exit_2(tmp_path, capsys, key, value, message):
+    code = main(["design", str(_spec(tmp_path, **{key: value})), "--dir", str(tmp_path / "d"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def _lineage(directory):
+    return json.loads((directory / "lineage.json").read_text())
+
+
+@pytest.mark.slow
+def test_sigkilled_design_resumes_to_the_same_lineage(tmp_path):
+    """The design process and its workers are SIGKILLed while the last population of the run is training
+    (found from the reference run: the start population when round 1 proposes nothing, as on this tiny
+    synthetic data, else the last candidate's); the rerun finishes with the reference's lineage."""
+    spec = _spec(tmp_path)
+    reference = cli("design", str(spec), "--dir", str(tmp_path / "ref"), "--threads", "1", "--quiet", timeout=3600)
+    assert reference.returncode == 0, reference.stderr
+    last = _lineage(tmp_path / "ref")["lineage"][-1]["label"]
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", "design", str(spec), "--dir", str(killed_dir),
+                                "--threads", "1", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+
+    def trained() -> int:
+        try:
+            return len(load(f"tinydesign-{last}", killed_dir).get_trials(states=(TrialState.COMPLETE,)))
+        except (KeyError, FileNotFoundError):  # that population has not started yet
+            return 0
+
+    deadline = time.time() + 1800
+    while trained() < 3 and time.time() < deadline:
+        time.sleep(0.5)
+    assert 3 <= trained() < 20, "the kill must land while the population is part-trained"
+    os.killpg(process.pid, signal.SIGKILL)  # the design process and its workers, no chance to clean up
+    process.wait()
+    assert not (killed_dir / "lineage.json").exists()
+    resumed = cli("design", str(spec), "--dir", str(killed_dir), "--threads", "1", "--quiet", timeout=3600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _lineage(killed_dir) == _lineage(tmp_path / "ref")
+    assert (killed_dir / "final_space.toml").read_text() == (tmp_path / "ref" / "final_space.toml").read_text()
+    for name in ("design_report.html", "best.json", "results.csv"):
+        assert (killed_dir / name).stat().st_size > 0

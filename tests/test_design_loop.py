@@ -1,0 +1,155 @@
+"""The design loop on analytic oracles: it recovers planted structure, calls nothing better on noise, its
+one-sided EDF tests hold their level, and it resumes to the same lineage after a crash."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from regnet_space.analysis.edf import Binning
+from regnet_space.design import design_space, oracles
+from regnet_space.design.candidates import rank_correlation_test, regnet_candidate, regnet_restriction
+from regnet_space.design.compare import one_sided_tests
+from regnet_space.errors import UserError
+from regnet_space.spaces import load_space, sample_models
+
+IMAGENET = dict(resolution=224, in_channels=3, num_classes=1000)  # the oracles' regime, as oracle_rates.py
+WINDOW = {"flops": (200e6, 800e6)}
+
+
+def _run(evaluate, seed, *, population=100, rounds=4, budget=None, space="anynetx_a"):
+    return design_space(load_space(space), evaluate, rounds=rounds, population=population, windows=WINDOW,
+                        seed=seed, budget=budget, permutations=2000, **IMAGENET)
+
+
+def _null_pair(rng, n=30):
+    """Two groups with different complexity mixes across 3 bins, error depending on flops only."""
+    def group(mix):
+        flops = np.concatenate([rng.uniform(lo, lo + 1, k) for lo, k in zip((0, 1, 2), mix)])
+        return 10 - 2 * flops + rng.normal(0, 1, len(flops)), flops
+    return group((n // 2, n // 3, n - n // 2 - n // 3)), group((n // 6, n // 3, n - n // 6 - n // 3))
+
+
+def test_one_sided_tests_hold_their_level_on_a_stratified_null_and_see_a_shift():
+    rng = np.random.default_rng(0)
+    binning = Binning(0.0, 3.0, 3)
+    worse = better = 0
+    replicates = 200
+    for r in range(replicates):
+        parent, candidate = _null_pair(rng)
+        test = one_sided_tests(parent, candidate, binning, permutations=199, seed=r)
+        worse += test.p_worse <= 0.05
+        better += test.p_better <= 0.05
+    assert worse / replicates <= 0.09 and better / replicates <= 0.09  # nominal 0.05; 200 replicates
+    shifted = (candidate[0] - 2.0, candidate[1])
+    test = one_sided_tests(parent, shifted, binning, permutations=199, seed=0)
+    assert test.p_better <= 0.01 and test.p_worse > 0.5 and test.d_better > 0.4
+
+
+def test_planted_structure_is_recovered():
+    # The full rate over 10 seeds is analysis/design_loop/oracle_rates.py; these are three of them.
+    for seed in range(3):
+        result = _run(oracles.planted(seed=seed), seed, budget=800)
+        assert all(oracles.recovered(result.final_space).values()), result.lineage
+        assert any(row["better"] for row in result.lineage)
+
+
+def test_pure_noise_is_never_called_better():
+    for seed in range(4):
+        result = _run(oracles.noise(seed=seed), seed, population=60)
+        assert not any(row["better"] for row in result.lineage), result.lineage
+
+
+def test_same_seed_same_lineage_and_budget_stops_the_loop():
+    a = _run(oracles.planted(seed=1), 1, rounds=2)
+    b = _run(oracles.planted(seed=1), 1, rounds=2)
+    assert a.lineage == b.lineage and a.final_space == b.final_space
+    limited = _run(oracles.planted(seed=1), 1, rounds=5, budget=250)
+    assert sum(row["n"] for row in limited.lineage) <= 250 and "budget" in limited.stop
+    with pytest.raises(UserError, match="budget"):
+        _run(oracles.planted(seed=1), 1, budget=50)
+
+
+class CrashingCache:
+    """An evaluator that stores each population's errors in a JSON file (as a study does) and dies after
+    ``crash_after`` new populations; a new instance on the same file resumes."""
+
+    def __init__(self, path, evaluate, crash_after=None):
+        self.path, self.evaluate, self.crash_after = path, evaluate, crash_after
+        self.calls = 0
+
+    def __call__(self, population):
+        stored = json.loads(self.path.read_text()) if self.path.exists() else {}
+        if population.label not in stored:
+            if self.crash_after is not None and self.calls >= self.crash_after:
+                raise KeyboardInterrupt  # killed mid-round
+            stored[population.label] = self.evaluate(population)
+            self.path.write_text(json.dumps(stored))
+            self.calls += 1
+        return stored[population.label]
+
+
+def test_a_crashed_loop_resumes_to_the_same_lineage(tmp_path):
+    full = _run(oracles.planted(seed=2), 2, rounds=3)
+    assert len(full.lineage) >= 3
+    cache = tmp_path / "errors.json"
+    with pytest.raises(KeyboardInterrupt):
+        _run(CrashingCache(cache, oracles.planted(seed=2), crash_after=2), 2, rounds=3)
+    resumed = _run(CrashingCache(cache, oracles.planted(seed=2)), 2, rounds=3)
+    assert resumed.lineage == full.lineage
+
+
+def test_regnet_restriction_keeps_b_g_and_samples_quantized_lines():
+    space = load_space("anynetx_e")
+    restricted = regnet_restriction(space)
+    assert restricted.is_regnet and restricted.regnet["bottleneck_ratio"] == space.stage_value(0, "bottleneck_ratio")
+    assert restricted.regnet["depth"].lo == 4 and restricted.regnet["depth"].hi == 63
+    models = sample_models(restricted, 5, seed=0, windows=WINDOW, **IMAGENET)
+    assert all(m.regnet is not None and m.spec.widths == sorted(m.spec.widths) for m in models)
+    with pytest.raises(UserError, match="one bottleneck_ratio"):
+        regnet_restriction(load_space("anynetx_a"))
+
+
+def _frame(models, errors):
+    from regnet_space.design.loop import population_table
+    return population_table(models, errors, "p")
+
+
+def test_rank_correlation_test_holds_its_level_and_sees_a_trend():
+    rng = np.random.default_rng(0)
+    rejections = sum(rank_correlation_test(rng.random(30), rng.random(30), permutations=199, seed=r)[1] <= 0.05
+                     for r in range(300))
+    assert rejections / 300 <= 0.08  # nominal 0.05
+    x = rng.random(30)
+    rho, p = rank_correlation_test(x, x + rng.normal(0, 0.1, 30), permutations=199, seed=0)
+    assert rho > 0.8 and p <= 0.01
+
+
+def test_regnet_candidate_needs_evidence_from_e_fit():
+    space = load_space("anynetx_e")
+    models = sample_models(space, 24, seed=3, windows=WINDOW, **IMAGENET)
+    noise = _frame(models, oracles.noise(seed=0)(models))
+    assert regnet_candidate(space, noise, alpha=0.05, seed=0, permutations=300) is None
+    from regnet_space.design.candidates import e_fits
+    fits = e_fits(noise)
+    planted = noise.assign(error=20 + 40 * fits + np.random.default_rng(0).normal(0, 0.5, len(fits)))
+    candidate = regnet_candidate(space, planted, alpha=0.05, seed=0, permutations=300)
+    assert candidate is not None and candidate.space.is_regnet and "Spearman" in candidate.why
+
+
+def test_report_overlays_every_round_and_lists_the_lineage(tmp_path):
+    import html
+
+    from regnet_space.design.loop import binning_for
+    from regnet_space.design.report import build_design_report
+
+    result = _run(oracles.planted(seed=0), 0, rounds=2)
+    page = build_design_report(result, {"name": "t", "alpha": 0.05}, binning_for(WINDOW, 100),
+                               figures_dir=str(tmp_path))
+    assert page.count("<img") == 1 + len({r["round"] for r in result.lineage if r["round"] > 0})
+    assert all(row["label"] in page for row in result.lineage) and "Holm-adjusted" in page
+    assert (tmp_path / "edf_rounds.png").exists() and result.path[0] == "start"
+    assert html.escape(result.final_space.to_toml()) in page
