@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis.best import best_config
+    from ..errors import UserError
     from ..data import load_dataset
     from ..design import design_space
     from ..design.loop import binning_for
@@ -66,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
     results.to_csv(directory / "results.csv", index=False)
     meta = {"name": spec.name, "dataset": spec.study.get("dataset"), "seed": spec.seed, "alpha": spec.alpha,
             "proxy": ProxyConfig.from_dict(spec.study.get("proxy", {})).to_dict(), "spec_text": spec.text}
-    (directory / "best.json").write_text(json.dumps(best_config(results, meta), indent=1) + "\n")
+    try:
+        (directory / "best.json").write_text(json.dumps(best_config(results, meta), indent=1) + "\n")
+    except UserError as exc:  # no model of any round is a RegNet: there is no config to emit, which is a finding
+        print(f"no best.json: {exc}", file=sys.stderr)
     binning = binning_for(spec.windows, spec.population, spec.bins)
     (directory / "design_report.html").write_text(build_design_report(result, meta, binning,
                                                                       figures_dir=str(directory / "figures")))
