@@ -81,11 +81,12 @@ def load_study_table(spec_path: str, *, dir: str | None = None, storage: str | N
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame = frame.rename(columns={"val_error": "error", "latency_ms": "latency"})
+    from ..redaction import redact
     from ..train import ProxyConfig
 
     meta = {"name": spec.name, "dataset": spec.dataset, "proxy": ProxyConfig.from_dict(spec.proxy).to_dict(),
             "seed": spec.seed,
-            "spec_toml": spec.text, "storage": session.location}
+            "spec_toml": redact(spec.text), "storage": session.location}
     return frame, meta
 
 

@@ -11,6 +11,7 @@ import optuna
 
 from ..errors import UserError
 from .spec import StudySpec
+from ..redaction import redact
 from .storage import default_dir, describe_storage, open_storage, retry
 
 FINGERPRINT = "population_fingerprint"
@@ -58,7 +59,7 @@ def open_study(spec: StudySpec, *, directory: str | None = None, storage_url: st
     mine = fingerprint(spec)
     if stored is None and create:
         study.set_user_attr(FINGERPRINT, mine)
-        study.set_user_attr(SPEC_TEXT, spec.text)
+        study.set_user_attr(SPEC_TEXT, redact(spec.text))  # the spec may name the storage URL
     elif stored is not None and stored != mine:
         raise UserError(f"the study {spec.name!r} in {location} was created from a different spec (spaces, n, seed, "
                         f"data, proxy or windows changed); use another name or --dir to start a new study")

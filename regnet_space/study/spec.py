@@ -34,6 +34,7 @@ from typing import Any
 
 from .. import userfiles
 from ..errors import UserError
+from ..redaction import remember_url
 
 COMPLEXITY_METRICS = ("flops", "params", "acts", "mac")
 _TOP_KEYS = {"name", "description", "seed", "measure_latency", "time_limit", "storage", "dataset", "proxy",
@@ -170,6 +171,7 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
     storage = data.get("storage")
     if storage is not None:
         _expect(storage, str, "storage", "a storage URL")
+        remember_url(storage)
     return StudySpec(
         name=name, spaces=tuple(entries), seed=seed, description=str(data.get("description", "")),
         dataset=dataset, proxy=proxy,

@@ -7,7 +7,6 @@ database URL (``postgresql+psycopg://user:pw@host/db``). Credentials are redacte
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -15,15 +14,11 @@ from typing import Callable, TypeVar
 import optuna
 
 from ..errors import UserError
+from ..redaction import install_log_redaction, normalize_url, redact
 
 T = TypeVar("T")
 
 JOURNAL_FILE = "study.journal"
-
-
-def redact(url: str) -> str:
-    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db``; other text unchanged."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
 def default_dir(study_name: str) -> Path:
@@ -36,7 +31,9 @@ def describe_storage(url: str | None, directory: Path) -> str:
 
 def open_storage(url: str | None, directory: Path, *, create: bool = True) -> optuna.storages.BaseStorage:
     """The study's storage: a database URL if given, else the journal file in ``directory``."""
+    install_log_redaction()
     if url:
+        url = normalize_url(url)
         if url.startswith("postgresql://"):
             raise UserError(f"storage {redact(url)}: name the driver, e.g. postgresql+psycopg://...")
         try:
