@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data_options import synthetic_options
 from .errors import UserError
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -74,6 +75,24 @@ class Dataset:
                 f"augment={self.augment}, device={self.device})")
 
 
+def resolve_device(device: str) -> "torch.device":
+    """The torch device named by ``--device``; a name torch does not know, or CUDA on a machine without it, is
+    a UserError (not a traceback deep inside the first training step)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"--device {device!r}: not a device (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: CUDA is not available on this machine (no GPU or no CUDA build "
+                            f"of PyTorch); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise UserError(f"--device {device}: only cpu and cuda[:N] are supported")
+    return dev
+
+
 def load_dataset(name: str = "fashion-mnist", data_dir: str | None = None, *, val_size: int = 10000,
                  seed: int = 0, device: str = "cpu", augment: bool = False) -> Dataset:
     """Load, normalise and split a dataset; see the module docstring for the accepted names.
@@ -82,6 +101,7 @@ def load_dataset(name: str = "fashion-mnist", data_dir: str | None = None, *, va
     of the training images so small sets (synthetic, small folders) keep most of their data for training.
     Missing or corrupt files raise UserError naming the file.
     """
+    resolve_device(device)
     kind, _, arg = name.partition(":")
     if kind == "fashion-mnist":
         if arg:
@@ -349,25 +369,9 @@ def _load_folder(directory: Path):
 
 # --- Synthetic ------------------------------------------------------------------------------------------------
 
-SYNTHETIC_DEFAULTS = {"train": 512, "test": 256, "res": 8, "channels": 1, "classes": 4, "noise": 1.0}
-
-
 def _make_synthetic(arg: str):
     """Each class is a fixed random smooth template; an image is its template plus Gaussian noise (as uint8)."""
-    options = dict(SYNTHETIC_DEFAULTS)
-    for item in filter(None, (part.strip() for part in arg.split(","))):
-        key, sep, raw = item.partition("=")
-        if not sep or key not in options:
-            raise UserError(f"synthetic: {item!r} is not one of {', '.join(f'{k}=' for k in options)}")
-        try:
-            value = float(raw) if key == "noise" else int(raw)
-        except ValueError:
-            raise UserError(f"synthetic: {key}={raw!r} is not a number") from None
-        if value < 0 or (value == 0 and key != "noise"):
-            raise UserError(f"synthetic: {key} must be positive (noise: >= 0), got {raw}")
-        options[key] = value
-    if options["classes"] < 2 or options["train"] < 5:
-        raise UserError("synthetic: needs classes >= 2 and train >= 5")
+    options = synthetic_options(arg)
     g = torch.Generator().manual_seed(1234)  # the data itself is fixed; the seed of load_dataset splits it
     res, channels, classes = options["res"], options["channels"], options["classes"]
     coarse = torch.rand(classes, channels, max(2, res // 4), max(2, res // 4), generator=g)

@@ -33,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from ..spaces import load_space, parse_window
     from ..spaces.sampling import sample_with_stats
     from ..summary import summarize
+    from ..userfiles import check_output, write_output
 
+    if args.out is not None:
+        check_output(args.out, "samples")
     space = load_space(args.space)
     windows = {metric: parse_window(getattr(args, metric)) for metric in ("flops", "params", "acts", "mac")
                if getattr(args, metric) is not None}
@@ -47,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.writelines(lines)
     else:
-        with open(args.out, "w") as out:
-            out.writelines(lines)
+        write_output(args.out, "".join(lines), "samples")
     print(f"sampled {len(models)} models from {space.name} in {stats.drawn:,} draws "
           f"(rejection rate {stats.rejection_rate:.2%})", file=sys.stderr)
     return 0

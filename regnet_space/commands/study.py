@@ -57,9 +57,11 @@ def _session(args: argparse.Namespace, *, create: bool):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..data import resolve_device
     from ..study.runner import run_local
     from ..study.results import status_summary
 
+    resolve_device(args.device)
     session, url = _session(args, create=True)
     print(f"study {session.spec.name}: {session.spec.total} models in {len(session.spec.spaces)} spaces, "
           f"{args.workers} worker(s), storage {session.location}", file=sys.stderr)
@@ -71,8 +73,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from ..data import resolve_device
     from ..study.worker import run_worker
 
+    resolve_device(args.device)
     session, _ = _session(args, create=True)
     try:
         report = run_worker(session, device=args.device, threads=args.threads, name=args.name)
@@ -96,8 +100,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..study.results import export_rows, model_rows
+    from ..study.results import check_export_path, export_rows, model_rows
 
+    check_export_path(args.out)
     session, _ = _session(args, create=False)
     rows = model_rows(session)
     export_rows(rows, args.out)
