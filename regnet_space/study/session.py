@@ -12,7 +12,7 @@ import optuna
 from ..errors import UserError
 from .spec import StudySpec
 from ..redaction import redact
-from .storage import default_dir, describe_storage, open_storage, retry
+from .storage import JournalDamaged, default_dir, describe_storage, open_storage, retry
 
 FINGERPRINT = "population_fingerprint"
 SPEC_TEXT = "spec_toml"
@@ -44,7 +44,10 @@ def open_study(spec: StudySpec, *, directory: str | None = None, storage_url: st
     """Open (or create) the study of ``spec``. Refuses a stored study created from a different population."""
     url = storage_url or spec.storage
     folder = study_dir(spec, directory)
-    storage = open_storage(url, folder, create=create)
+    try:
+        storage = open_storage(url, folder, create=create)
+    except JournalDamaged as exc:
+        raise JournalDamaged(str(exc).replace("study repair SPEC", f"study repair {spec.path}")) from None
     location = describe_storage(url, folder)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if create:
