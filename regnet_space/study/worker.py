@@ -22,7 +22,7 @@ from ..spec import AnyNetSpec
 from .population import DataShape, build_population, space_seed
 from .session import StudySession
 from .storage import retry
-from .trials import HEARTBEAT, INDEX, INTERRUPTED, SPACE, claim, enqueue_missing, fail, model_states
+from .trials import HEARTBEAT, INDEX, INTERRUPTED, SPACE, WORKER, claim, enqueue_missing, fail, model_states
 
 
 @dataclass
@@ -64,7 +64,14 @@ def chance_error(num_classes: int) -> float:
     return 100.0 * (1.0 - 1.0 / num_classes)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
+    """The first stop signal interrupts; later ones (the runner's SIGTERM after a terminal's SIGINT) are
+    ignored, so they cannot cut short the marking of the running model as interrupted."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -75,7 +82,8 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
 
     from ..data import load_dataset
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_interrupt)
     if threads:
         torch.set_num_threads(threads)
     spec, storage, study = session.spec, session.storage, session.study
@@ -87,7 +95,11 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
     report = WorkerReport()
     retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after), what="enqueuing models")
     while True:
-        trial = retry(lambda: claim(study, storage, name, stale_after=spec.stale_after), what="claiming a model")
+        try:
+            trial = retry(lambda: claim(study, storage, name, stale_after=spec.stale_after), what="claiming a model")
+        except KeyboardInterrupt:
+            _release_claims(session, name)
+            raise
         if trial is None:
             if retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after),
                      what="recovering models"):
@@ -102,6 +114,14 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
             report.trained += 1
         else:
             report.failed += 1
+
+
+def _release_claims(session: StudySession, name: str) -> None:
+    """Interrupted while claiming: a trial this worker had just moved to RUNNING must not stay there."""
+    for trial in session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get(WORKER) == name:
+            fail(session.storage, trial._trial_id, reason="interrupted while being claimed; a rerun trains it",
+                 **{INTERRUPTED: True})
 
 
 def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device: str) -> bool:
