@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from .results import model_rows, status_summary
 from .session import StudySession, study_dir
+from .storage import retry
 
 STORAGE_ENV = "REGNET_SPACE_STORAGE"  # how a URL reaches the workers without showing up in `ps`
 
@@ -46,7 +47,7 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
         bar = tqdm(total=spec.total, initial=start, unit="model", desc=spec.name, disable=not progress,
                    dynamic_ncols=True, file=sys.stderr)
         while any(p.poll() is None for p, _ in processes):
-            _update(bar, session)
+            retry(lambda: _update(bar, session), what="reading progress", timeout=spec.outage_timeout)
             time.sleep(poll)
     except (Stopped, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT

@@ -232,18 +232,52 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, optuna.exceptions.StorageInternalError) and _is_connection_error(exc.__cause__ or exc.__context__ or Exception())
 
 
-def retry(call: Callable[[], T], *, what: str, attempts: int = 6, first_delay: float = 0.5) -> T:
-    """Run a storage call, retrying a dropped database connection with exponential back-off."""
+_FATAL = (  # connection errors that waiting cannot fix: (SQLSTATE, words of the server's message, what to say)
+    ("28P01", "password authentication failed", "the database refused the user name or password"),
+    ("28000", "no pg_hba.conf entry", "the database server does not allow this user/host (pg_hba.conf)"),
+    ("3D000", "does not exist", "no such database on the server (create it first: createdb)"),
+)
+
+
+def _fatal_reason(exc: BaseException) -> str | None:
+    """Authentication failures and a missing database are reported at once, not retried as an outage."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        code = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
+        text = str(exc)
+        for state, words, reason in _FATAL:
+            if code == state or (words in text and (state != "3D000" or "database" in text)):
+                return reason
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return None
+
+
+def retry(call: Callable[[], T], *, what: str, attempts: int = 6, first_delay: float = 0.5,
+          timeout: float | None = None, max_delay: float = 10.0) -> T:
+    """Run a storage call, retrying a dropped database connection with exponential back-off.
+
+    With ``timeout`` (a study's ``[workers] outage_timeout``) it keeps trying for that many seconds, so a
+    database restart or fail-over is ridden out; otherwise for ``attempts`` tries. A wrong password or a
+    missing database fails at once with its own message.
+    """
     delay = first_delay
-    for attempt in range(1, attempts + 1):
+    start = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return call()
         except Exception as exc:
             if not _is_connection_error(exc):
                 raise
-            if attempt == attempts:
-                raise UserError(f"lost the study storage while {what}, after {attempts} attempts: "
+            reason = _fatal_reason(exc)
+            if reason:
+                raise UserError(f"{reason} while {what}: {redact(str(getattr(exc, 'orig', exc))).splitlines()[0]}") from None
+            out_of_time = (time.monotonic() - start + delay > timeout) if timeout is not None else attempt >= attempts
+            if out_of_time:
+                spent = f"{time.monotonic() - start:.0f} s" if timeout is not None else f"{attempts} attempts"
+                raise UserError(f"lost the study storage while {what}, after {spent}: "
                                 f"{redact(str(exc)).splitlines()[0]}") from None
             time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+            delay = min(delay * 2, max_delay)

@@ -93,19 +93,23 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
     shape = DataShape(dataset.resolution, dataset.in_channels, dataset.num_classes)
     population = build_population(spec, shape)
     report = WorkerReport()
-    retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after), what="enqueuing models")
+    outage = spec.outage_timeout  # storage calls ride out a database restart or fail-over this long
+    retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after), what="enqueuing models",
+          timeout=outage)
     while True:
         try:
-            trial = retry(lambda: claim(study, storage, name, stale_after=spec.stale_after), what="claiming a model")
+            trial = retry(lambda: claim(study, storage, name, stale_after=spec.stale_after), what="claiming a model",
+                          timeout=outage)
         except KeyboardInterrupt:
             _release_claims(session, name)
             raise
         if trial is None:
             if retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after),
-                     what="recovering models"):
+                     what="recovering models", timeout=spec.outage_timeout):
                 continue
             states = retry(lambda: model_states(study.get_trials(deepcopy=False), spec.population_sizes,
-                                                stale_after=spec.stale_after), what="reading the study")
+                                                stale_after=spec.stale_after), what="reading the study",
+                           timeout=spec.outage_timeout)
             if any(s.status == "running" for s in states.values()):
                 time.sleep(poll)  # another worker is busy; wait in case it dies and its model needs us
                 continue
@@ -138,11 +142,13 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
                                  time_limit=spec.time_limit, progress=False)
             latency = _latency(model_spec, device) if spec.measure_latency else None
         except KeyboardInterrupt:
-            fail(storage, trial_id, reason="interrupted (Ctrl-C or SIGTERM); a rerun trains it again",
-                 **{INTERRUPTED: True})
+            retry(lambda: fail(storage, trial_id, reason="interrupted (a stop signal); a rerun trains it again",
+                               **{INTERRUPTED: True}), what="marking the model interrupted", attempts=4)
             raise
         except Exception as exc:  # a model that cannot train is data about the space, not a crash of the study
-            fail(storage, trial_id, reason=f"{type(exc).__name__}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}"
+            retry(lambda: fail(storage, trial_id, reason=reason), what="storing a failure",
+                  timeout=spec.outage_timeout)
             return False
     outcome = result.to_dict()
     chance = chance_error(dataset.num_classes)
@@ -166,7 +172,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
         storage.set_trial_state_values(trial_id, state=TrialState.COMPLETE, values=[error])
 
     try:
-        retry(store, what=f"storing model {index} of {label}")
+        retry(store, what=f"storing model {index} of {label}", timeout=spec.outage_timeout)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # declared dead while finishing (a long stall); another worker retrains it
     return True
