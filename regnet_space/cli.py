@@ -24,15 +24,23 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .redaction import install_log_redaction, redact
+
+    install_log_redaction()
     args = make_parser().parse_args(argv)
     try:
         return args.handler(args) or 0
     except UserError as exc:
-        print(f"regnet-space: error: {exc}", file=sys.stderr)
+        print(f"regnet-space: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("regnet-space: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug: keep the traceback for the report, but never with a password in it
+        import traceback
+
+        print(redact(traceback.format_exc()), end="", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ asked for, runs on whole batches on the device (``augment_batch``).
 
 Sources (``load_dataset``'s ``name``):
 - ``fashion-mnist``: the four IDX ``.gz`` files (default dir ``/usr/share/datasets/fashion-mnist``).
-- ``cifar10:DIR``: the python-pickle batches directory (``data_batch_1..5``, ``test_batch``).
+- ``cifar10:DIR``: the binary batches (``cifar-10-batches-bin``) or the python batches (``data_batch_1..5``,
+  ``test_batch``), the latter read by a restricted unpickler that loads numpy arrays and plain data only.
 - ``folder:DIR``: ``DIR/train/<class>/*`` and ``DIR/test/<class>/*`` images of one size.
 - ``synthetic[:k=v,...]``: class templates plus noise, learnable in a few steps; keys ``train`` (default 512),
   ``test`` (256), ``res`` (8), ``channels`` (1), ``classes`` (4), ``noise`` (1.0).
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data_options import synthetic_options
 from .errors import UserError
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -73,6 +75,24 @@ class Dataset:
                 f"augment={self.augment}, device={self.device})")
 
 
+def resolve_device(device: str) -> "torch.device":
+    """The torch device named by ``--device``; a name torch does not know, or CUDA on a machine without it, is
+    a UserError (not a traceback deep inside the first training step)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"--device {device!r}: not a device (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: CUDA is not available on this machine (no GPU or no CUDA build "
+                            f"of PyTorch); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise UserError(f"--device {device}: only cpu and cuda[:N] are supported")
+    return dev
+
+
 def load_dataset(name: str = "fashion-mnist", data_dir: str | None = None, *, val_size: int = 10000,
                  seed: int = 0, device: str = "cpu", augment: bool = False) -> Dataset:
     """Load, normalise and split a dataset; see the module docstring for the accepted names.
@@ -81,6 +101,7 @@ def load_dataset(name: str = "fashion-mnist", data_dir: str | None = None, *, va
     of the training images so small sets (synthetic, small folders) keep most of their data for training.
     Missing or corrupt files raise UserError naming the file.
     """
+    resolve_device(device)
     kind, _, arg = name.partition(":")
     if kind == "fashion-mnist":
         if arg:
@@ -183,27 +204,125 @@ def read_idx(path: Path, *, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
-# --- CIFAR-10 (python pickle batches) -------------------------------------------------------------------------
+# --- CIFAR-10 (binary batches, or python batches through a restricted unpickler) -----------------------------
+
+CIFAR_RECORD = 1 + 3 * 32 * 32  # label byte, then the R, G and B planes of a 32x32 image
+CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
 
 def _load_cifar10(directory: Path):
-    def batch(filename: str):
-        path = directory / filename
-        try:
-            with open(path, "rb") as f:
-                data = pickle.load(f, encoding="bytes")
-            images = np.asarray(data[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-            labels = np.asarray(data[b"labels"], dtype=np.int64)
-        except FileNotFoundError:
-            raise UserError(f"{path}: missing (expected CIFAR-10's python batches)") from None
-        except (OSError, EOFError, pickle.UnpicklingError, KeyError, ValueError, TypeError) as exc:
-            raise UserError(f"{path}: not a readable CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
-        if len(images) != len(labels):
-            raise UserError(f"{path}: {len(labels)} labels for {len(images)} images")
-        return torch.from_numpy(images), torch.from_numpy(labels)
+    """The binary batches (``cifar-10-batches-bin``: ``data_batch_1..5.bin``, ``test_batch.bin``) when present,
+    else the python batches (``cifar-10-batches-py``), whose pickles are read by ``restricted_load``.
+    ``directory`` may be the batches folder or the folder holding it."""
+    for folder in (directory, directory / "cifar-10-batches-bin", directory / "cifar-10-batches-py"):
+        if (folder / "data_batch_1.bin").is_file():
+            parts = [_cifar_binary_batch(folder / f"{name}.bin") for name in CIFAR_BATCHES]
+            break
+        if (folder / "data_batch_1").is_file():
+            parts = [_cifar_python_batch(folder / name) for name in CIFAR_BATCHES]
+            break
+    else:
+        raise UserError(f"{directory}: no CIFAR-10 batches (expected data_batch_1.bin .. test_batch.bin of "
+                        f"cifar-10-batches-bin, or the python batches data_batch_1 .. test_batch)")
+    train = torch.cat([p[0] for p in parts[:5]]), torch.cat([p[1] for p in parts[:5]])
+    return train, parts[5]
 
-    parts = [batch(f"data_batch_{i}") for i in range(1, 6)]
-    train = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    return train, batch("test_batch")
+
+def _cifar_binary_batch(path: Path):
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing (a CIFAR-10 binary folder holds data_batch_1..5.bin and test_batch.bin)") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    if not raw or len(raw) % CIFAR_RECORD:
+        raise UserError(f"{path}: {len(raw)} bytes is not a whole number of {CIFAR_RECORD}-byte CIFAR-10 records")
+    records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise UserError(f"{path}: record {int(np.argmax(labels > 9))} has label {labels.max()} (CIFAR-10 has 0..9)")
+    images = records[:, 1:].reshape(-1, 3, 32, 32).copy()
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def _cifar_python_batch(path: Path):
+    try:
+        data = restricted_load(path.read_bytes())
+        images = np.asarray(data[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(data[b"labels"], dtype=np.int64)
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing (expected CIFAR-10's python batches)") from None
+    except pickle.UnpicklingError as exc:
+        raise UserError(f"{path}: refused: {exc}") from None
+    except (OSError, EOFError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise UserError(f"{path}: not a readable CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
+    if len(images) != len(labels):
+        raise UserError(f"{path}: {len(labels)} labels for {len(images)} images")
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def _encode_latin1(text: str, encoding: str = "latin1") -> bytes:
+    """What Python 3's protocol-2 pickles call to rebuild a bytes object; nothing else is allowed through."""
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+def _allowed_globals() -> dict[tuple[str, str], object]:
+    """The only callables a CIFAR-10 batch may name: numpy's array and dtype reconstructors (both module
+    spellings, numpy 1 and 2) and the bytes re-encoder. Everything else (os.system, eval, any other class)
+    is refused before it can be called."""
+    from numpy._core import multiarray, numeric
+
+    allowed: dict[tuple[str, str], object] = {("_codecs", "encode"): _encode_latin1}
+    for module in ("numpy.core", "numpy._core"):
+        allowed[(f"{module}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        allowed[(f"{module}.numeric", "_frombuffer")] = numeric._frombuffer
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = np.dtype
+    return allowed
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file, allowed):
+        super().__init__(file, encoding="bytes")
+        self._allowed = allowed
+
+    def find_class(self, module: str, name: str) -> object:
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"the pickle names {module}.{name}, which a CIFAR-10 batch never does "
+                                         f"(only numpy arrays, lists, dicts, bytes, str and numbers are loaded)") from None
+
+    def persistent_load(self, pid: object) -> object:
+        raise pickle.UnpicklingError("persistent references are not loaded")
+
+
+def restricted_load(blob: bytes) -> object:
+    """Unpickle data made only of numpy arrays/dtypes, lists, dicts, tuples, bytes, str and numbers.
+
+    Arrays of dtype object are refused too: their items would be arbitrary objects.
+    """
+    import io
+
+    value = _RestrictedUnpickler(io.BytesIO(blob), _allowed_globals()).load()
+    _refuse_object_arrays(value)
+    return value
+
+
+def _refuse_object_arrays(value: object) -> None:
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise pickle.UnpicklingError("an array of Python objects is not data")
+    elif isinstance(value, dict):
+        for item in (*value.keys(), *value.values()):
+            _refuse_object_arrays(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _refuse_object_arrays(item)
+    elif not isinstance(value, (bytes, str, int, float, bool, type(None), np.dtype, np.generic)):
+        raise pickle.UnpicklingError(f"a {type(value).__name__} is not data")
 
 
 # --- Image folder ---------------------------------------------------------------------------------------------
@@ -250,25 +369,9 @@ def _load_folder(directory: Path):
 
 # --- Synthetic ------------------------------------------------------------------------------------------------
 
-SYNTHETIC_DEFAULTS = {"train": 512, "test": 256, "res": 8, "channels": 1, "classes": 4, "noise": 1.0}
-
-
 def _make_synthetic(arg: str):
     """Each class is a fixed random smooth template; an image is its template plus Gaussian noise (as uint8)."""
-    options = dict(SYNTHETIC_DEFAULTS)
-    for item in filter(None, (part.strip() for part in arg.split(","))):
-        key, sep, raw = item.partition("=")
-        if not sep or key not in options:
-            raise UserError(f"synthetic: {item!r} is not one of {', '.join(f'{k}=' for k in options)}")
-        try:
-            value = float(raw) if key == "noise" else int(raw)
-        except ValueError:
-            raise UserError(f"synthetic: {key}={raw!r} is not a number") from None
-        if value < 0 or (value == 0 and key != "noise"):
-            raise UserError(f"synthetic: {key} must be positive (noise: >= 0), got {raw}")
-        options[key] = value
-    if options["classes"] < 2 or options["train"] < 5:
-        raise UserError("synthetic: needs classes >= 2 and train >= 5")
+    options = synthetic_options(arg)
     g = torch.Generator().manual_seed(1234)  # the data itself is fixed; the seed of load_dataset splits it
     res, channels, classes = options["res"], options["channels"], options["classes"]
     coarse = torch.rand(classes, channels, max(2, res // 4), max(2, res // 4), generator=g)

@@ -58,6 +58,9 @@ def make_compatible(widths: list[int], bottleneck_ratios: list[float], group_wid
 
 
 _IMAGENET_FORM = {"stem_type": "simple", "first_stride": 2}
+# Far beyond any published network, and small enough that widths, flops and tensors stay representable.
+MAX_WIDTH = 65_536
+MAX_DEPTH = 1_000
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,12 @@ class RegNetParams:
             raise bad("q", "must be >= 1")
         if not (self.w0 > 0 and float(self.w0) % self.q == 0):
             raise bad("w0", f"must be > 0 and a multiple of q={self.q}")
-        if self.wa < 0:
-            raise bad("wa", "must be >= 0")
+        if self.w0 > MAX_WIDTH:
+            raise bad("w0", f"must be <= {MAX_WIDTH:,} (no layer of a real network is that wide)")
+        if not 0 <= self.wa <= MAX_WIDTH:
+            raise bad("wa", f"must be in [0, {MAX_WIDTH:,}]")
+        if self.depth > MAX_DEPTH:
+            raise bad("depth", f"must be <= {MAX_DEPTH:,}")
         if self.wm <= 1:
             raise bad("wm", "must be > 1")
         if self.group_width < 1:

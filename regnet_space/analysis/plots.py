@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from ..errors import UserError
 from ..summary import compact, percent
+from ..userfiles import check_output, safe_name, write_output
 from .edf import Comparison
 from .linear_fit import LinearFit
 
@@ -150,19 +151,26 @@ def e_fit_figure(frame: pd.DataFrame) -> Figure:
     return fig
 
 
-def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG or SVG, by the suffix of ``path``."""
+def check_figure_path(path: str | Path) -> Path:
+    """A figure path that can be written: a known suffix, an existing folder (none is created)."""
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise UserError(f"{path}: figures are written as {' or '.join(FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return check_output(path, "figure")
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as PNG or SVG, by the suffix of ``path``, into a folder that must exist."""
+    path = check_figure_path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=path.suffix.lower()[1:], dpi=120)
+    return write_output(path, buffer.getvalue(), "figure")
 
 
 def save_all(fig: Figure, directory: str | Path, stem: str) -> list[Path]:
-    """Write ``fig`` as both ``stem.png`` and ``stem.svg`` in ``directory``."""
-    return [save(fig, Path(directory) / f"{stem}{suffix}") for suffix in FORMATS]
+    """Write ``fig`` as both ``stem.png`` and ``stem.svg`` in ``directory``; ``stem`` may come from data (a
+    space's name), so it is made a safe file name first."""
+    return [save(fig, Path(directory) / f"{safe_name(stem)}{suffix}") for suffix in FORMATS]
 
 
 def png_base64(fig: Figure) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from .edf import add_table_arguments
 
@@ -28,14 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..analysis import best, table
     from ..summary import human
+    from ..userfiles import check_output, write_output
 
+    if args.out:
+        check_output(args.out, "best config")
     frame, meta = table.load(args.study, dir=args.dir, storage=args.storage)
     config = best.best_config(frame, meta, args.space)
     if args.verify:
         config["verified"] = _verify(config, meta, seed=args.seed, device=args.device)
     text = json.dumps(config, indent=2)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        write_output(args.out, text + "\n", "best config")
     if args.json:
         print(text)
         return 0

@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--alpha must be in (0, 1), got {args.alpha}")
     if args.range is not None and args.normalize is None:
         raise UserError("--range needs --normalize")
+    if args.plot:
+        from ..analysis.plots import check_figure_path
+
+        check_figure_path(args.plot)
     frame, _ = table.load(args.study, dir=args.dir, storage=args.storage)
     bins, rule = args.bins or 10, None
     if args.normalize is not None and args.bins is None:

@@ -61,8 +61,10 @@ def profile(names: list[str], *, device: str = "cpu", batch_size: int | None = N
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data import resolve_device
     from ..summary import human
 
+    resolve_device(args.device)
     report = profile(args.models, device=args.device, batch_size=args.batch_size, resolution=args.resolution,
                      warmup=args.warmup, repeats=args.repeats, threads=args.threads)
     if args.json:

@@ -6,7 +6,6 @@ models), Holm-adjusted over the candidates; only those with Holm p <= --alpha ar
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from . import positive_int
 from .edf import add_table_arguments
@@ -33,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.refine import refine
     from ..errors import UserError
     from ..spaces import load_space
+    from ..userfiles import check_output, write_output
 
+    check_output(args.out, "narrowed space")
     frame, _ = table.load(args.study, dir=args.dir, storage=args.storage)
     models = frame[frame["space"] == args.space]
     if models.empty:
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         definition = load_study_spec(args.study).entry(args.space).space
     refinement = refine(load_space(definition or args.space), models, alpha=args.alpha,
                         permutations=args.permutations, seed=args.seed)
-    Path(args.out).write_text(refinement.to_toml())
+    write_output(args.out, refinement.to_toml(), "narrowed space")
     print("\n".join(refinement.rationale))
     print(f"wrote {args.out}")
     return 0

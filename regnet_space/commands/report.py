@@ -4,7 +4,6 @@ linear fits, the best config, the study's spec) that opens in a browser with no 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from . import positive_int
 from .edf import add_table_arguments
@@ -27,10 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..analysis import table
     from ..analysis.report import build_report
+    from ..userfiles import check_output, make_output_dir, write_output
 
+    check_output(args.out, "report")
+    if args.figures:
+        make_output_dir(args.figures, "figures")
     frame, meta = table.load(args.study, dir=args.dir, storage=args.storage)
     text = build_report(frame, meta, normalize=args.normalize, bins=args.bins, samples=args.samples, top=args.top,
                         seed=args.seed, figures_dir=args.figures, progress=True)
-    Path(args.out).write_text(text)
+    write_output(args.out, text, "report")
     print(f"wrote {args.out} ({len(text) / 1e6:.1f} MB)")
     return 0

@@ -37,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from ..spaces.input_form import tiny_stage_warning
     from ..spaces.sampling import sample_with_stats
     from ..summary import summarize
+    from ..userfiles import check_output, write_output
 
+    if args.out is not None:
+        check_output(args.out, "samples")
     space = load_space(args.space)
     windows = {metric: parse_window(getattr(args, metric)) for metric in ("flops", "params", "acts", "mac")
                if getattr(args, metric) is not None}
@@ -51,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.writelines(lines)
     else:
-        with open(args.out, "w") as out:
-            out.writelines(lines)
+        write_output(args.out, "".join(lines), "samples")
     tiny = [w for w in map(tiny_stage_warning, (m.spec for m in models)) if w]
     if tiny:
         print(f"warning: {len(tiny)} of {len(models)} models have a tiny stage; the first: {tiny[0]}", file=sys.stderr)

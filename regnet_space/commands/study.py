@@ -1,4 +1,4 @@
-"""``regnet-space study run|worker|status|export``: population-sampling studies on Optuna storage."""
+"""``regnet-space study run|worker|status|export|repair``: population-sampling studies on Optuna storage."""
 
 from __future__ import annotations
 
@@ -40,10 +40,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_status)
 
+    repair = study.add_parser("repair", help="cut a torn study journal back to its last complete record "
+                              "(keeps a backup)")
+    repair.add_argument("spec", metavar="SPEC", help="the study spec (TOML)")
+    repair.add_argument("--dir", help="the study's directory (default runs/<study name>/)")
+    repair.set_defaults(handler=_repair)
+
     export = study.add_parser("export", help="one row per model to CSV, Parquet or JSONL")
     common(export)
     export.add_argument("--out", required=True, help="results.csv, results.parquet or results.jsonl")
     export.set_defaults(handler=_export)
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import UserError
+    from ..study.session import study_dir
+    from ..study.spec import load_study_spec
+    from ..study.storage import JOURNAL_FILE, repair_journal
+
+    spec = load_study_spec(args.spec)
+    journal = study_dir(spec, args.dir) / JOURNAL_FILE
+    if not Path(journal).is_file():
+        raise UserError(f"no study journal at {journal} (pass --dir); database storage needs no repair")
+    kept, dropped, backup = repair_journal(Path(journal))
+    if backup is None:
+        print(f"{journal}: {kept} records, nothing damaged; left as it is", file=sys.stderr)
+    else:
+        print(f"{journal}: kept {kept} complete records, dropped {dropped} bytes of damaged tail; the damaged file "
+              f"is saved as {backup}", file=sys.stderr)
+    return 0
 
 
 def _session(args: argparse.Namespace, *, create: bool):
@@ -57,9 +84,11 @@ def _session(args: argparse.Namespace, *, create: bool):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..data import resolve_device
     from ..study.runner import run_local
     from ..study.results import status_summary
 
+    resolve_device(args.device)
     session, url = _session(args, create=True)
     print(f"study {session.spec.name}: {session.spec.total} models in {len(session.spec.spaces)} spaces, "
           f"{args.workers} worker(s), storage {session.location}", file=sys.stderr)
@@ -85,8 +114,10 @@ def _warn_tiny_stages(spec) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from ..data import resolve_device
     from ..study.worker import run_worker
 
+    resolve_device(args.device)
     session, _ = _session(args, create=True)
     try:
         report = run_worker(session, device=args.device, threads=args.threads, name=args.name)
@@ -110,8 +141,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..study.results import export_rows, model_rows
+    from ..study.results import check_export_path, export_rows, model_rows
 
+    check_export_path(args.out)
     session, _ = _session(args, create=False)
     rows = model_rows(session)
     export_rows(rows, args.out)

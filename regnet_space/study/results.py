@@ -81,26 +81,38 @@ def load_study_table(spec_path: str, *, dir: str | None = None, storage: str | N
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame = frame.rename(columns={"val_error": "error", "latency_ms": "latency"})
+    from ..redaction import redact
     from ..train import ProxyConfig
 
     meta = {"name": spec.name, "dataset": spec.dataset, "proxy": ProxyConfig.from_dict(spec.proxy).to_dict(),
             "seed": spec.seed,
-            "spec_toml": spec.text, "storage": session.location}
+            "spec_toml": redact(spec.text), "storage": session.location}
     return frame, meta
+
+
+EXPORT_FORMATS = (".csv", ".parquet", ".jsonl")
+
+
+def check_export_path(path: str) -> None:
+    """Before reading the study: a known format, and a place the file can go."""
+    from ..errors import UserError
+    from ..userfiles import check_output
+
+    if not path.endswith(EXPORT_FORMATS):
+        raise UserError(f"--out {path}: use a .csv, .parquet or .jsonl file")
+    check_output(path, "export")
 
 
 def export_rows(rows: list[dict[str, Any]], path: str) -> None:
     """Write rows as CSV, Parquet or JSONL, by the file's extension."""
-    from ..errors import UserError
+    from ..userfiles import write_output
 
+    check_export_path(path)
     frame = pd.DataFrame(rows)
     if path.endswith(".csv"):
-        frame.to_csv(path, index=False)
+        data: str | bytes = frame.to_csv(index=False)
     elif path.endswith(".parquet"):
-        frame.to_parquet(path, index=False)
-    elif path.endswith(".jsonl"):
-        with open(path, "w") as handle:
-            for row in rows:
-                handle.write(json.dumps(row) + "\n")
+        data = frame.to_parquet(index=False)
     else:
-        raise UserError(f"--out {path}: use a .csv, .parquet or .jsonl file")
+        data = "".join(json.dumps(row) + "\n" for row in rows)
+    write_output(path, data, "export")

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from .results import model_rows, status_summary
 from .session import StudySession, study_dir
+from .storage import retry
 
 STORAGE_ENV = "REGNET_SPACE_STORAGE"  # how a URL reaches the workers without showing up in `ps`
 
@@ -35,32 +36,38 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
                "--threads", str(threads or threads_per_worker(workers)), "--device", device]
     if directory:
         command += ["--dir", directory]
-    processes = []
-    for i in range(workers):
-        log = open(logs / f"worker-{i}.log", "w")
-        processes.append((subprocess.Popen(command + ["--name", f"{os.uname().nodename}:local-{i}"], env=env,
-                                           stdout=log, stderr=subprocess.STDOUT), log))
-    start = status_summary(session)["complete"]
-    bar = tqdm(total=spec.total, initial=start, unit="model", desc=spec.name, disable=not progress,
-               dynamic_ncols=True, file=sys.stderr)
+    processes: list = []
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     try:
+        for i in range(workers):
+            log = open(logs / f"worker-{i}.log", "w")
+            processes.append((subprocess.Popen(command + ["--name", f"{os.uname().nodename}:local-{i}"], env=env,
+                                               stdout=log, stderr=subprocess.STDOUT,
+                                               preexec_fn=_die_with_parent), log))
+        start = status_summary(session)["complete"]
+        bar = tqdm(total=spec.total, initial=start, unit="model", desc=spec.name, disable=not progress,
+                   dynamic_ncols=True, file=sys.stderr)
         while any(p.poll() is None for p, _ in processes):
-            _update(bar, session)
+            retry(lambda: _update(bar, session), what="reading progress", timeout=spec.outage_timeout)
             time.sleep(poll)
-    except KeyboardInterrupt:
-        for p, _ in processes:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p, _ in processes:
-            p.wait()
-        bar.close()
+    except (Stopped, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not orphan the workers mid-shutdown
+        _stop_workers([p for p, _ in processes])
         summary = status_summary(session)
-        print(f"interrupted: {summary['complete']}/{spec.total} models complete; running models were marked "
-              f"interrupted. Run the same command again to train only what is missing.", file=sys.stderr)
-        return 130
+        print(f"\nstopped by {signal.Signals(signum).name}: {summary['complete']}/{spec.total} models complete; "
+              f"running models were marked interrupted. Run the same command again to train only what is missing.",
+              file=sys.stderr)
+        return 128 + int(signum)
+    except BaseException:  # e.g. the storage lost for good: never leave the workers behind
+        _stop_workers([p for p, _ in processes])
+        raise
     finally:
         for _, log in processes:
             log.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     _update(bar, session)
     bar.close()
     for i, (p, _) in enumerate(processes):
@@ -75,6 +82,44 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
               f"run the same command again to train them.", file=sys.stderr)
         return 1
     return 0
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+WORKER_STOP_GRACE = 60.0  # seconds a worker has to mark its model interrupted before it is killed
+
+
+class Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def _die_with_parent() -> None:
+    """In each worker before exec: get SIGTERM if the runner dies, even by SIGKILL, so no worker is orphaned."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: SIGTERM from _stop_workers still covers signals
+        pass
+
+
+def _stop_workers(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM every live worker (each marks its model interrupted and exits), then SIGKILL stragglers."""
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + WORKER_STOP_GRACE
+    for p in processes:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def _update(bar: tqdm, session: StudySession) -> None:

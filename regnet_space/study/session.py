@@ -11,7 +11,8 @@ import optuna
 
 from ..errors import UserError
 from .spec import StudySpec
-from .storage import default_dir, describe_storage, open_storage, retry
+from ..redaction import redact
+from .storage import JournalDamaged, default_dir, describe_storage, open_storage, retry
 
 FINGERPRINT = "population_fingerprint"
 SPEC_TEXT = "spec_toml"
@@ -43,7 +44,10 @@ def open_study(spec: StudySpec, *, directory: str | None = None, storage_url: st
     """Open (or create) the study of ``spec``. Refuses a stored study created from a different population."""
     url = storage_url or spec.storage
     folder = study_dir(spec, directory)
-    storage = open_storage(url, folder, create=create)
+    try:
+        storage = open_storage(url, folder, create=create)
+    except JournalDamaged as exc:
+        raise JournalDamaged(str(exc).replace("study repair SPEC", f"study repair {spec.path}")) from None
     location = describe_storage(url, folder)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if create:
@@ -58,7 +62,7 @@ def open_study(spec: StudySpec, *, directory: str | None = None, storage_url: st
     mine = fingerprint(spec)
     if stored is None and create:
         study.set_user_attr(FINGERPRINT, mine)
-        study.set_user_attr(SPEC_TEXT, spec.text)
+        study.set_user_attr(SPEC_TEXT, redact(spec.text))  # the spec may name the storage URL
     elif stored is not None and stored != mine:
         raise UserError(f"the study {spec.name!r} in {location} was created from a different spec (spaces, n, seed, "
                         f"data, proxy or windows changed); use another name or --dir to start a new study")

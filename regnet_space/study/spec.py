@@ -27,18 +27,26 @@
     [workers]                       # fault tolerance of the worker pool
     heartbeat_interval = 5          # seconds between a running model's heartbeats
     stale_after = 60                # a running model silent this long is taken to be dead and retried
+    outage_timeout = 600            # seconds a lost database connection is retried (a restart, a fail-over)
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import userfiles
+from ..data_options import check_dataset_options
 from ..errors import UserError
+from ..redaction import remember_url
 
 COMPLEXITY_METRICS = ("flops", "params", "acts", "mac")
+WORKER_KEYS = ("heartbeat_interval", "stale_after", "outage_timeout")
+OUTAGE_TIMEOUT = 600.0  # seconds a storage outage is ridden out: a database restart or fail-over
+_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TOP_KEYS = {"name", "description", "seed", "measure_latency", "time_limit", "storage", "dataset", "proxy",
              "complexity", "spaces", "workers", "input_form"}
 _SPACE_KEYS = ("space", "n", "label", "input_form", *COMPLEXITY_METRICS)
@@ -68,6 +76,7 @@ class StudySpec:
     storage: str | None = None
     heartbeat_interval: float = 5.0
     stale_after: float = 60.0
+    outage_timeout: float = 600.0
     text: str = ""
     path: str = ""
 
@@ -86,6 +95,9 @@ class StudySpec:
                 return entry
         raise UserError(f"study {self.name!r} has no space {label!r} (it has: "
                         f"{', '.join(e.label for e in self.spaces)})")
+
+
+_PROXY_KIND_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], key: str, what: str) -> Any:
@@ -127,21 +139,24 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
     if "name" not in data:
         raise UserError("name: missing")
     name = _expect(data["name"], str, "name", "a string")
-    if not name or any(c in name for c in "/\\ "):
-        raise UserError(f"name: {name!r} must be non-empty, without spaces or slashes")
+    if not _STUDY_NAME.fullmatch(name):
+        raise UserError(f"name: {name!r} must start with a letter or digit and hold only letters, digits, '.', "
+                        f"'_' and '-' (it names the study's folder)")
     seed = _expect(data.get("seed", 0), int, "seed", "an integer")
     dataset = _expect(data.get("dataset", {}), dict, "dataset", "a table")
+    check_dataset_options(dataset)
     proxy = _expect(data.get("proxy", {}), dict, "proxy", "a table")
     _check_proxy(proxy)
     common = _windows(_expect(data.get("complexity", {}), dict, "complexity", "a table"), "complexity")
     workers = _expect(data.get("workers", {}), dict, "workers", "a table")
-    unknown = sorted(set(workers) - {"heartbeat_interval", "stale_after"})
+    unknown = sorted(set(workers) - set(WORKER_KEYS))
     if unknown:
-        raise UserError(f"workers.{unknown[0]}: unknown key (known: heartbeat_interval, stale_after)")
-    heartbeat = float(_expect(workers.get("heartbeat_interval", 5.0), (int, float), "workers.heartbeat_interval", "a number"))
-    stale = float(_expect(workers.get("stale_after", 60.0), (int, float), "workers.stale_after", "a number"))
-    if heartbeat <= 0 or stale <= 2 * heartbeat:
-        raise UserError("workers.stale_after: must be more than twice workers.heartbeat_interval (> 0)")
+        raise UserError(f"workers.{unknown[0]}: unknown key (known: {', '.join(WORKER_KEYS)})")
+    heartbeat = _seconds(workers.get("heartbeat_interval", 5.0), "workers.heartbeat_interval")
+    stale = _seconds(workers.get("stale_after", 60.0), "workers.stale_after")
+    outage = _seconds(workers.get("outage_timeout", OUTAGE_TIMEOUT), "workers.outage_timeout", allow_zero=True)
+    if stale <= 2 * heartbeat:
+        raise UserError("workers.stale_after: must be more than twice workers.heartbeat_interval")
     study_form = _input_form(data.get("input_form"), "input_form")
     raw_spaces = _expect(data.get("spaces"), list, "spaces", "a list of [[spaces]] tables")
     if not raw_spaces:
@@ -159,6 +174,7 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
         space = _expect(raw["space"], str, f"{where}.space", "a built-in space name or a TOML path")
         if space.endswith(".toml") and not Path(space).is_absolute():
             space = str((path.parent / space).resolve())
+        _check_space(space, f"{where}.space")
         n = _expect(raw["n"], int, f"{where}.n", "an integer")
         if n < 1:
             raise UserError(f"{where}.n: must be >= 1, got {n}")
@@ -173,15 +189,17 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
         raise UserError(f"spaces: label {duplicates[0]!r} appears twice; give each a distinct `label`")
     time_limit = data.get("time_limit")
     if time_limit is not None:
-        time_limit = float(_expect(time_limit, (int, float), "time_limit", "seconds"))
+        time_limit = _seconds(time_limit, "time_limit")
     storage = data.get("storage")
     if storage is not None:
         _expect(storage, str, "storage", "a storage URL")
+        remember_url(storage)
     return StudySpec(
         name=name, spaces=tuple(entries), seed=seed, description=str(data.get("description", "")),
         dataset=dataset, proxy=proxy,
         measure_latency=_expect(data.get("measure_latency", True), bool, "measure_latency", "true or false"),
         time_limit=time_limit, storage=storage, heartbeat_interval=heartbeat, stale_after=stale,
+        outage_timeout=outage,
         text=text, path=str(path))
 
 
@@ -195,13 +213,42 @@ def _input_form(value: Any, key: str) -> str | None:
     return value
 
 
+def _seconds(value: Any, key: str, *, allow_zero: bool = False) -> float:
+    """A finite, positive number of seconds (or >= 0 where zero means "do not wait")."""
+    _expect(value, (int, float), key, "a number of seconds")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise UserError(f"{key}: must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+def _check_space(space: str, key: str) -> None:
+    """The space must exist and parse, so a typo fails here rather than in every worker."""
+    from ..spaces import load_space
+
+    try:
+        load_space(space)
+    except UserError as exc:
+        raise UserError(f"{key}: {exc}") from None
+
+
 def _check_proxy(proxy: dict[str, Any]) -> None:
-    """Fail early, naming the key, if [proxy] sets a field the trainer does not have."""
+    """Fail early, naming the key, if [proxy] sets a field the trainer does not have, or a value of the wrong
+    type or out of range (the trainer's own checks, run on the spec's values)."""
     from dataclasses import fields
 
     from ..train import ProxyConfig
 
-    known = {f.name for f in fields(ProxyConfig)}
-    unknown = sorted(set(proxy) - known)
+    kinds = {f.name: type(f.default) for f in fields(ProxyConfig)}
+    unknown = sorted(set(proxy) - set(kinds))
     if unknown:
-        raise UserError(f"proxy.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+        raise UserError(f"proxy.{unknown[0]}: unknown key (known: {', '.join(sorted(kinds))})")
+    for key, value in proxy.items():
+        kind = kinds[key]
+        if kind is type(None):  # optional switches (channels_last): true, false or absent
+            kind = bool
+        allowed = (int, float) if kind is float else kind
+        if not isinstance(value, allowed) or (kind is not bool and isinstance(value, bool)):
+            raise UserError(f"proxy.{key}: must be {_PROXY_KIND_WORDS[kind]}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"proxy.{key}: must be a finite number, got {value!r}")
+    ProxyConfig.from_dict(proxy)

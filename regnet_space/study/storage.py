@@ -7,7 +7,8 @@ database URL (``postgresql+psycopg://user:pw@host/db``). Credentials are redacte
 
 from __future__ import annotations
 
-import re
+import json
+import os
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -15,15 +16,11 @@ from typing import Callable, TypeVar
 import optuna
 
 from ..errors import UserError
+from ..redaction import install_log_redaction, normalize_url, redact
 
 T = TypeVar("T")
 
 JOURNAL_FILE = "study.journal"
-
-
-def redact(url: str) -> str:
-    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db``; other text unchanged."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
 def default_dir(study_name: str) -> Path:
@@ -36,7 +33,9 @@ def describe_storage(url: str | None, directory: Path) -> str:
 
 def open_storage(url: str | None, directory: Path, *, create: bool = True) -> optuna.storages.BaseStorage:
     """The study's storage: a database URL if given, else the journal file in ``directory``."""
+    install_log_redaction()
     if url:
+        url = normalize_url(url)
         if url.startswith("postgresql://"):
             raise UserError(f"storage {redact(url)}: name the driver, e.g. postgresql+psycopg://...")
         try:
@@ -49,9 +48,161 @@ def open_storage(url: str | None, directory: Path, *, create: bool = True) -> op
     if not create and not journal.exists():
         raise UserError(f"no study at {journal} (run `regnet-space study run` first, or pass --dir/--storage)")
     directory.mkdir(parents=True, exist_ok=True)
+    if journal.exists():
+        check_journal(journal)
+    return optuna.storages.JournalStorage(CheckedJournalBackend(str(journal)))
+
+
+# --- Journal integrity ------------------------------------------------------------------------------------------
+# Optuna's journal is one JSON record per line, appended under a lock. A writer killed mid-write (or a full
+# disk) leaves a torn last line: Optuna then silently ignores it when reading, and the next append glues a
+# new record onto the half line, corrupting the file for good. So the tail is checked when a study is opened
+# and before every append, and `study repair` cuts a torn tail off (keeping a backup).
+
+REPAIR_HINT = "run `regnet-space study repair SPEC` (with the same --dir) to cut it back to its last complete record; a backup is kept"
+_LIVE_WRITE_WAIT = 2.0  # while a writer holds the lock; a record being written is complete within milliseconds
+
+
+class JournalDamaged(UserError):
+    """The journal file is torn or corrupt; nothing was read from it or written to it."""
+
+
+def _damaged(path: Path, what: str) -> JournalDamaged:
+    return JournalDamaged(f"{path}: the study journal is damaged ({what}); nothing was changed. {REPAIR_HINT}")
+
+
+def _last_line(path: Path, size: int) -> bytes:
+    """The last complete line of the file (without its newline), reading backwards in chunks."""
+    with open(path, "rb") as handle:
+        end = size - 1  # the final b"\n"
+        start, chunk = end, b""
+        while start > 0:
+            step = min(start, 65536)
+            start -= step
+            handle.seek(start)
+            chunk = handle.read(end - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                return chunk[cut + 1:]
+        handle.seek(0)
+        return handle.read(end)
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return False
+    return isinstance(record, dict) and "op_code" in record
+
+
+def check_journal(path: Path) -> None:
+    """Raise JournalDamaged if the journal's last record is torn or not a journal record."""
+    deadline = time.monotonic() + _LIVE_WRITE_WAIT
+    while True:
+        size = path.stat().st_size
+        if size == 0:
+            return
+        with open(path, "rb") as handle:
+            handle.seek(size - 1)
+            ends_cleanly = handle.read(1) == b"\n"
+        if ends_cleanly:
+            break
+        writing = os.path.lexists(str(path) + ".lock")  # Optuna holds this symlink while it appends
+        if (not writing and path.stat().st_size == size) or time.monotonic() > deadline:
+            raise _damaged(path, "its last record is torn: the file does not end with a complete line")
+        time.sleep(0.05)  # perhaps a live writer in the middle of a record
+    if not _is_record(_last_line(path, size)):
+        raise _damaged(path, "its last line is not a journal record")
+
+
+def _journal_backend():
     from optuna.storages.journal import JournalFileBackend
 
-    return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    return JournalFileBackend
+
+
+class CheckedJournalBackend(_journal_backend()):  # type: ignore[misc]
+    """Optuna's file backend, refusing to append to a torn journal and naming corruption instead of raising
+    JSONDecodeError from deep inside Optuna."""
+
+    def read_logs(self, log_number_from: int):
+        try:
+            for record in super().read_logs(log_number_from):
+                if not isinstance(record, dict) or "op_code" not in record:
+                    raise _damaged(Path(self._file_path), "a line that is not a journal record")
+                yield record
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, Optuna's "Invalid log format."
+            if isinstance(exc, UserError):
+                raise
+            raise _damaged(Path(self._file_path), f"{type(exc).__name__} in a record") from None
+
+    def append_logs(self, logs: list[dict]) -> None:
+        from optuna.storages.journal._file import get_lock_file
+
+        text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+        with get_lock_file(self._lock):
+            with open(self._file_path, "ab+") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if size:
+                    handle.seek(size - 1)
+                    if handle.read(1) != b"\n":  # we hold the lock: no writer is mid-record, the tail is torn
+                        raise _damaged(Path(self._file_path), "its last record is torn")
+                handle.write(text.encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+
+
+def repair_journal(path: Path) -> tuple[int, int, Path | None]:
+    """Cut the journal back to its last complete record. Returns (records kept, bytes dropped, backup path).
+
+    Only a damaged *tail* is dropped: the torn record, or a torn record that a later append was glued onto
+    (the record after the glue point is recovered). Damage before valid records is refused: dropping a
+    record in the middle would renumber Optuna's trials.
+    """
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        raw = path.read_bytes()
+        lines = raw.split(b"\n")
+        tail = lines.pop()  # after the last newline: b"" when the file ends cleanly
+        kept: list[bytes] = []
+        lost: list[int] = []  # damaged lines with nothing recoverable
+        for number, line in enumerate(lines):
+            if _is_record(line):
+                kept.append(line)
+                continue
+            glued = line.rfind(b'{"op_code"')  # a whole record appended onto a torn half line
+            if glued > 0 and _is_record(line[glued:]):
+                kept.append(line[glued:])
+            else:
+                lost.append(number)
+        if lost and any(_is_record(line) for line in lines[lost[0] + 1:]):
+            raise UserError(f"{path}: line {lost[0] + 1} is damaged and valid records follow it; cutting it out "
+                            f"would renumber the study's trials, so it is left as it is")
+        if not kept and (lost or tail):
+            raise UserError(f"{path}: no complete journal record at all; this is not a study journal")
+        repaired = b"".join(line + b"\n" for line in kept)
+        if repaired == raw:
+            return len(kept), 0, None
+        temporary = path.with_name(path.name + ".repair")
+        temporary.write_bytes(repaired)
+        try:  # the repaired journal must replay in Optuna before it replaces the damaged one
+            from optuna.storages.journal import JournalFileBackend
+
+            optuna.storages.JournalStorage(JournalFileBackend(str(temporary))).get_all_studies()
+        except Exception as exc:
+            temporary.unlink(missing_ok=True)
+            raise UserError(f"{path}: the journal cut back to its complete records does not replay "
+                            f"({type(exc).__name__}); it is left as it is") from None
+        backup = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        backup.write_bytes(raw)
+        os.replace(temporary, path)
+        return len(kept), len(raw) - len(repaired), backup
+    finally:
+        lock.release()
 
 
 def _create_rdb_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
@@ -81,18 +232,52 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, optuna.exceptions.StorageInternalError) and _is_connection_error(exc.__cause__ or exc.__context__ or Exception())
 
 
-def retry(call: Callable[[], T], *, what: str, attempts: int = 6, first_delay: float = 0.5) -> T:
-    """Run a storage call, retrying a dropped database connection with exponential back-off."""
+_FATAL = (  # connection errors that waiting cannot fix: (SQLSTATE, words of the server's message, what to say)
+    ("28P01", "password authentication failed", "the database refused the user name or password"),
+    ("28000", "no pg_hba.conf entry", "the database server does not allow this user/host (pg_hba.conf)"),
+    ("3D000", "does not exist", "no such database on the server (create it first: createdb)"),
+)
+
+
+def _fatal_reason(exc: BaseException) -> str | None:
+    """Authentication failures and a missing database are reported at once, not retried as an outage."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        code = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
+        text = str(exc)
+        for state, words, reason in _FATAL:
+            if code == state or (words in text and (state != "3D000" or "database" in text)):
+                return reason
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return None
+
+
+def retry(call: Callable[[], T], *, what: str, attempts: int = 6, first_delay: float = 0.5,
+          timeout: float | None = None, max_delay: float = 10.0) -> T:
+    """Run a storage call, retrying a dropped database connection with exponential back-off.
+
+    With ``timeout`` (a study's ``[workers] outage_timeout``) it keeps trying for that many seconds, so a
+    database restart or fail-over is ridden out; otherwise for ``attempts`` tries. A wrong password or a
+    missing database fails at once with its own message.
+    """
     delay = first_delay
-    for attempt in range(1, attempts + 1):
+    start = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return call()
         except Exception as exc:
             if not _is_connection_error(exc):
                 raise
-            if attempt == attempts:
-                raise UserError(f"lost the study storage while {what}, after {attempts} attempts: "
+            reason = _fatal_reason(exc)
+            if reason:
+                raise UserError(f"{reason} while {what}: {redact(str(getattr(exc, 'orig', exc))).splitlines()[0]}") from None
+            out_of_time = (time.monotonic() - start + delay > timeout) if timeout is not None else attempt >= attempts
+            if out_of_time:
+                spent = f"{time.monotonic() - start:.0f} s" if timeout is not None else f"{attempts} attempts"
+                raise UserError(f"lost the study storage while {what}, after {spent}: "
                                 f"{redact(str(exc)).splitlines()[0]}") from None
             time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+            delay = min(delay * 2, max_delay)

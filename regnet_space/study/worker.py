@@ -23,7 +23,7 @@ from ..spec import AnyNetSpec
 from .population import DataShape, build_population, population_distributions, space_seed, tiny_stage_warning
 from .session import StudySession
 from .storage import retry
-from .trials import HEARTBEAT, INDEX, INTERRUPTED, SPACE, claim, enqueue_missing, fail, model_states
+from .trials import HEARTBEAT, INDEX, INTERRUPTED, SPACE, WORKER, claim, enqueue_missing, fail, model_states
 
 
 @dataclass
@@ -65,7 +65,14 @@ def chance_error(num_classes: int) -> float:
     return 100.0 * (1.0 - 1.0 / num_classes)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
+    """The first stop signal interrupts; later ones (the runner's SIGTERM after a terminal's SIGINT) are
+    ignored, so they cannot cut short the marking of the running model as interrupted."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -76,7 +83,8 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
 
     from ..data import load_dataset
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_interrupt)
     if threads:
         torch.set_num_threads(threads)
     spec, storage, study = session.spec, session.storage, session.study
@@ -89,17 +97,24 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
     if warning:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     report = WorkerReport()
+    outage = spec.outage_timeout  # storage calls ride out a database restart or fail-over this long
     retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after,
-                                  distributions=distributions), what="enqueuing models")
+                                  distributions=distributions), what="enqueuing models", timeout=outage)
     while True:
-        trial = retry(lambda: claim(study, storage, name, stale_after=spec.stale_after), what="claiming a model")
+        try:
+            trial = retry(lambda: claim(study, storage, name, stale_after=spec.stale_after), what="claiming a model",
+                          timeout=outage)
+        except KeyboardInterrupt:
+            _release_claims(session, name)
+            raise
         if trial is None:
             if retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after,
                                              distributions=distributions),
-                     what="recovering models"):
+                     what="recovering models", timeout=spec.outage_timeout):
                 continue
             states = retry(lambda: model_states(study.get_trials(deepcopy=False), spec.population_sizes,
-                                                stale_after=spec.stale_after), what="reading the study")
+                                                stale_after=spec.stale_after), what="reading the study",
+                           timeout=spec.outage_timeout)
             if any(s.status == "running" for s in states.values()):
                 time.sleep(poll)  # another worker is busy; wait in case it dies and its model needs us
                 continue
@@ -108,6 +123,14 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
             report.trained += 1
         else:
             report.failed += 1
+
+
+def _release_claims(session: StudySession, name: str) -> None:
+    """Interrupted while claiming: a trial this worker had just moved to RUNNING must not stay there."""
+    for trial in session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get(WORKER) == name:
+            fail(session.storage, trial._trial_id, reason="interrupted while being claimed; a rerun trains it",
+                 **{INTERRUPTED: True})
 
 
 def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device: str) -> bool:
@@ -124,11 +147,13 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
                                  time_limit=spec.time_limit, progress=False)
             latency = _latency(model_spec, device) if spec.measure_latency else None
         except KeyboardInterrupt:
-            fail(storage, trial_id, reason="interrupted (Ctrl-C or SIGTERM); a rerun trains it again",
-                 **{INTERRUPTED: True})
+            retry(lambda: fail(storage, trial_id, reason="interrupted (a stop signal); a rerun trains it again",
+                               **{INTERRUPTED: True}), what="marking the model interrupted", attempts=4)
             raise
         except Exception as exc:  # a model that cannot train is data about the space, not a crash of the study
-            fail(storage, trial_id, reason=f"{type(exc).__name__}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}"
+            retry(lambda: fail(storage, trial_id, reason=reason), what="storing a failure",
+                  timeout=spec.outage_timeout)
             return False
     outcome = result.to_dict()
     chance = chance_error(dataset.num_classes)
@@ -152,7 +177,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
         storage.set_trial_state_values(trial_id, state=TrialState.COMPLETE, values=[error])
 
     try:
-        retry(store, what=f"storing model {index} of {label}")
+        retry(store, what=f"storing model {index} of {label}", timeout=spec.outage_timeout)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # declared dead while finishing (a long stall); another worker retrains it
     return True

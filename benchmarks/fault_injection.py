@@ -1,0 +1,240 @@
+"""Fault injection: a 60-model study on a throwaway PostgreSQL, 2 workers, 10 SIGKILLs, one PostgreSQL
+restart, one 60 s outage, then SIGTERM to `study run` and a rerun. Checks exactly 60 complete models, none
+duplicated, no orphan processes; reports the time from each kill to the retraining of the killed model.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/fault_injection.py [--outage 60] [--kills 10]
+
+Workers are `study worker` processes that this script restarts when it kills one (as a cluster scheduler
+would); the last phase uses `study run --workers 2`, stopped by SIGTERM and run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SPEC = """
+name = "faults"
+seed = 0
+measure_latency = false
+[dataset]
+name = "synthetic:res=8,train=1024,test=64"
+val_size = 64
+[proxy]
+epochs = {epochs}
+batch_size = 64
+train_fraction = 1.0
+[complexity]
+flops = "0:400K"
+[[spaces]]
+space = "regnetx"
+n = 30
+[[spaces]]
+space = "anynetx_e"
+n = 30
+[workers]
+heartbeat_interval = 1
+stale_after = 6
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    """A throwaway server, as tests/conftest.py starts one."""
+
+    def __init__(self) -> None:
+        self.bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1]).parent
+        self.root = Path(tempfile.mkdtemp(prefix="regnet-faults-pg-"))
+        self.run_as = []
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+        self.port = free_port()
+        self.data = self.root / "data"
+        self.pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+        self.start()
+        self.pg("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "regnet")
+        self.url = f"postgresql+psycopg://postgres:pw@127.0.0.1:{self.port}/regnet"
+
+    def pg(self, *args: str) -> None:
+        subprocess.run(self.run_as + [str(self.bindir / args[0]), *args[1:]], check=True, capture_output=True,
+                       timeout=120)
+
+    def start(self) -> None:
+        self.pg("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
+                f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}", "start")
+
+    def stop(self) -> None:
+        self.pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        self.pg("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-m", "fast", "-w", "-o",
+                f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}", "restart")
+
+    def close(self) -> None:
+        try:
+            self.pg("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def study_pids(spec: Path) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if str(spec).encode() in cmdline and b"regnet_space.cli" in cmdline:
+                pids.append(int(entry))
+    return pids
+
+
+def load(url: str):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name="faults", storage=optuna.storages.RDBStorage(url))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--outage", type=float, default=60.0)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="regnet-faults-"))
+    spec = work / "faults.toml"
+    spec.write_text(SPEC.format(epochs=args.epochs))
+    server = Postgres()
+    env = {**os.environ, "REGNET_SPACE_STORAGE": server.url, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "regnet_space.cli", "study", "worker", str(spec), "--threads", "1"]
+    workers: dict[str, subprocess.Popen] = {}
+    serial = 0
+
+    def spawn() -> None:
+        nonlocal serial
+        serial += 1
+        name = f"w{serial}"
+        workers[name] = subprocess.Popen(command + ["--name", name], env=env, stdout=subprocess.DEVNULL,
+                                         stderr=open(work / f"{name}.log", "w"))
+
+    kills: list[tuple[float, tuple[str, int]]] = []  # (time of the kill, the model it was training)
+    started = time.time()
+    log = lambda text: print(f"[{time.time() - started:6.1f} s] {text}", flush=True)  # noqa: E731
+    try:
+        spawn(), spawn()
+        while True:  # until the workers have created the study and started training
+            try:
+                if any(t.state.name == "RUNNING" for t in load(server.url).get_trials(deepcopy=False)):
+                    break
+            except KeyError:
+                pass
+            time.sleep(0.5)
+        log("workers are training")
+        events = ["kill"] * args.kills + ["restart", "outage"]
+        rng.shuffle(events)
+        for event in events:
+            time.sleep(rng.uniform(2, 5))
+            if event == "kill":
+                deadline = time.time() + 180  # a restarted worker needs a while to import torch and load data
+                while True:
+                    study = load(server.url)
+                    running = [t for t in study.get_trials(deepcopy=False)
+                               if t.state.name == "RUNNING" and workers.get(t.user_attrs.get("worker"))
+                               and workers[t.user_attrs["worker"]].poll() is None]
+                    if running or time.time() > deadline:
+                        break
+                    time.sleep(0.5)
+                if not running:
+                    log("no model running to kill; skipping")
+                    continue
+                victim = rng.choice(running)
+                key = (victim.user_attrs["space"], int(victim.user_attrs["model_index"]))
+                workers[victim.user_attrs["worker"]].send_signal(signal.SIGKILL)
+                kills.append((time.time(), key))
+                log(f"SIGKILL {victim.user_attrs['worker']} training {key}")
+                spawn()
+            elif event == "restart":
+                server.restart()
+                log("PostgreSQL restarted (pg_ctl restart -m fast)")
+            else:
+                server.stop()
+                log(f"PostgreSQL stopped for {args.outage:.0f} s")
+                time.sleep(args.outage)
+                server.start()
+                log("PostgreSQL started again")
+        # Phase 2: the local runner, stopped by SIGTERM and run again.
+        for name, process in workers.items():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in workers.values():
+            process.wait(timeout=120)
+        log("stopped the stand-alone workers (SIGTERM); starting `study run --workers 2`")
+        run = [sys.executable, "-m", "regnet_space.cli", "study", "run", str(spec), "--workers", "2", "--quiet"]
+        runner = subprocess.Popen(run, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(8)
+        runner.send_signal(signal.SIGTERM)
+        _, err = runner.communicate(timeout=180)
+        log(f"SIGTERM to `study run`: exit {runner.returncode}; {err.strip().splitlines()[-1] if err.strip() else ''}")
+        sigterm_exit = runner.returncode
+        time.sleep(1)
+        orphans_after_sigterm = study_pids(spec)
+        rerun = subprocess.run(run, env=env, capture_output=True, text=True, timeout=3600)
+        log(f"rerun: exit {rerun.returncode}")
+        time.sleep(1)
+        orphans = study_pids(spec)
+        study = load(server.url)
+        trials = study.get_trials(deepcopy=False)
+        complete = collections.Counter((t.user_attrs["space"], t.user_attrs["model_index"]) for t in trials
+                                       if t.state.name == "COMPLETE")
+        retrain = []
+        for killed_at, key in kills:
+            starts = [t.datetime_start.timestamp() for t in trials
+                      if (t.user_attrs.get("space"), t.user_attrs.get("model_index")) == key and t.datetime_start
+                      and t.datetime_start.timestamp() > killed_at]
+            retrain.append(min(starts) - killed_at if starts else float("nan"))
+        print()
+        print(f"models complete: {len(complete)} of 60; duplicated: {sum(n > 1 for n in complete.values())}; "
+              f"orphan processes after SIGTERM: {len(orphans_after_sigterm)}, at the end: {len(orphans)}")
+        print(f"SIGTERM exit code: {sigterm_exit}; rerun exit code: {rerun.returncode}; "
+              f"trials: {len(trials)}; wall time {time.time() - started:.0f} s")
+        if retrain:
+            done = sorted(r for r in retrain if r == r)
+            print(f"kill -> retrain start (s), {len(done)} of {len(retrain)} kills: "
+                  + ", ".join(f"{r:.1f}" for r in done)
+                  + (f"; median {done[len(done) // 2]:.1f}, max {done[-1]:.1f}" if done else ""))
+        ok = (len(complete) == 60 and all(n == 1 for n in complete.values()) and not orphans
+              and not orphans_after_sigterm and sigterm_exit == 143 and rerun.returncode == 0)
+        print("RESULT:", "PASS" if ok else "FAIL")
+        return 0 if ok else 1
+    finally:
+        for process in workers.values():
+            if process.poll() is None:
+                process.kill()
+        server.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""SIGINT, SIGTERM and SIGHUP to `study run`: workers stopped, their models marked interrupted (and no longer
+RUNNING), exit 130/143/129, no worker left behind; a rerun finishes the study (defect 5)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from optuna.trial import TrialState
+
+from study_helpers import load, tiny_spec
+
+
+def worker_pids(spec) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if b"worker" in cmdline and str(spec).encode() in cmdline:
+                pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_stop_signal_marks_models_interrupted_and_leaves_no_worker(tmp_path, sig, code):
+    spec = tiny_spec(tmp_path, name=f"sig{sig.value}", n=3, train=2048, epochs=30)
+    directory = tmp_path / "run"
+    runner = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", "study", "run", str(spec), "--dir",
+                               str(directory), "--workers", "2", "--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (directory / "study.journal").exists():
+            try:
+                if len(load(spec.stem, directory).get_trials(states=(TrialState.RUNNING,))) >= 2:
+                    break
+            except KeyError:  # the study is being created
+                pass
+        time.sleep(0.5)
+    else:
+        runner.kill()
+        pytest.fail("workers never started training")
+    assert len(worker_pids(spec)) == 2
+    runner.send_signal(sig)  # to the runner alone, as `kill PID` or a closed terminal does
+    _, err = runner.communicate(timeout=120)
+    assert runner.returncode == code, err
+    assert "Traceback" not in err and "marked interrupted" in err
+    time.sleep(0.5)
+    assert worker_pids(spec) == []
+    study = load(spec.stem, directory)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    interrupted = [t for t in study.trials if t.user_attrs.get("interrupted")]
+    assert len(interrupted) == 2 and all(t.state == TrialState.FAIL for t in interrupted)
+
+
+def test_runner_killed_outright_leaves_no_orphan(tmp_path):
+    spec = tiny_spec(tmp_path, name="kill9", n=3, train=2048, epochs=30)
+    directory = tmp_path / "run"
+    runner = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", "study", "run", str(spec), "--dir",
+                               str(directory), "--workers", "2", "--quiet"], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(worker_pids(spec)) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    runner.kill()
+    runner.wait()
+    deadline = time.time() + 60
+    while worker_pids(spec) and time.time() < deadline:
+        time.sleep(0.2)
+    assert worker_pids(spec) == []
