@@ -132,7 +132,7 @@ CLI_CASES = [
     ("report-out-directory", ["report", "{csv}", "--out", "{tmp}"], r"is a directory"),
     ("report-figures-deep", ["report", "{csv}", "--out", "{tmp}/r.html", "--figures", "{tmp}/no/such/figs"],
      r"no such folder"),
-    ("refine-out-dev-full", ["refine", "{csv}", "--space", "regnetx", "--out", "/dev/full", "--samples", "20"],
+    ("refine-out-dev-full", ["refine", "{csv}", "--space", "regnetx", "--out", "/dev/full", "--permutations", "20"],
      r"/dev/full: cannot write"),
     ("refine-out-no-folder", ["refine", "{csv}", "--space", "regnetx", "--out", "{tmp}/missing/n.toml"],
      r"no such folder"),
@@ -164,7 +164,7 @@ def world(tmp_path_factory):
     from optuna.trial import TrialState
 
     from regnet_space.study import load_study_spec
-    from regnet_space.study.population import DataShape, build_population
+    from regnet_space.study.population import DataShape, build_population, population_distributions
     from regnet_space.study.session import open_study
     from regnet_space.study.trials import enqueue_missing
 
@@ -174,7 +174,8 @@ def world(tmp_path_factory):
     directory = tmp / "study"
     session = open_study(load_study_spec(spec), directory=str(directory))
     population = build_population(session.spec, DataShape(8, 1, 4))
-    enqueue_missing(session.study, session.storage, population, stale_after=8)
+    enqueue_missing(session.study, session.storage, population, stale_after=8,
+                    distributions=population_distributions(session.spec))
     trial = session.study.get_trials()[0]
     session.storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING)
     session.storage.set_trial_user_attr(trial._trial_id, "val_error", 50.0)

@@ -17,7 +17,7 @@ from study_helpers import TINY
 def journal_study(tmp_path_factory):
     """A journal study of 2 spaces x 2 models, all enqueued; its last record is a small user attribute."""
     from regnet_space.study import load_study_spec
-    from regnet_space.study.population import DataShape, build_population
+    from regnet_space.study.population import DataShape, build_population, population_distributions
     from regnet_space.study.session import open_study
     from regnet_space.study.trials import enqueue_missing
 
@@ -26,7 +26,7 @@ def journal_study(tmp_path_factory):
     spec.write_text(TINY.format(name="j", n=2, train=64, epochs=1))
     session = open_study(load_study_spec(spec), directory=str(tmp / "study"))
     enqueue_missing(session.study, session.storage, build_population(session.spec, DataShape(8, 1, 4)),
-                    stale_after=8)
+                    stale_after=8, distributions=population_distributions(session.spec))
     session.storage.set_trial_user_attr(session.study.get_trials()[0]._trial_id, "note", "last")
     journal = tmp / "study" / "study.journal"
     return spec, journal, journal.read_bytes()
