@@ -77,6 +77,6 @@ def _verify(config: dict, meta: dict, *, seed: int, device: str) -> dict:
     data = load_dataset(**{**meta["dataset"], "device": device})
     spec = regnet_from_json(config).to_spec(resolution=config["resolution"], in_channels=config["in_channels"],
                                             num_classes=config["num_classes"])
-    result = train_model(spec, data, ProxyConfig.from_dict(meta["proxy"]), seed=seed, device=device)
+    result = train_model(spec, data, ProxyConfig.from_dict(meta["proxy"]), seed=seed, device=device, progress=False)
     return {"val_error": result.val_error, "status": result.status, "seed": seed,
             "seconds": round(result.seconds, 1)}
