@@ -116,8 +116,8 @@ def _convertible(spec: AnyNetSpec) -> bool:
 
 def best_config(frame: pd.DataFrame, meta: dict[str, Any], space: str | None = None) -> dict[str, Any]:
     """The best measured RegNet of ``frame`` as a best.json document (see the module docstring)."""
+    overall = best_row(frame, space)  # (names the spaces when ``space`` has no models)
     ranked = frame if space is None else frame[frame["space"] == space]
-    best_row(frame, space)  # names the spaces when ``space`` has no models
     ranked = ranked.sort_values(["error", "flops"], kind="stable")
     candidate = next((c for c in map(as_regnet, (r for _, r in ranked.iterrows())) if c is not None), None)
     if candidate is None:
@@ -157,7 +157,6 @@ def best_config(frame: pd.DataFrame, meta: dict[str, Any], space: str | None = N
     }
     if "model_index" in measured:
         out["model_index"] = measured["model_index"]
-    overall = best_row(frame, space)
     if overall.name != row.name:
         out["study_best"] = {"space": str(overall["space"]), "error": float(overall["error"]),
                              "flops": int(overall["flops"]), "is_regnet": False,
