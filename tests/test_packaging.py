@@ -53,6 +53,31 @@ def test_version_flag_and_python_dash_m():
         assert result.stdout.strip() == f"regnet-space {regnet_space.__version__}"
 
 
+def _subcommand_paths(parser=None, prefix=()):
+    """Every command path of the CLI (``("study", "run")`` ...), found from the parser itself."""
+    import argparse
+
+    from regnet_space.cli import make_parser
+
+    parser = parser or make_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield prefix + (name,)
+                yield from _subcommand_paths(sub, prefix + (name,))
+
+
+@pytest.mark.parametrize("path", list(_subcommand_paths()), ids=" ".join)
+def test_every_command_prints_its_help(path, capsys):
+    # argparse formats help with %-interpolation: a bare "%" in a help string crashes --help.
+    from regnet_space.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([*path, "--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: regnet-space " + " ".join(path))
+
+
 def test_demo_spec_is_the_one_experiments_links_to():
     from regnet_space.demo import SPEC
 

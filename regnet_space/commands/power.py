@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_table_arguments(parser)
     parser.add_argument("--by", default="space", help="the column that names the groups (default: space)")
     parser.add_argument("--ks", type=_fraction, metavar="D", help="target KS distance between two spaces")
-    parser.add_argument("--gap", type=_positive, metavar="POINTS", help="target gap in mean error (% points)")
+    parser.add_argument("--gap", type=_positive, metavar="POINTS", help="target gap in mean error (%% points)")
     parser.add_argument("--power", type=_fraction, default=0.8, help="wanted power (default: 0.8)")
     parser.add_argument("--alpha", type=_fraction, default=0.05, help="family-wise level (default: 0.05)")
     parser.add_argument("--comparisons", type=positive_int,
