@@ -1,0 +1,127 @@
+"""Proxy fidelity against a reference 10x longer: does the study's proxy rank a study's models as longer training does?
+
+    .venv/bin/python analysis/proxy_fidelity/reference.py experiments/progression_small.toml \
+        analysis/progression_small/results.csv --per-space 8 --out analysis/proxy_fidelity/small_form [--threads 1]
+
+Takes the first ``--per-space`` models of every space of a finished study (the study enqueues round-robin, so
+these are its earliest, unselected draws), and trains each again under two schedules with the study's own
+dataset split: the REFERENCE (2 epochs on the whole training split: 10x the default proxy's 10,000 images) and
+the proxy under a second seed (its own noise, the ceiling any proxy can reach). The proxy's error is the
+study's. Reports Spearman and Kendall rank correlations over the models with a 95% bootstrap interval
+(models resampled with replacement).
+
+Each finished run is appended to ``runs.jsonl`` at once and skipped when the script restarts, so it can be
+stopped at any time; ``summary.json`` is recomputed from every row present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from regnet_space.data import load_dataset  # noqa: E402
+from regnet_space.spec import AnyNetSpec  # noqa: E402
+from regnet_space.study.population import space_seed  # noqa: E402
+from regnet_space.study.spec import load_study_spec  # noqa: E402
+from regnet_space.train import ProxyConfig, train_model  # noqa: E402
+
+# name -> (ProxyConfig overrides on top of the study's proxy, seed offset added to the study's model seed)
+SCHEDULES = {
+    "reference": ({"epochs": 2, "train_fraction": 1.0}, 0),
+    "proxy-seed1": ({}, 1_000_003),
+}
+BOOTSTRAP = 2000
+
+
+def rank_correlations(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Spearman and Kendall of x against y with percentile bootstrap 95% intervals over the models."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, float] = {"n": int(x.size)}
+    for name, statistic in (("spearman", stats.spearmanr), ("kendall", stats.kendalltau)):
+        draws = []
+        for _ in range(BOOTSTRAP):
+            pick = rng.integers(0, x.size, x.size)
+            if np.ptp(x[pick]) > 0 and np.ptp(y[pick]) > 0:
+                draws.append(statistic(x[pick], y[pick]).statistic)
+        low, high = np.percentile(draws, [2.5, 97.5])
+        out.update({name: float(statistic(x, y).statistic), f"{name}_ci": [float(low), float(high)]})
+    return out
+
+
+def chosen_models(results: pd.DataFrame, per_space: int) -> pd.DataFrame:
+    done = results[(results["status"] == "complete") & (results["model_index"] < per_space)]
+    return done.sort_values(["model_index", "space"]).reset_index(drop=True)
+
+
+def summarize(models: pd.DataFrame, rows: list[dict]) -> dict:
+    errors = {(r["space"], r["model_index"], r["schedule"]): r["val_error"] for r in rows if r["status"] == "ok"}
+    summary: dict = {"schedules": {k: {"overrides": o, "seed_offset": s} for k, (o, s) in SCHEDULES.items()},
+                     "seconds_per_model": {}, "correlations": {}}
+    for name in SCHEDULES:
+        seconds = [r["seconds"] for r in rows if r["schedule"] == name and r["status"] == "ok"]
+        if seconds:
+            summary["seconds_per_model"][name] = float(np.median(seconds))
+    proxy = {(s, i): e for s, i, e in models[["space", "model_index", "val_error"]].itertuples(index=False)}
+    pairs = {"proxy vs reference": ("proxy", "reference"), "proxy-seed1 vs reference": ("proxy-seed1", "reference"),
+             "proxy vs proxy-seed1 (noise ceiling)": ("proxy", "proxy-seed1")}
+    for label, (a, b) in pairs.items():
+        def error(key: tuple, schedule: str) -> float | None:
+            return proxy.get(key) if schedule == "proxy" else errors.get((*key, schedule))
+        both = [(error(k, a), error(k, b)) for k in proxy if error(k, a) is not None and error(k, b) is not None]
+        if len(both) >= 5:
+            x, y = (np.array(v, dtype=float) for v in zip(*both))
+            summary["correlations"][label] = rank_correlations(x, y)
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("spec", help="the study's spec (its dataset split, proxy and seed are reused)")
+    parser.add_argument("results", help="the study's exported results.csv")
+    parser.add_argument("--per-space", type=int, default=8, help="models per space (default 8)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    study = load_study_spec(args.spec)
+    models = chosen_models(pd.read_csv(args.results), args.per_space)
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs_path = args.out / "runs.jsonl"
+    rows = [json.loads(line) for line in runs_path.read_text().splitlines()] if runs_path.exists() else []
+    done = {(r["space"], r["model_index"], r["schedule"]) for r in rows}
+    dataset = load_dataset(**{**study.dataset, "device": args.device})
+    start = time.perf_counter()
+    for name, (overrides, seed_offset) in SCHEDULES.items():  # every model's second seed first: it is cheap
+        config = ProxyConfig.from_dict(study.proxy).replace(**overrides)
+        for space, index, spec_json in models[["space", "model_index", "spec"]].itertuples(index=False):
+            if (space, index, name) in done:
+                continue
+            seed = space_seed(study.seed, space) + int(index) + seed_offset
+            result = train_model(AnyNetSpec.from_json(spec_json), dataset, config, seed=seed, device=args.device,
+                                 progress=False, threads=args.threads)
+            row = {"space": space, "model_index": int(index), "schedule": name, "seed": seed, **result.to_dict()}
+            rows.append(row)
+            with runs_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"[{time.perf_counter() - start:7.0f}s] {space} {index:3d} {name:11s} {result.status:8s} "
+                  f"val_err {result.val_error} ({result.seconds:.0f}s)", flush=True)
+    summary = summarize(models, rows)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print("\n| pair | n | Spearman [95% CI] | Kendall [95% CI] |\n|---|---|---|---|")
+    for label, c in summary["correlations"].items():
+        print(f"| {label} | {c['n']} | {c['spearman']:.3f} [{c['spearman_ci'][0]:.2f}, {c['spearman_ci'][1]:.2f}] "
+              f"| {c['kendall']:.3f} [{c['kendall_ci'][0]:.2f}, {c['kendall_ci'][1]:.2f}] |")
+
+
+if __name__ == "__main__":
+    main()
