@@ -178,8 +178,8 @@ def _padded(rows: list[np.ndarray]) -> np.ndarray:
 
 def _score_grid(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, q: int) -> np.ndarray:
     """e_fit of every (w0, wa, wm) of each model's grid: (models, |w0|, |wa|, |wm|) from per-model values
-    (models, n) of w0, wa and wm (wa, wm rounded) and log widths (models, depth). NaN values (padding) score NaN
-    or garbage; callers mask them."""
+    (models, n) of w0, wa and wm (wa, wm rounded) and log widths (models, depth). NaN entries (padding of
+    shorter grids) are scored as the row's first value; callers mask their scores."""
     w0 = np.where(np.isnan(w0), w0[:, :1], w0)
     wm = np.where(np.isnan(wm), wm[:, :1], wm)
     models, depth = log_observed.shape
