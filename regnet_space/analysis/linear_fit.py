@@ -94,10 +94,11 @@ def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max:
     first_score = np.concatenate([t[0] for t in tops])
     top = [np.concatenate([t[1][i] for t in tops]) for i in range(3)]  # (models, _REFINE_TOP) each
     pair_log_observed = np.repeat(log_observed, _REFINE_TOP, axis=0)
-    refine_chunk = max(1, _CHUNK_ELEMENTS // (5 * 16 * 11 * depth))
-    rounds = [_refine(pair_log_observed[s:s + refine_chunk], *(t.ravel()[s:s + refine_chunk] for t in top),
+    refine_chunk = max(1, _CHUNK_ELEMENTS // (5 * 16 * 11 * depth * _REFINE_TOP))  # models
+    rounds = [_refine(pair_log_observed[s * _REFINE_TOP:(s + refine_chunk) * _REFINE_TOP],
+                      *(t[s:s + refine_chunk].ravel() for t in top), first_score[s:s + refine_chunk] == 0,
                       q=q, wm_range=wm_range, wa_max=wa_max)
-              for s in range(0, models * _REFINE_TOP, refine_chunk)]
+              for s in range(0, models, refine_chunk)]
     # (models, pairs x rounds): pair 0's rounds, pair 1's rounds, ... as the search saw them
     scores, w0, wa, wm = (np.concatenate([r[i] for r in rounds]).reshape(models, -1) for i in range(4))
     found = []
@@ -126,26 +127,43 @@ def _coarse(log_observed: np.ndarray, observed: np.ndarray, q: int, wm_range: tu
     return flat[rows[:, 0], top[:, 0]], (w0_grid[rows, a], wa_grid[rows, b], wm_grid[rows, c])
 
 
-def _refine(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, *, q: int,
-            wm_range: tuple[float, float], wa_max: float) -> tuple[np.ndarray, ...]:
-    """``_REFINE_ROUNDS`` ever finer local grids around each (w0, wa, wm) (one per row of ``log_observed``), each
-    centred on the previous one's best: every round's best score and point, (rows, rounds) arrays."""
+def _refine(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, exact: np.ndarray, *,
+            q: int, wm_range: tuple[float, float], wa_max: float) -> tuple[np.ndarray, ...]:
+    """``_REFINE_ROUNDS`` ever finer local grids around each model's ``_REFINE_TOP`` coarse points (rows of
+    ``log_observed`` and the centres: ``_REFINE_TOP`` consecutive rows per model), each centred on the previous
+    one's best: every round's best score and point, (rows, rounds) arrays.
+
+    A score of 0 (the widths reproduced) cannot be beaten, and the search keeps the first 0 it sees, so a model's
+    later rounds of that point and all rounds of its later points are not scored (score inf); nor is any round
+    of a model whose coarse grid has a 0 already (``exact``, one per model)."""
     wm_lo, wm_hi = wm_range
-    rows = np.arange(w0.size)
+    w0, wa, wm = w0.copy(), wa.copy(), wm.copy()  # the centres, moved round by round
+    active = ~np.repeat(exact, _REFINE_TOP)
+    order = np.tile(np.arange(_REFINE_TOP), exact.size)  # each row's place among its model's points
+    scores = np.full((w0.size, _REFINE_ROUNDS), np.inf)
+    points = [np.zeros((w0.size, _REFINE_ROUNDS)) for _ in range(3)]
     span, step = 1.5, (wm_hi - wm_lo) / 15
-    rounds = []
-    for _ in range(_REFINE_ROUNDS):
-        local_w0 = np.maximum(q, w0[:, None] + q * np.arange(-2, 3))
-        local_wa = np.round(np.clip(np.concatenate([wa[:, None] * np.geomspace(1 / span, span, 11),
-                                                    wa[:, None] + np.linspace(-1, 1, 5)], axis=1), 0, wa_max), 2)
-        local_wm = np.round(np.clip(wm[:, None] + step * np.linspace(-1, 1, 11), wm_lo, wm_hi), 3)
-        local = _score_grid(log_observed, local_w0, local_wa, local_wm, q).reshape(w0.size, -1)
+    for r in range(_REFINE_ROUNDS):
+        rows = np.flatnonzero(active)
+        if rows.size == 0:
+            break
+        local_w0 = np.maximum(q, w0[rows, None] + q * np.arange(-2, 3))
+        local_wa = np.round(np.clip(np.concatenate([wa[rows, None] * np.geomspace(1 / span, span, 11),
+                                                    wa[rows, None] + np.linspace(-1, 1, 5)], axis=1), 0, wa_max), 2)
+        local_wm = np.round(np.clip(wm[rows, None] + step * np.linspace(-1, 1, 11), wm_lo, wm_hi), 3)
+        local = _score_grid(log_observed[rows], local_w0, local_wa, local_wm, q).reshape(rows.size, -1)
         best = np.argmin(local, axis=1)
         a, b, c = np.unravel_index(best, (local_w0.shape[1], local_wa.shape[1], local_wm.shape[1]))
-        w0, wa, wm = local_w0[rows, a], local_wa[rows, b], local_wm[rows, c]
-        rounds.append((local[rows, best], w0, wa, wm))
+        within = np.arange(rows.size)
+        w0[rows], wa[rows], wm[rows] = local_w0[within, a], local_wa[within, b], local_wm[within, c]
+        scores[rows, r] = local[within, best]
+        for point, values in zip(points, (w0, wa, wm)):
+            point[rows, r] = values[rows]
+        found = (scores[:, r] == 0).reshape(-1, _REFINE_TOP)
+        first = np.where(found.any(axis=1), found.argmax(axis=1), _REFINE_TOP)
+        active &= order < np.repeat(first, _REFINE_TOP)
         span, step = span**0.5, step / 4
-    return tuple(np.stack([r[i] for r in rounds], axis=1) for i in range(4))
+    return (scores, *points)
 
 
 @lru_cache(maxsize=None)
