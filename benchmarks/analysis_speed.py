@@ -1,11 +1,21 @@
 """EDF + flops normalisation + 10^4-sample bootstrap on 10,000 models, on one core; and the bootstrap
-vectorised (a (B, m) index matrix, argmin) vs one resample at a time (the pycls loop), side by side.
+vectorised (a (B, m) index matrix, argmin) vs one resample at a time (the pycls loop), side by side. With
+``--report``: the whole ``regnet-space report`` on 10,000 sampled models, and the quantized linear fit
+vectorised over models vs one model at a time (benchmarks/plain_linear_fit.py), side by side.
 
     python benchmarks/analysis_speed.py [--n 10000] [--samples 10000] [--repeats 5]
+    python benchmarks/analysis_speed.py --report [--n 10000] [--fit-n 500] [--repeats 3]
 
 Each repeat times, interleaved: the whole analysis (plain EDFs with scipy's KS test, normalised EDFs over 10
 flops bins with the 1,000-permutation KS test, and the bootstrap of 10 parameter/complexity columns), the
 vectorised bootstrap alone, and the loop bootstrap alone. Medians over repeats and the ratio are printed.
+
+``--report`` samples n models with the real sampler (half AnyNetX_A, half RegNetX, 360-400 MFLOPs at 224 px;
+errors synthetic), writes them as a results CSV and times, per repeat: ``regnet-space report`` on it
+(in-process, default settings); the vectorised fit of every model; and, on the first ``--fit-n`` models, the
+vectorised fit and the per-model fit interleaved. It checks that the two fits agree (same w0, wa, wm, widths;
+e_fit to 1e-9) and prints medians and the ratio; and it times the start-up of ``regnet-space edf results.csv
+--json`` (a fresh process importing the CLI, without torch) against the whole command.
 """
 
 from __future__ import annotations
@@ -17,13 +27,23 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from plain_linear_fit import plain_fit  # noqa: E402
 from regnet_space.analysis.bootstrap import bootstrap_winners, good_ranges  # noqa: E402
 from regnet_space.analysis.edf import compare  # noqa: E402
+from regnet_space.analysis.linear_fit import fit_many  # noqa: E402
+from regnet_space.cli import main as cli  # noqa: E402
+from regnet_space.counts import complexity  # noqa: E402
+from regnet_space.spaces.sampling import sample_models  # noqa: E402
+from regnet_space.spec import AnyNetSpec  # noqa: E402
 
 
 def population(n: int, seed: int = 0) -> pd.DataFrame:
@@ -58,14 +78,89 @@ def analysis(frame: pd.DataFrame, samples: int) -> None:
     good_ranges(frame, samples=samples, seed=0)
 
 
+def sampled_results(n: int, seed: int = 0) -> pd.DataFrame:
+    """n models drawn by the real sampler (half AnyNetX_A, half RegNetX, 360-400 MFLOPs at 224x224), with the
+    columns a study exports (spec JSON, complexity, drawn parameters) and a synthetic error."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for space, count in (("anynetx_a", n - n // 2), ("regnetx", n // 2)):
+        for index, model in enumerate(sample_models(space, count, seed=seed, windows={"flops": (360e6, 400e6)})):
+            cx = complexity(model.spec)
+            rows.append({"space": space, "model_index": index, "flops": cx.flops, "params": cx.params,
+                         "acts": cx.acts, "mac": cx.mac, "spec": model.spec.to_json(), **model.params})
+    frame = pd.DataFrame(rows)
+    offset = np.where(frame["space"] == "regnetx", 0.0, 2.0)
+    frame["error"] = 30 + offset - 4 * np.log(frame["flops"] / 360e6) + rng.normal(0, 1.5, len(frame))
+    return frame
+
+
+def report_speed(args: argparse.Namespace) -> None:
+    """The report on n sampled models, the vectorised linear fit vs the per-model one, and edf's start-up."""
+    frame = sampled_results(args.n)
+    widths = [json_widths(spec) for spec in frame["spec"]]
+    sample = widths[:: max(1, len(widths) // args.fit_n)][: args.fit_n]  # both spaces, every depth
+    vectorised = fit_many(sample)
+    plain = [plain_fit(w) for w in sample]
+    for v, p in zip(vectorised, plain):
+        assert (v.w0, v.wa, v.wm, v.widths) == (p.w0, p.wa, p.wm, p.widths) and abs(v.e_fit - p.e_fit) <= 1e-9
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "results.csv"
+        frame.to_csv(csv, index=False)
+        report, fits, fit_v, fit_p = [], [], [], []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            assert cli(["report", str(csv), "--out", str(Path(tmp) / "report.html")]) == 0
+            report.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            fit_many(widths)
+            fits.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            fit_many(sample)
+            fit_v.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            for w in sample:
+                plain_fit(w)
+            fit_p.append(time.perf_counter() - t)
+        command = [sys.executable, "-m", "regnet_space", "edf", str(csv), "--json"]
+        imports = [sys.executable, "-c", "import sys, regnet_space.cli, regnet_space.commands.edf, "
+                   "regnet_space.analysis.table, regnet_space.analysis.edf; assert 'torch' not in sys.modules"]
+        whole, start = [], []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            whole.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            subprocess.run(imports, check=True)
+            start.append(time.perf_counter() - t)
+    r, f, v, p = (statistics.median(x) for x in (report, fits, fit_v, fit_p))
+    depths = sorted(len(w) for w in widths)
+    print(f"{len(frame)} sampled models (depths {depths[0]}-{depths[-1]}, median {depths[len(depths) // 2]}), "
+          f"1 core, median of {args.repeats}")
+    print(f"regnet-space report (in-process, defaults): {r:.2f} s (target < 10 s)")
+    print(f"linear fit of all {len(widths)} models, vectorised: {f:.2f} s ({len(widths) / f:.0f} models/s)")
+    print(f"linear fit of {len(sample)} models: vectorised {v:.3f} s, per model {p:.3f} s, ratio {p / v:.1f}x; "
+          f"same w0, wa, wm, widths and e_fit (to 1e-9) for all {len(sample)}")
+    print(f"regnet-space edf results.csv --json: {statistics.median(whole):.2f} s in all, of which start-up "
+          f"(python + imports, no torch) {statistics.median(start):.2f} s (target < 0.5 s)")
+
+
+def json_widths(spec_json: str) -> list[int]:
+    return AnyNetSpec.from_json(spec_json).block_widths()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--report", action="store_true", help="time the report and the linear fit (see above)")
+    parser.add_argument("--fit-n", type=int, default=500, help="models fitted both ways (--report)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    if args.report:
+        report_speed(args)
+        return
     frame = population(args.n)
     errors = frame["error"].to_numpy()
     assert np.array_equal(bootstrap_winners(errors, samples=512, seed=1), loop_winners(errors, 512, 0.25, 1))

@@ -2,7 +2,7 @@
 
 import math
 
-from regnet_space.builder import complexity
+from regnet_space.counts import complexity
 from regnet_space.resolve import resolve_model
 from regnet_space.scaling import scale_to_flops, strategy
 from regnet_space.summary import human

@@ -1,7 +1,11 @@
-"""regnet-space: a design-space explorer for the RegNet family of networks."""
+"""regnet-space: a design-space explorer for the RegNet family of networks.
 
-from .builder import AnyNet, build_model, complexity
+``AnyNet`` and ``build_model`` need PyTorch and are imported on first use, so that what builds no model
+(sampling, analysis, the commands that do only that) starts without importing torch.
+"""
+
 from .complexity import Complexity
+from .counts import complexity
 from .errors import UserError
 from .regnet import RegNetParams, make_compatible
 from .resolve import resolve_model
@@ -12,3 +16,11 @@ __all__ = [
     "build_model", "complexity", "make_compatible", "resolve_model",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in ("AnyNet", "build_model"):
+        from . import builder
+
+        return getattr(builder, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,8 @@
-"""Residual blocks, each next to the analytic count of exactly the layers it builds.
+"""Residual blocks as PyTorch modules.
 
-Every block class takes ``(w_in, stage, stride)`` and has a static ``count(cx, w_in, stage, stride)`` that
-walks the same layers on a ComplexityCounter. Tests hold the two equal (params, and flops against
-PyTorch's FlopCounterMode), so keep them side by side when changing either.
+Every block class takes ``(w_in, stage, stride)``; ``counts.py`` has the analytic count of exactly the layers
+each one builds (``counts.BLOCK_COUNTS``, kept apart so that counting needs no PyTorch). Tests hold the two
+equal (params, and flops against PyTorch's FlopCounterMode), so change them together.
 
 The blocks follow the published models of the ResNet family (torchvision, timm and the papers' own code):
 ResNet basic and bottleneck (with ResNet-A/B stride placement, ResNet-D shortcut, SE-ResNet and RegNetY SE,
@@ -11,12 +11,11 @@ ResNeXt groups), ShuffleNet v1 and v2 units, ResNeSt's split-attention bottlenec
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from .complexity import ComplexityCounter
+from .counts import (se_reduced, shufflenet_v1_first_groups, needs_projection, split_attention_width,
+                     stride_split)
 from .spec import StageSpec
 
 
@@ -31,14 +30,6 @@ def conv_bn(c_in: int, c_out: int, kernel: int, *, stride: int = 1, groups: int 
     return nn.Sequential(*layers)
 
 
-def count_conv_bn(cx: ComplexityCounter, c_in: int, c_out: int, kernel: int, *, stride: int = 1,
-                  groups: int = 1, relu: bool = True) -> None:
-    cx.conv(c_in, c_out, kernel, stride=stride, groups=groups)
-    cx.batch_norm(c_out)
-    if relu:
-        cx.elementwise(c_out)
-
-
 def avg_pool3x3(stride: int) -> nn.AvgPool2d:
     """The 3x3 average pool (padding 1, padding counted) of ShuffleNet v1, ResNeSt's avd and Res2Net."""
     return nn.AvgPool2d(3, stride=stride, padding=1)
@@ -48,19 +39,6 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Interleave the channels of ``groups`` groups so the next grouped conv sees every group (ShuffleNet)."""
     batch, channels, height, width = x.shape
     return x.view(batch, groups, channels // groups, height, width).transpose(1, 2).reshape(batch, channels, height, width)
-
-
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.0) -> int:
-    """The nearest multiple of ``divisor`` (halves up), at least ``min_value`` (default: the divisor); one
-    step more if rounding lost more than ``1 - round_limit`` of the value (timm's rule for SE widths)."""
-    min_value = min_value or divisor
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < round_limit * value else rounded
-
-
-def stride_split(stage: StageSpec, stride: int) -> tuple[int, int]:
-    """(stride of the first 1x1, stride of the 3x3): ResNet-B puts it on the 3x3, ResNet-A on the 1x1."""
-    return (1, stride) if stage.stride_on == "3x3" else (stride, 1)
 
 
 class SqueezeExcite(nn.Module):
@@ -76,49 +54,12 @@ class SqueezeExcite(nn.Module):
         s = torch.sigmoid(self.expand(torch.relu(self.reduce(s))))
         return x * s
 
-    @staticmethod
-    def count(cx: ComplexityCounter, channels: int, reduced: int) -> None:
-        with cx.branch():
-            cx.global_pool(channels)
-            cx.conv(channels, reduced, 1, bias=True)
-            cx.elementwise(reduced)
-            cx.conv(reduced, channels, 1, bias=True)
-            cx.elementwise(channels)
-        cx.elementwise(channels, inputs=2)
-
-
-def se_width(w_in: int, stage: StageSpec) -> int:
-    """RegNetY's SE width: relative to the block's *input* width (pycls#80), at least 1 channel."""
-    return max(1, int(round(stage.se_ratio * w_in)))
-
-
-# Where each SE style sits: "mid" = after the 3x3 (RegNetY), "end" = after the last BN (SE-ResNet).
-_SE_POSITION = {"regnet": "mid", "resnet": "end"}
-
-
-def _se_reduced(stage: StageSpec, w_in: int, channels: int, position: str) -> int:
-    """The SE's reduced width at ``position``, or 0 when the stage has no SE there."""
-    if not stage.se_ratio or _SE_POSITION[stage.se_style] != position:
-        return 0
-    if stage.se_style == "regnet":
-        return se_width(w_in, stage)
-    return make_divisible(stage.se_ratio * channels, 8)
 
 
 def squeeze_excite(stage: StageSpec, w_in: int, channels: int, position: str) -> nn.Module:
     """The stage's SE on ``channels`` if its style puts one at ``position`` ("mid" or "end"), else Identity."""
-    reduced = _se_reduced(stage, w_in, channels, position)
+    reduced = se_reduced(stage, w_in, channels, position)
     return SqueezeExcite(channels, reduced) if reduced else nn.Identity()
-
-
-def count_squeeze_excite(cx: ComplexityCounter, stage: StageSpec, w_in: int, channels: int, position: str) -> None:
-    reduced = _se_reduced(stage, w_in, channels, position)
-    if reduced:
-        SqueezeExcite.count(cx, channels, reduced)
-
-
-def needs_projection(w_in: int, w_out: int, stride: int) -> bool:
-    return w_in != w_out or stride != 1
 
 
 class Shortcut(nn.Module):
@@ -140,21 +81,6 @@ class Shortcut(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.proj is None else self.proj(x)
 
-    @staticmethod
-    def count(cx: ComplexityCounter, w_in: int, w_out: int, stride: int, style: str = "conv") -> None:
-        if not needs_projection(w_in, w_out, stride):
-            return
-        with cx.branch():
-            if style == "avgpool" and stride > 1:
-                cx.pool(w_in, 2, stride, 0, ceil_mode=True)
-                stride = 1
-            count_conv_bn(cx, w_in, w_out, 1, stride=stride, relu=False)
-
-
-def count_residual_end(cx: ComplexityCounter, w_out: int) -> None:
-    """The residual add and the ReLU after it."""
-    cx.elementwise(w_out, inputs=2)
-    cx.elementwise(w_out)
 
 
 class VanillaBlock(nn.Module):
@@ -168,10 +94,6 @@ class VanillaBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.b(self.a(x))
 
-    @staticmethod
-    def count(cx: ComplexityCounter, w_in: int, stage: StageSpec, stride: int) -> None:
-        count_conv_bn(cx, w_in, stage.width, 3, stride=stride)
-        count_conv_bn(cx, stage.width, stage.width, 3)
 
 
 class ResBasicBlock(nn.Module):
@@ -194,15 +116,6 @@ class ResBasicBlock(nn.Module):
         """The last BN of the residual branch, zero-initialised so the block starts as the identity."""
         return self.b[1]
 
-    @staticmethod
-    def count(cx: ComplexityCounter, w_in: int, stage: StageSpec, stride: int) -> None:
-        w_out = stage.width
-        Shortcut.count(cx, w_in, w_out, stride, stage.shortcut)
-        count_conv_bn(cx, w_in, w_out, 3, stride=stride)
-        count_squeeze_excite(cx, stage, w_in, w_out, "mid")
-        count_conv_bn(cx, w_out, w_out, 3, relu=False)
-        count_squeeze_excite(cx, stage, w_in, w_out, "end")
-        count_residual_end(cx, w_out)
 
 
 class ResBottleneckBlock(nn.Module):
@@ -230,24 +143,6 @@ class ResBottleneckBlock(nn.Module):
     def residual_norm(self) -> nn.BatchNorm2d:
         return self.c[1]
 
-    @staticmethod
-    def count(cx: ComplexityCounter, w_in: int, stage: StageSpec, stride: int) -> None:
-        w_b, w_out = stage.bottleneck_width, stage.width
-        stride_1x1, stride_3x3 = stride_split(stage, stride)
-        Shortcut.count(cx, w_in, w_out, stride, stage.shortcut)
-        count_conv_bn(cx, w_in, w_b, 1, stride=stride_1x1)
-        count_conv_bn(cx, w_b, w_b, 3, stride=stride_3x3, groups=stage.groups)
-        count_squeeze_excite(cx, stage, w_in, w_b, "mid")
-        count_conv_bn(cx, w_b, w_out, 1, relu=False)
-        count_squeeze_excite(cx, stage, w_in, w_out, "end")
-        count_residual_end(cx, w_out)
-
-
-def split_attention_width(width: int, radix: int, groups: int) -> int:
-    """ResNeSt's attention width: a quarter of width * radix, a multiple of 8 (and of the cardinality),
-    at least 32 (timm's rule; 8 already is a multiple of the published cardinalities 1, 2, 4, 8)."""
-    divisor = math.lcm(8, groups)
-    return make_divisible(width * radix / 4, divisor, min_value=-(-32 // divisor) * divisor, round_limit=0.9)
 
 
 class SplitAttention(nn.Module):
@@ -275,22 +170,6 @@ class SplitAttention(nn.Module):
         weights = logits.view(batch, self.groups, self.radix, -1).transpose(1, 2).softmax(dim=1)
         return (splits * weights.reshape(batch, self.radix, -1, 1, 1)).sum(1)
 
-    @staticmethod
-    def count(cx: ComplexityCounter, width: int, stride: int, groups: int, radix: int) -> None:
-        attention = split_attention_width(width, radix, groups)
-        count_conv_bn(cx, width, width * radix, 3, stride=stride, groups=groups * radix)
-        with cx.branch():
-            if radix > 1:
-                cx.elementwise(width, inputs=radix)
-            cx.global_pool(width)
-            cx.conv(width, attention, 1, groups=groups, bias=True)
-            cx.batch_norm(attention)
-            cx.elementwise(attention)
-            cx.conv(attention, width * radix, 1, groups=groups, bias=True)
-            cx.elementwise(width * radix)
-        cx.elementwise(width * radix, inputs=2)
-        if radix > 1:
-            cx.elementwise(width, inputs=radix)
 
 
 class ResNeStBlock(nn.Module):
@@ -322,22 +201,6 @@ class ResNeStBlock(nn.Module):
     def residual_norm(self) -> nn.BatchNorm2d:
         return self.c[1]
 
-    @staticmethod
-    def count(cx: ComplexityCounter, w_in: int, stage: StageSpec, stride: int) -> None:
-        w_b, w_out = stage.bottleneck_width, stage.width
-        stride_1x1, stride_3x3 = stride_split(stage, stride)
-        avd = stage.avd and stride_3x3 > 1
-        Shortcut.count(cx, w_in, w_out, stride, stage.shortcut)
-        count_conv_bn(cx, w_in, w_b, 1, stride=stride_1x1)
-        if avd and stage.avd_first:
-            cx.pool(w_b, 3, stride_3x3, 1)
-        SplitAttention.count(cx, w_b, 1 if avd else stride_3x3, stage.groups, stage.radix)
-        if avd and not stage.avd_first:
-            cx.pool(w_b, 3, stride_3x3, 1)
-        count_squeeze_excite(cx, stage, w_in, w_b, "mid")
-        count_conv_bn(cx, w_b, w_out, 1, relu=False)
-        count_squeeze_excite(cx, stage, w_in, w_out, "end")
-        count_residual_end(cx, w_out)
 
 
 class Res2NetBlock(nn.Module):
@@ -376,32 +239,6 @@ class Res2NetBlock(nn.Module):
     def residual_norm(self) -> nn.BatchNorm2d:
         return self.c[1]
 
-    @staticmethod
-    def count(cx: ComplexityCounter, w_in: int, stage: StageSpec, stride: int) -> None:
-        w_b, w_out, split = stage.bottleneck_width, stage.width, stage.conv_width
-        stride_1x1, stride_3x3 = stride_split(stage, stride)
-        first = needs_projection(w_in, w_out, stride)
-        Shortcut.count(cx, w_in, w_out, stride, stage.shortcut)
-        count_conv_bn(cx, w_in, w_b, 1, stride=stride_1x1)
-        for i in range(stage.scale - 1):
-            with cx.branch():
-                if i > 0 and not first:
-                    cx.elementwise(split, inputs=2)
-                count_conv_bn(cx, split, split, 3, stride=stride_3x3, groups=stage.groups)
-        if first:
-            cx.pool(split, 3, stride_3x3, 1)
-        cx.elementwise(w_b)  # the concatenation copies every chunk
-        count_squeeze_excite(cx, stage, w_in, w_b, "mid")
-        count_conv_bn(cx, w_b, w_out, 1, relu=False)
-        count_squeeze_excite(cx, stage, w_in, w_out, "end")
-        count_residual_end(cx, w_out)
-
-
-def _shufflenet_v1_first_groups(w_in: int, stage: StageSpec) -> int:
-    """Groups of the first 1x1. ShuffleNet v1 leaves it ungrouped where the input is narrow (the network's
-    first unit, fed by the 24-channel stem); generalised: where the input is narrower than the bottleneck."""
-    groups = stage.groups
-    return groups if w_in >= stage.bottleneck_width and w_in % groups == 0 else 1
 
 
 class ShuffleNetV1Block(nn.Module):
@@ -414,7 +251,7 @@ class ShuffleNetV1Block(nn.Module):
         self.groups = groups
         self.concat = needs_projection(w_in, stage.width, stride)
         w_out = stage.width - w_in if self.concat else stage.width
-        self.a = conv_bn(w_in, w_b, 1, groups=_shufflenet_v1_first_groups(w_in, stage))
+        self.a = conv_bn(w_in, w_b, 1, groups=shufflenet_v1_first_groups(w_in, stage))
         self.b = conv_bn(w_b, w_b, 3, stride=stride, groups=w_b, relu=False)
         self.se = squeeze_excite(stage, w_in, w_b, "mid")
         self.c = conv_bn(w_b, w_out, 1, groups=groups, relu=False)
@@ -434,26 +271,6 @@ class ShuffleNetV1Block(nn.Module):
     def residual_norm(self) -> nn.BatchNorm2d | None:
         return None if self.concat else self.c[1]
 
-    @staticmethod
-    def count(cx: ComplexityCounter, w_in: int, stage: StageSpec, stride: int) -> None:
-        w_b, groups = stage.bottleneck_width, stage.groups
-        concat = needs_projection(w_in, stage.width, stride)
-        w_out = stage.width - w_in if concat else stage.width
-        if concat and stride > 1:
-            with cx.branch():
-                cx.pool(w_in, 3, stride, 1)
-        count_conv_bn(cx, w_in, w_b, 1, groups=_shufflenet_v1_first_groups(w_in, stage))
-        count_conv_bn(cx, w_b, w_b, 3, stride=stride, groups=w_b, relu=False)
-        if groups > 1:
-            cx.elementwise(w_b)  # the shuffle copies
-        count_squeeze_excite(cx, stage, w_in, w_b, "mid")
-        count_conv_bn(cx, w_b, w_out, 1, groups=groups, relu=False)
-        count_squeeze_excite(cx, stage, w_in, w_out, "end")
-        if concat:
-            cx.elementwise(w_out)
-            cx.elementwise(stage.width)  # the concatenation copies
-        else:
-            count_residual_end(cx, w_out)
 
 
 class ShuffleNetV2Block(nn.Module):
@@ -487,24 +304,6 @@ class ShuffleNetV2Block(nn.Module):
     def residual_norm(self) -> nn.BatchNorm2d | None:
         return self.c[1] if self.residual else None
 
-    @staticmethod
-    def count(cx: ComplexityCounter, w_in: int, stage: StageSpec, stride: int) -> None:
-        half = stage.width // 2
-        downsample = needs_projection(w_in, stage.width, stride)
-        if downsample:
-            with cx.branch():
-                count_conv_bn(cx, w_in, w_in, 3, stride=stride, groups=w_in, relu=False)
-                count_conv_bn(cx, w_in, half, 1)
-        count_conv_bn(cx, w_in if downsample else half, half, 1)
-        count_conv_bn(cx, half, half, 3, stride=stride, groups=half, relu=False)
-        count_squeeze_excite(cx, stage, w_in, half, "mid")
-        count_conv_bn(cx, half, half, 1, relu=False)
-        count_squeeze_excite(cx, stage, w_in, half, "end")
-        if stage.residual and not downsample:
-            cx.elementwise(half, inputs=2)
-        cx.elementwise(half)
-        cx.elementwise(stage.width)  # the concatenation copies
-        cx.elementwise(stage.width)  # and so does the shuffle
 
 
 BLOCKS: dict[str, type[nn.Module]] = {

@@ -1,7 +1,7 @@
-"""Build a torch.nn.Module from an AnyNetSpec, and count its complexity from the spec alone.
+"""Build a torch.nn.Module from an AnyNetSpec.
 
-``build_model`` and ``complexity`` walk the same structure (stem, stages of blocks, head); the per-layer
-rules live beside each module in ``blocks.py``.
+``build_model`` walks the structure (stem, stages of blocks, head) that ``counts.complexity`` counts from the
+spec alone; the per-layer counts are in ``counts.py``, one function per module built here and in ``blocks.py``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .blocks import BLOCKS, conv_bn, count_conv_bn
-from .complexity import Complexity, ComplexityCounter
+from .blocks import BLOCKS, conv_bn
+from .counts import stage_inputs
 from .spec import STEM_FIRST_CONV, AnyNetSpec, HeadSpec, StemSpec
-
-
 
 
 class Stem(nn.Module):
@@ -33,16 +31,6 @@ class Stem(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.deep(self.conv(x)))
 
-    @staticmethod
-    def count(cx: ComplexityCounter, in_channels: int, stem: StemSpec) -> None:
-        kernel, stride = STEM_FIRST_CONV[stem.type]
-        widths = stem.conv_widths
-        count_conv_bn(cx, in_channels, widths[0], kernel, stride=stride)
-        for c_in, c_out in zip(widths, widths[1:]):
-            count_conv_bn(cx, c_in, c_out, 3)
-        if stem.pooled:
-            cx.pool(stem.width, 3, 2, 1)
-
 
 class Head(nn.Module):
     """[1x1 conv + BN + ReLU (ShuffleNet v2's conv5)] -> global average pool -> linear classifier."""
@@ -55,13 +43,6 @@ class Head(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(x).mean((2, 3)))
 
-    @staticmethod
-    def count(cx: ComplexityCounter, w_in: int, head: HeadSpec, num_classes: int) -> None:
-        if head.width:
-            count_conv_bn(cx, w_in, head.width, 1)
-        cx.global_pool(head.width or w_in)
-        cx.linear(head.width or w_in, num_classes, bias=head.bias)
-
 
 class AnyNet(nn.Module):
     """stem -> stages (``s1``..``sN``, blocks ``b1``..) -> head, built from an AnyNetSpec kept as ``.spec``."""
@@ -71,7 +52,7 @@ class AnyNet(nn.Module):
         self.spec = spec
         self.stem = Stem(spec.in_channels, spec.stem)
         stages = []
-        for w_in, stage in _stage_inputs(spec):
+        for w_in, stage in stage_inputs(spec):
             block = BLOCKS[stage.block]
             blocks = [block(w_in if i == 0 else stage.width, stage, stage.stride if i == 0 else 1)
                       for i in range(stage.depth)]
@@ -82,14 +63,6 @@ class AnyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
-
-
-def _stage_inputs(spec: AnyNetSpec):
-    """(input width, stage) for every stage."""
-    w_in = spec.stem.width
-    for stage in spec.stages:
-        yield w_in, stage
-        w_in = stage.width
 
 
 def _init_weights(model: nn.Module) -> None:
@@ -112,18 +85,6 @@ def _init_weights(model: nn.Module) -> None:
         norm = module.residual_norm() if hasattr(module, "residual_norm") else None
         if norm is not None:
             nn.init.zeros_(norm.weight)
-
-
-def complexity(spec: AnyNetSpec) -> Complexity:
-    """Flops, params, acts and MAC of the network the spec describes, without building it."""
-    cx = ComplexityCounter(spec.resolution)
-    Stem.count(cx, spec.in_channels, spec.stem)
-    for w_in, stage in _stage_inputs(spec):
-        block = BLOCKS[stage.block]
-        for i in range(stage.depth):
-            block.count(cx, w_in if i == 0 else stage.width, stage, stage.stride if i == 0 else 1)
-    Head.count(cx, spec.stages[-1].width, spec.head, spec.num_classes)
-    return cx.result()
 
 
 def build_model(model: "AnyNetSpec | str | Path", **input_overrides: int) -> AnyNet:

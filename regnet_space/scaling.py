@@ -109,7 +109,7 @@ def scale_to_flops(spec: AnyNetSpec, target_flops: float, how: Strategy) -> tupl
     Factors s·2^(k/64) for |k| <= 64 around s = target / flops are tried; the nearest in log-flops wins, ties
     going to the factor nearest s.
     """
-    from .builder import complexity
+    from .counts import complexity
 
     base = complexity(spec).flops
     if target_flops <= 0:

@@ -28,78 +28,14 @@ from torch import nn
 from .builder import AnyNet
 from .data import Dataset, augment_batch
 from .errors import UserError
-from .spec import AnyNetSpec, dataclass_from_mapping
+from .proxy_config import ProxyConfig
+from .spec import AnyNetSpec
 
-PRECISIONS = ("auto", "fp32", "bf16")
 # On the CPU, bf16 autocast loses to fp32 for grouped convs narrower than this (group width 1: 0.39x,
 # 2: 0.53x, 4: 1.10x, 8: 1.19x of channels_last fp32; benchmarks/train_throughput.py --ablation).
 MIN_BF16_GROUP_WIDTH = 4
 # Steps between divergence / time-limit checks: each check syncs with the device, so not every step.
 CHECK_EVERY = 16
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    """One training recipe. Defaults are the proxy chosen in analysis/proxy_fidelity/README.md.
-
-    ``lr`` is for ``batch_size`` (scale it with the batch). ``warmup_epochs`` of linear warm-up from
-    ``warmup_factor * lr`` precede a half-period cosine to zero, stepped every iteration. ``train_fraction``
-    trains on the first part of the (seeded, shuffled) training split, the same images for every model.
-    ``norm_weight_decay=False`` exempts BN parameters and biases from weight decay (as pycls does).
-    A run is ``diverged`` when the mean loss over a check window is non-finite or above
-    ``max_loss_ratio * ln(num_classes)`` (the loss of uniform guessing). ``precision="auto"`` is bf16
-    autocast on CUDA, and on CPUs with native bf16 unless the model has grouped convs narrower than
-    MIN_BF16_GROUP_WIDTH; else fp32. ``channels_last=None`` means on (it won for every model measured).
-    ``compile`` wraps the model in ``torch.compile(mode="reduce-overhead")`` (CUDA graphs); CUDA only.
-    """
-
-    epochs: int = 1
-    lr: float = 0.4
-    batch_size: int = 128
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    nesterov: bool = True
-    warmup_epochs: float = 0.2
-    warmup_factor: float = 0.1
-    label_smoothing: float = 0.0
-    train_fraction: float = 0.2
-    eval_batch_size: int = 2000
-    norm_weight_decay: bool = False
-    max_loss_ratio: float = 10.0
-    precision: str = "auto"
-    channels_last: bool | None = None
-    compile: bool = False
-
-    def __post_init__(self) -> None:
-        def need(ok: bool, name: str, rule: str) -> None:
-            if not ok:
-                raise UserError(f"proxy.{name}: {rule}, got {getattr(self, name)!r}")
-
-        need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "must be an integer >= 1")
-        need(self.lr > 0 and math.isfinite(self.lr), "lr", "must be a finite number > 0")
-        need(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "must be an integer >= 1")
-        need(isinstance(self.eval_batch_size, int) and self.eval_batch_size >= 1, "eval_batch_size",
-             "must be an integer >= 1")
-        need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
-        need(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
-        need(not self.nesterov or self.momentum > 0, "nesterov", "needs momentum > 0")
-        need(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", "must be in [0, epochs]")
-        need(0 < self.warmup_factor <= 1, "warmup_factor", "must be in (0, 1]")
-        need(0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
-        need(0 < self.train_fraction <= 1, "train_fraction", "must be in (0, 1]")
-        need(self.max_loss_ratio > 1, "max_loss_ratio", "must be > 1")
-        need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ProxyConfig":
-        """From a mapping such as a study TOML's ``[proxy]`` table; unknown keys are errors."""
-        return dataclass_from_mapping(cls, data, "proxy")
-
-    def replace(self, **changes: Any) -> "ProxyConfig":
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass

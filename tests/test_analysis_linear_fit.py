@@ -1,12 +1,15 @@
 """The quantized linear fit recovers RegNet widths and scores AnyNetX_A widths clearly worse."""
 
+import importlib.util
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from regnet_space.analysis.linear_fit import e_fit, fit_quantized_linear
+from regnet_space.analysis.linear_fit import e_fit, fit_many, fit_quantized_linear
 from regnet_space.catalog import REGNET_ZOO
+from regnet_space.errors import UserError
 from regnet_space.regnet import quantized_block_widths
 
 
@@ -50,3 +53,53 @@ def test_random_anynetx_a_widths_fit_clearly_worse():
         anynet.append(fit_quantized_linear([w for d, w in zip(depths, widths) for _ in range(d)]).e_fit)
     assert max(regnet) < 0.01
     assert np.median(anynet) > 0.3 and np.percentile(anynet, 10) > 0.05
+
+
+def _plain_fit():
+    """The per-model fit the vectorised one replaced (kept as the benchmark's reference)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "plain_linear_fit.py"
+    spec = importlib.util.spec_from_file_location("plain_linear_fit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.plain_fit
+
+
+def _width_sequences(rng, n):
+    """AnyNet-like stages, RegNet widths (exact fits: many tied zero scores), arbitrary widths (not multiples of
+    8, below 8), one stage, one block."""
+    out = [[8], [3], [1000], [64] * 20, [8, 8], [24, 16], [5, 7, 11]]
+    for i in range(n - len(out)):
+        kind = i % 5
+        if kind == 0:
+            depths, widths = [rng.randint(1, 8) for _ in range(4)], [8 * rng.randint(1, 128) for _ in range(4)]
+            out.append([w for d, w in zip(depths, sorted(widths)) for _ in range(d)])
+        elif kind == 1:
+            out.append(quantized_block_widths(*_random_regnet(rng)))
+        elif kind == 2:
+            out.append([rng.randint(1, 400) for _ in range(rng.randint(1, 12))])
+        elif kind == 3:
+            out.append([8 * rng.randint(1, 40)] * rng.randint(1, 16))
+        else:
+            out.append(REGNET_ZOO[rng.choice(sorted(REGNET_ZOO))].to_spec().block_widths())
+    return out
+
+
+def test_vectorised_fit_equals_the_per_model_fit():
+    plain_fit = _plain_fit()
+    models = _width_sequences(random.Random(7), 300)
+    fits = fit_many(models)  # all depths in one call
+    ties = 0
+    for widths, fit in zip(models, fits):
+        reference = plain_fit(widths)
+        assert (fit.depth, fit.w0, fit.wa, fit.wm, fit.widths) == (reference.depth, reference.w0, reference.wa,
+                                                                  reference.wm, reference.widths), widths
+        assert abs(fit.e_fit - reference.e_fit) <= 1e-9
+        ties += reference.e_fit == 0
+    assert ties >= 60  # exact fits, where many grid points tie at 0 and the grid order decides
+    assert fit_quantized_linear(models[10]) == fits[10]
+
+
+def test_fit_many_rejects_bad_widths():
+    with pytest.raises(UserError, match="positive block widths"):
+        fit_many([[8, 16], [8, 0]])
+    assert fit_many([]) == []

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from regnet_space import AnyNet, AnyNetSpec, UserError, complexity
-from regnet_space.blocks import SqueezeExcite, SplitAttention, channel_shuffle, make_divisible
+from regnet_space.blocks import SqueezeExcite, SplitAttention, channel_shuffle
+from regnet_space.counts import make_divisible
 from regnet_space.complexity import ComplexityCounter
 from regnet_space.presets import PRESETS
 from regnet_space.spec import BLOCK_TYPES, STEM_TYPES

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from regnet_space.builder import complexity
+from regnet_space.counts import complexity
 from regnet_space.cli import main as cli
 from regnet_space.errors import UserError
 from regnet_space.resolve import resolve_model

@@ -58,7 +58,7 @@ def test_regnetx_400mf_half_to_even_tie():
 
 
 def test_regnety_se_width_follows_block_input_width():
-    from regnet_space.blocks import se_width
+    from regnet_space.counts import se_width
 
     spec = REGNET_ZOO["regnety_002"].to_spec()
     assert se_width(32, spec.stages[0]) == 8  # first block: input is the 32-wide stem

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..builder import complexity
+from ..counts import complexity
 from ..errors import UserError
 from ..regnet import RegNetParams
 from ..spec import AnyNetSpec

@@ -2,22 +2,35 @@
 
 For a model of d blocks with observed widths w_j, find (w0, wa, wm) with d fixed whose quantized RegNet widths
 (``regnet.quantized_block_widths``) minimise e_fit = mean_j |log(predicted_j / observed_j)|. The objective is
-piecewise constant (widths are quantized), so it is searched on a grid, then refined around the best points
-on ever finer local grids. Reported values are rounded (wa to 0.01, wm to 0.001) before they are scored, so the
-e_fit returned is exactly that of the returned parameters.
+piecewise constant (widths are quantized), so it is searched on a grid (w0 x wa x wm), then the best points are
+refined on ever finer local grids around them. Reported values are rounded (wa to 0.01, wm to 0.001) before they
+are scored, so the e_fit returned is exactly that of the returned parameters.
+
+Many models are fitted at once (a report fits every model of a study): models of equal depth share arrays, and a
+grid is scored without a ``**`` or ``log`` per candidate and block. Each candidate's exponents
+k_j = round(log(u_j / w0) / log(wm)) need log(u_j / w0) once per (w0, wa) and log(wm) once per wm; its widths
+q * round(w0 * wm^k / q) and their |log(width / observed)| are tables per (w0, wm, k) that every wa shares. The
+tables are computed with the same NumPy operations, in the same order, as predicting every candidate's widths
+directly (``benchmarks/plain_linear_fit.py``, the per-model way this replaced), so the scores, the order of
+candidates and the ties broken by it are identical (tests hold the two equal).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from ..errors import UserError
 from ..regnet import quantized_block_widths
 
 _REFINE_TOP = 8  # coarse optima refined
 _REFINE_ROUNDS = 4
+_CHUNK_ELEMENTS = 1 << 18  # candidates x blocks scored per step: bounds memory, keeps arrays near the cache
 
 
 @dataclass(frozen=True)
@@ -37,47 +50,172 @@ def e_fit(predicted: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return np.mean(np.abs(np.log(predicted) - np.log(observed)), axis=-1)
 
 
-def _predict(w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, depth: int, q: int) -> np.ndarray:
-    """quantized_block_widths for many (w0, wa, wm) at once: a (candidates, depth) array."""
-    j = np.arange(depth)
-    u = w0[:, None] + wa[:, None] * j
-    k = np.round(np.log(u / w0[:, None]) / np.log(wm)[:, None])
-    return q * np.round(w0[:, None] * wm[:, None] ** k / q)
-
-
-def _score(observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, q: int) -> np.ndarray:
-    w0, wa, wm = (a.ravel() for a in np.meshgrid(w0, np.round(wa, 2), np.round(wm, 3), indexing="ij"))
-    return np.stack([w0, wa, wm, e_fit(_predict(w0, wa, wm, len(observed), q), observed)], axis=1)
-
-
 def fit_quantized_linear(block_widths: list[int], *, q: int = 8, wm_range: tuple[float, float] = (1.5, 3.0),
                          wa_max: float = 256.0) -> LinearFit:
     """The (w0, wa, wm) with depth = len(block_widths) whose quantized widths best match ``block_widths``."""
-    observed = np.asarray(block_widths, dtype=float)
-    if observed.size == 0 or np.any(observed <= 0):
-        raise UserError(f"a linear fit needs positive block widths, got {list(block_widths)}")
+    return fit_many([block_widths], q=q, wm_range=wm_range, wa_max=wa_max)[0]
+
+
+def fit_many(models: Sequence[Sequence[int]], *, q: int = 8, wm_range: tuple[float, float] = (1.5, 3.0),
+             wa_max: float = 256.0, progress: bool = False) -> list[LinearFit]:
+    """``fit_quantized_linear`` of every model in ``models`` (lists of per-block widths), vectorised over models."""
+    observed = [np.asarray(widths, dtype=float) for widths in models]
+    for widths, values in zip(models, observed):
+        if values.size == 0 or np.any(values <= 0):
+            raise UserError(f"a linear fit needs positive block widths, got {list(widths)}")
+    by_depth: dict[int, list[int]] = defaultdict(list)
+    for i, values in enumerate(observed):
+        by_depth[values.size].append(i)
+    params: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * len(observed)
+    with tqdm(total=len(observed), desc="linear fits", unit="model", disable=not progress) as bar:
+        for depth, indices in sorted(by_depth.items()):
+            for i, found in zip(indices, _search(np.stack([observed[i] for i in indices]), q, wm_range, wa_max)):
+                params[i] = found
+            bar.update(len(indices))
+    fits = []
+    for values, (w0, wa, wm) in zip(observed, params):
+        widths = quantized_block_widths(values.size, int(w0), float(wa), float(wm), q)
+        fits.append(LinearFit(values.size, int(w0), float(wa), float(wm),
+                              float(e_fit(np.asarray(widths, float), values)), widths))
+    return fits
+
+
+def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max: float
+            ) -> list[tuple[float, float, float]]:
+    """The best (w0, wa, wm) of each row of ``observed`` (models x blocks, one depth): a coarse grid, then the
+    ``_REFINE_TOP`` best coarse points refined for ``_REFINE_ROUNDS`` rounds each; the lowest score seen wins
+    (ties: the coarse points in score order first, then each point's refinements in turn, each grid in its own
+    order, which is the order of ``np.argmin`` over all scores concatenated)."""
+    models, depth = observed.shape
+    log_observed = np.log(observed)
+    coarse_chunk = max(1, _CHUNK_ELEMENTS // (25 * 41 * 28 * depth))
+    tops = [_coarse(log_observed[s:s + coarse_chunk], observed[s:s + coarse_chunk], q, wm_range, wa_max)
+            for s in range(0, models, coarse_chunk)]
+    first_score = np.concatenate([t[0] for t in tops])
+    top = [np.concatenate([t[1][i] for t in tops]) for i in range(3)]  # (models, _REFINE_TOP) each
+    pair_log_observed = np.repeat(log_observed, _REFINE_TOP, axis=0)
+    refine_chunk = max(1, _CHUNK_ELEMENTS // (5 * 16 * 11 * depth * _REFINE_TOP))  # models
+    rounds = [_refine(pair_log_observed[s * _REFINE_TOP:(s + refine_chunk) * _REFINE_TOP],
+                      *(t[s:s + refine_chunk].ravel() for t in top), first_score[s:s + refine_chunk] == 0,
+                      q=q, wm_range=wm_range, wa_max=wa_max)
+              for s in range(0, models, refine_chunk)]
+    # (models, pairs x rounds): pair 0's rounds, pair 1's rounds, ... as the search saw them
+    scores, w0, wa, wm = (np.concatenate([r[i] for r in rounds]).reshape(models, -1) for i in range(4))
+    found = []
+    for m in range(models):
+        if first_score[m] <= scores[m].min():
+            found.append((top[0][m, 0], top[1][m, 0], top[2][m, 0]))
+        else:
+            i = int(np.argmin(scores[m]))
+            found.append((w0[m, i], wa[m, i], wm[m, i]))
+    return found
+
+
+def _coarse(log_observed: np.ndarray, observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max: float
+            ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each model's lowest coarse score and its ``_REFINE_TOP`` best coarse (w0, wa, wm), best first (ties: grid
+    order)."""
+    models = observed.shape[0]
+    w0_grid, wm_grid = _coarse_grids(observed, q, wm_range)
+    wa_grid = np.broadcast_to(np.round(np.r_[0.0, np.geomspace(1.0, wa_max, 40)], 2), (models, 41))
+    scores = _score_grid(log_observed, w0_grid, wa_grid, wm_grid, q)
+    padding = np.isnan(w0_grid)[:, :, None, None] | np.isnan(wm_grid)[:, None, None, :]  # shorter grids
+    flat = np.where(padding, np.inf, scores).reshape(models, -1)
+    top = np.argsort(flat, axis=1, kind="stable")[:, :_REFINE_TOP]
+    a, b, c = np.unravel_index(top, scores.shape[1:])
+    rows = np.arange(models)[:, None]
+    return flat[rows[:, 0], top[:, 0]], (w0_grid[rows, a], wa_grid[rows, b], wm_grid[rows, c])
+
+
+def _refine(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, exact: np.ndarray, *,
+            q: int, wm_range: tuple[float, float], wa_max: float) -> tuple[np.ndarray, ...]:
+    """``_REFINE_ROUNDS`` ever finer local grids around each model's ``_REFINE_TOP`` coarse points (rows of
+    ``log_observed`` and the centres: ``_REFINE_TOP`` consecutive rows per model), each centred on the previous
+    one's best: every round's best score and point, (rows, rounds) arrays.
+
+    A score of 0 (the widths reproduced) cannot be beaten, and the search keeps the first 0 it sees, so a model's
+    later rounds of that point and all rounds of its later points are not scored (score inf); nor is any round
+    of a model whose coarse grid has a 0 already (``exact``, one per model)."""
     wm_lo, wm_hi = wm_range
-    top = max(q, q * round(observed.max() / q))
-    first = max(q, q * round(observed[0] / q))  # a RegNet's first block width is w0 itself
-    w0_grid = np.unique(np.r_[q * np.round(np.geomspace(1, top / q, 24)), first])
-    # Widths w0*wm^k of a RegNet suggest wm directly: (width / first)^(1/k) for each distinct width.
-    ratios = np.unique(observed[observed > first]) / first
-    suggested = (ratios[:, None] ** (1.0 / np.arange(1, 4))).ravel()
-    wm_grid = np.r_[np.linspace(wm_lo, wm_hi, 16), suggested[(suggested >= wm_lo) & (suggested <= wm_hi)]]
-    coarse = _score(observed, w0_grid, np.r_[0.0, np.geomspace(1.0, wa_max, 40)], wm_grid, q)
-    best = coarse[np.argsort(coarse[:, 3], kind="stable")[:_REFINE_TOP]]
-    candidates = [best]
-    for w0, wa, wm, _ in best:
-        span, step = 1.5, (wm_hi - wm_lo) / 15
-        for _ in range(_REFINE_ROUNDS):
-            local = _score(observed, np.maximum(q, w0 + q * np.arange(-2, 3)),
-                           np.clip(np.r_[wa * np.geomspace(1 / span, span, 11), wa + np.linspace(-1, 1, 5)], 0, wa_max),
-                           np.clip(wm + step * np.linspace(-1, 1, 11), wm_lo, wm_hi), q)
-            w0, wa, wm, _ = local[np.argmin(local[:, 3])]
-            candidates.append(local)
-            span, step = span**0.5, step / 4
-    scored = np.concatenate(candidates)
-    w0, wa, wm, _ = scored[np.argmin(scored[:, 3])]
-    w0, wa, wm = int(w0), float(wa), float(wm)
-    widths = quantized_block_widths(len(observed), w0, wa, wm, q)
-    return LinearFit(len(observed), w0, wa, wm, float(e_fit(np.asarray(widths, float), observed)), widths)
+    w0, wa, wm = w0.copy(), wa.copy(), wm.copy()  # the centres, moved round by round
+    active = ~np.repeat(exact, _REFINE_TOP)
+    order = np.tile(np.arange(_REFINE_TOP), exact.size)  # each row's place among its model's points
+    scores = np.full((w0.size, _REFINE_ROUNDS), np.inf)
+    points = [np.zeros((w0.size, _REFINE_ROUNDS)) for _ in range(3)]
+    span, step = 1.5, (wm_hi - wm_lo) / 15
+    for r in range(_REFINE_ROUNDS):
+        rows = np.flatnonzero(active)
+        if rows.size == 0:
+            break
+        local_w0 = np.maximum(q, w0[rows, None] + q * np.arange(-2, 3))
+        local_wa = np.round(np.clip(np.concatenate([wa[rows, None] * np.geomspace(1 / span, span, 11),
+                                                    wa[rows, None] + np.linspace(-1, 1, 5)], axis=1), 0, wa_max), 2)
+        local_wm = np.round(np.clip(wm[rows, None] + step * np.linspace(-1, 1, 11), wm_lo, wm_hi), 3)
+        local = _score_grid(log_observed[rows], local_w0, local_wa, local_wm, q).reshape(rows.size, -1)
+        best = np.argmin(local, axis=1)
+        a, b, c = np.unravel_index(best, (local_w0.shape[1], local_wa.shape[1], local_wm.shape[1]))
+        within = np.arange(rows.size)
+        w0[rows], wa[rows], wm[rows] = local_w0[within, a], local_wa[within, b], local_wm[within, c]
+        scores[rows, r] = local[within, best]
+        for point, values in zip(points, (w0, wa, wm)):
+            point[rows, r] = values[rows]
+        found = (scores[:, r] == 0).reshape(-1, _REFINE_TOP)
+        first = np.where(found.any(axis=1), found.argmax(axis=1), _REFINE_TOP)
+        active &= order < np.repeat(first, _REFINE_TOP)
+        span, step = span**0.5, step / 4
+    return (scores, *points)
+
+
+@lru_cache(maxsize=None)
+def _w0_base(top: float, q: int) -> np.ndarray:
+    return q * np.round(np.geomspace(1, top / q, 24))
+
+
+def _coarse_grids(observed: np.ndarray, q: int, wm_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Each model's coarse w0 and wm values (rounded as scored), padded with NaN to a common length."""
+    wm_lo, wm_hi = wm_range
+    w0s, wms = [], []
+    for values in observed:
+        top = max(q, q * round(values.max() / q))
+        first = max(q, q * round(values[0] / q))  # a RegNet's first block width is w0 itself
+        w0s.append(np.unique(np.r_[_w0_base(top, q), first]))
+        # Widths w0*wm^k of a RegNet suggest wm directly: (width / first)^(1/k) for each distinct width.
+        ratios = np.unique(values[values > first]) / first
+        suggested = (ratios[:, None] ** (1.0 / np.arange(1, 4))).ravel()
+        wms.append(np.round(np.r_[np.linspace(wm_lo, wm_hi, 16),
+                                  suggested[(suggested >= wm_lo) & (suggested <= wm_hi)]], 3))
+    return _padded(w0s), _padded(wms)
+
+
+def _padded(rows: list[np.ndarray]) -> np.ndarray:
+    out = np.full((len(rows), max(r.size for r in rows)), np.nan)
+    for i, r in enumerate(rows):
+        out[i, :r.size] = r
+    return out
+
+
+def _score_grid(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, q: int) -> np.ndarray:
+    """e_fit of every (w0, wa, wm) of each model's grid: (models, |w0|, |wa|, |wm|) from per-model values
+    (models, n) of w0, wa and wm (wa, wm rounded) and log widths (models, depth). NaN entries (padding of
+    shorter grids) are scored as the row's first value; callers mask their scores."""
+    w0 = np.where(np.isnan(w0), w0[:, :1], w0)
+    wm = np.where(np.isnan(wm), wm[:, :1], wm)
+    models, depth = log_observed.shape
+    j = np.arange(depth)
+    # log(u_j / w0) with u_j = w0 + wa * j, computed as the direct prediction does: (models, w0, wa, block)
+    w0_4d = w0[:, :, None, None]
+    log_growth = np.log((w0_4d + wa[:, None, :, None] * j) / w0_4d)
+    k = log_growth[:, :, :, None, :] / np.log(wm)[:, None, None, :, None]  # (models, w0, wa, wm, block)
+    np.round(k, out=k)
+    levels = int(k.max()) + 1
+    exponents = np.tile(np.arange(levels, dtype=float), (models, wm.shape[1], 1))  # contiguous, as k is
+    widths = q * np.round(w0[:, :, None, None] * (wm[:, :, None] ** exponents)[:, None] / q)  # (models, w0, wm, k)
+    terms = np.abs(np.log(widths)[..., None] - log_observed[:, None, None, None, :])  # (models, w0, wm, k, block)
+    # Each candidate's term of block j is terms[model, w0, wm, k_j, j]: one flat index per (candidate, block).
+    base = (np.arange(models)[:, None] * w0.shape[1] + np.arange(w0.shape[1])) * wm.shape[1]
+    base = (base[:, :, None, None] + np.arange(wm.shape[1])) * levels  # (models, w0, 1, wm)
+    index = k.astype(np.intp)
+    index += base[..., None]
+    index *= depth
+    index += j
+    return np.mean(terms.ravel().take(index), axis=-1)

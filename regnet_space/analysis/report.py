@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ..errors import UserError
 from ..summary import compact, percent
@@ -22,7 +21,7 @@ from .bins import choose_bins
 from .bootstrap import good_ranges
 from .edf import Comparison, compare
 from .power import Pilot, simulated_power
-from .linear_fit import fit_quantized_linear
+from .linear_fit import fit_many
 from .table import block_widths, complexity_columns, parameter_columns
 
 _STYLE = """
@@ -41,10 +40,10 @@ td:first-child, th:first-child { text-align: left; }
 
 def with_e_fit(frame: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
     """``frame`` plus ``e_fit`` (and the fit) for every model whose block widths are known."""
-    fits = []
-    for _, row in tqdm(frame.iterrows(), total=len(frame), desc="linear fits", unit="model", disable=not progress):
-        widths = block_widths(row)
-        fits.append(None if widths is None else fit_quantized_linear(widths))
+    widths = [block_widths(row) for _, row in frame.iterrows()]
+    known = [w for w in widths if w is not None]
+    found = iter(fit_many(known, progress=progress))
+    fits = [None if w is None else next(found) for w in widths]
     out = frame.copy()
     out["e_fit"] = [np.nan if f is None else f.e_fit for f in fits]
     out["_fit"] = fits

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..spaces import load_space
     from ..study.runner import STORAGE_ENV
     from ..study.storage import default_dir, redact
-    from ..train import ProxyConfig
+    from ..proxy_config import ProxyConfig
 
     spec = load_design_spec(args.spec)
     directory = Path(args.dir) if args.dir else default_dir(spec.name)

@@ -25,7 +25,7 @@ def family(entry: Any) -> str:
 
 
 def rows() -> list[dict[str, Any]]:
-    from ..builder import complexity
+    from ..counts import complexity
     from ..resolve import catalog, resolve_model
 
     result = []

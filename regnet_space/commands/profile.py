@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def profile(names: list[str], *, device: str = "cpu", batch_size: int | None = None, resolution: int | None = None,
             warmup: int = 2, repeats: int = 10, threads: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Complexity and measured speed of each named model, ranked by batch-1 latency."""
-    from ..builder import complexity
+    from ..counts import complexity
     from ..latency import compare_latency
     from ..resolve import resolve_model
 

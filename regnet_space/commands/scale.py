@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..builder import complexity
+    from ..counts import complexity
     from ..errors import UserError
     from ..resolve import resolve_model
     from ..scaling import scale_to_flops, strategy

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..analysis.linear_fit import fit_quantized_linear
+from ..analysis.linear_fit import fit_many
 from ..analysis.refine import Decision, apply, propose
 from ..analysis.table import block_widths
 from ..errors import UserError
@@ -127,7 +127,7 @@ def _plain(value):
 
 def e_fits(frame: pd.DataFrame) -> np.ndarray:
     """Each model's e_fit: how far its per-block widths are from the nearest quantized line."""
-    return np.array([fit_quantized_linear(block_widths(row)).e_fit for _, row in frame.iterrows()])
+    return np.array([fit.e_fit for fit in fit_many([block_widths(row) for _, row in frame.iterrows()])])
 
 
 def regnet_candidate(space: DesignSpace, frame: pd.DataFrame, *, alpha: float, seed: int,

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..analysis.edf import Binning, holm
 from ..analysis.refine import MIN_MODELS
-from ..builder import complexity
+from ..counts import complexity
 from ..errors import UserError
 from ..spaces import DesignSpace, SampledModel, sample_models
 from .candidates import Candidate, candidates, compose, slug

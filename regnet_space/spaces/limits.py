@@ -37,7 +37,7 @@ def reference_network(spec: AnyNetSpec) -> AnyNetSpec:
 
 def meets_limits(spec: AnyNetSpec) -> bool:
     """Whether ``spec``'s network meets the rule where it was fitted (see the module docstring)."""
-    from ..builder import complexity
+    from ..counts import complexity
 
     cx = complexity(reference_network(spec))
     return bool(within_limits(cx.flops, cx.params, cx.acts))

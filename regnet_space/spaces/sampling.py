@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..builder import complexity
+from ..counts import complexity
 from ..errors import UserError
 from ..regnet import RegNetParams, make_compatible, quantized_block_widths, runs
 from ..spec import AnyNetSpec, HeadSpec, StageSpec, StemSpec

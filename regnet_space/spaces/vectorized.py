@@ -4,16 +4,15 @@ Rejection sampling in a narrow complexity window throws away most draws (97.9% f
 RegNetX at 360-400 MFLOPs), and building each draw's frozen spec and walking it with ComplexityCounter is the
 slow part; these functions do the same arithmetic on NumPy arrays (one entry per draw) for the X block
 (``res_bottleneck`` with default options). They reuse ComplexityCounter, ``count_conv_bn``,
-SqueezeExcite.count, Stem.count and Head.count, which accept arrays as channel counts, and re-implement only
+``count_se``, ``count_stem`` and ``count_head``, which accept arrays as channel counts, and re-implement only
 the parts that branch per draw. tests/test_spaces_sampling.py holds them equal to the per-model code.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..blocks import SqueezeExcite, count_conv_bn
-from ..builder import Head, Stem
 from ..complexity import ComplexityCounter
+from ..counts import count_conv_bn, count_head, count_se, count_stem
 from ..spec import HeadSpec, StemSpec
 
 _TOTALS = ("flops", "params", "acts", "mac", "bias_flops")
@@ -72,7 +71,7 @@ def _x_block(h: int, w_in, w_out, w_b, groups, se_width, stride: int) -> Complex
     count_conv_bn(cx, w_b, w_b, 3, stride=stride, groups=groups)
     if np.any(se_width > 0):
         se = ComplexityCounter(cx.h)
-        SqueezeExcite.count(se, w_b, np.maximum(se_width, 1))
+        count_se(se, w_b, np.maximum(se_width, 1))
         _accumulate(cx, se, (se_width > 0).astype(np.int64))
     count_conv_bn(cx, w_b, w_out, 1, relu=False)
     cx.elementwise(w_out, inputs=2)
@@ -88,7 +87,7 @@ def x_network_complexity(stem: StemSpec, head: HeadSpec, stages: list[dict[str, 
     (widths and group widths already compatible).
     """
     cx = ComplexityCounter(resolution)
-    Stem.count(cx, in_channels, stem)
+    count_stem(cx, in_channels, stem)
     w_in = np.int64(stem.width)
     for stage, stride in zip(stages, strides):
         w, d = stage["width"], stage["depth"]
@@ -102,11 +101,11 @@ def x_network_complexity(stem: StemSpec, head: HeadSpec, stages: list[dict[str, 
         _accumulate(cx, rest, d - 1)
         cx.h, cx.w = first.h, first.w
         w_in = w
-    Head.count(cx, w_in, head, num_classes)
+    count_head(cx, w_in, head, num_classes)
     return {name: np.broadcast_to(getattr(cx, name), (len(stages[0]["width"]),))
             for name in ("flops", "params", "acts", "mac")}
 
 
 def _se_width(se_ratio: np.ndarray, w_in) -> np.ndarray:
-    """blocks.se_width per draw (0 where there is no SE)."""
+    """counts.se_width per draw (0 where there is no SE)."""
     return np.where(se_ratio > 0, np.maximum(1, np.round(se_ratio * w_in)), 0).astype(np.int64)

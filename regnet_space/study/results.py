@@ -82,7 +82,7 @@ def load_study_table(spec_path: str, *, dir: str | None = None, storage: str | N
     if not frame.empty:
         frame = frame.rename(columns={"val_error": "error", "latency_ms": "latency"})
     from ..redaction import redact
-    from ..train import ProxyConfig
+    from ..proxy_config import ProxyConfig
 
     meta = {"name": spec.name, "dataset": spec.dataset, "proxy": ProxyConfig.from_dict(spec.proxy).to_dict(),
             "seed": spec.seed,

@@ -10,7 +10,7 @@
     name = "fashion-mnist"          # fashion-mnist | cifar10:DIR | folder:DIR | synthetic
     val_size = 10000
 
-    [proxy]                         # any regnet_space.train.ProxyConfig field
+    [proxy]                         # any regnet_space.proxy_config.ProxyConfig field
     epochs = 2
 
     [complexity]                    # complexity window applied to every space (K/M/G suffixes)
@@ -236,7 +236,7 @@ def _check_proxy(proxy: dict[str, Any]) -> None:
     type or out of range (the trainer's own checks, run on the spec's values)."""
     from dataclasses import fields
 
-    from ..train import ProxyConfig
+    from ..proxy_config import ProxyConfig
 
     kinds = {f.name: type(f.default) for f in fields(ProxyConfig)}
     unknown = sorted(set(proxy) - set(kinds))
