@@ -1,7 +1,9 @@
 """A study worker: claims models one at a time, trains them, stores the results, until the population is done.
 
 Any number of workers, on one machine or many, may share a study; see trials.py for the protocol that keeps
-each model trained exactly once. SIGINT/SIGTERM fail the running model as ``interrupted`` (a rerun retrains
+each model trained exactly once. A worker reads the whole study only at the start of a new study (to enqueue
+its population) and when the queue runs dry (to re-enqueue what failed or was lost); each claim and each
+heartbeat costs O(workers), whatever the population size. SIGINT/SIGTERM fail the running model as ``interrupted`` (a rerun retrains
 it); a worker killed outright stops its heartbeat, and another worker retries its model.
 """
 
@@ -23,7 +25,9 @@ from ..spec import AnyNetSpec
 from .population import DataShape, build_population, population_distributions, space_seed, tiny_stage_warning
 from .session import StudySession
 from .storage import retry
-from .trials import HEARTBEAT, INDEX, INTERRUPTED, SPACE, WORKER, claim, enqueue_missing, fail, model_states
+from .queue import ensure_index
+from .trials import (HEARTBEAT, INDEX, INTERRUPTED, SPACE, WORKER, claim, enqueue_missing, enqueue_population, fail,
+                     recover_stale)
 
 
 @dataclass
@@ -33,10 +37,13 @@ class WorkerReport:
 
 
 class Heartbeat:
-    """Refreshes the trial's heartbeat attribute from a background thread while the model trains."""
+    """Refreshes the trial's heartbeat attribute from a background thread while the model trains, and looks
+    for dead workers' models each beat, so they are re-enqueued (at the front) even while every live worker
+    is busy: a free worker then restarts one within ``stale_after + heartbeat_interval`` of its last beat."""
 
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: float) -> None:
-        self._storage, self._trial_id, self._interval = storage, trial_id, interval
+    def __init__(self, session: StudySession, trial_id: int) -> None:
+        self._session, self._trial_id = session, trial_id
+        self._storage, self._interval = session.storage, session.spec.heartbeat_interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
 
@@ -44,6 +51,7 @@ class Heartbeat:
         while not self._stop.wait(self._interval):
             try:
                 self._storage.set_trial_user_attr(self._trial_id, HEARTBEAT, time.time())
+                recover_stale(self._session.study, self._storage, stale_after=self._session.spec.stale_after)
             except Exception:  # a missed beat is retried next interval; staleness needs many in a row
                 pass
 
@@ -98,8 +106,9 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     report = WorkerReport()
     outage = spec.outage_timeout  # storage calls ride out a database restart or fail-over this long
-    retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after,
-                                  distributions=distributions), what="enqueuing models", timeout=outage)
+    budget = dict(stale_after=spec.stale_after, distributions=distributions, max_attempts=spec.max_attempts)
+    retry(lambda: ensure_index(storage), what="preparing the study's queue", timeout=outage)
+    retry(lambda: enqueue_population(study, storage, population, **budget), what="enqueuing models", timeout=outage)
     while True:
         try:
             trial = retry(lambda: claim(study, storage, name, stale_after=spec.stale_after), what="claiming a model",
@@ -107,27 +116,29 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
         except KeyboardInterrupt:
             _release_claims(session, name)
             raise
-        if trial is None:
-            if retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after,
-                                             distributions=distributions),
-                     what="recovering models", timeout=spec.outage_timeout):
-                continue
-            states = retry(lambda: model_states(study.get_trials(deepcopy=False), spec.population_sizes,
-                                                stale_after=spec.stale_after), what="reading the study",
-                           timeout=spec.outage_timeout)
-            if any(s.status == "running" for s in states.values()):
-                time.sleep(poll)  # another worker is busy; wait in case it dies and its model needs us
-                continue
+        if trial is not None:
+            if _train_trial(session, trial, dataset, device):
+                report.trained += 1
+            else:
+                report.failed += 1
+            continue
+        if retry(lambda: running_count(session), what="reading the study", timeout=outage):
+            time.sleep(poll)  # another worker is busy; wait in case it dies and its model needs us
+            continue
+        # Nothing waiting or running: re-enqueue models that failed with budget left, or lost their trial.
+        if not retry(lambda: enqueue_missing(study, storage, population, **budget), what="recovering models",
+                     timeout=outage):
             return report
-        if _train_trial(session, trial, dataset, device):
-            report.trained += 1
-        else:
-            report.failed += 1
+
+
+def running_count(session: StudySession) -> int:
+    """How many trials are running (live or not yet declared dead): O(workers)."""
+    return len(session.storage.get_all_trials(session.study._study_id, deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def _release_claims(session: StudySession, name: str) -> None:
     """Interrupted while claiming: a trial this worker had just moved to RUNNING must not stay there."""
-    for trial in session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in session.storage.get_all_trials(session.study._study_id, deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get(WORKER) == name:
             fail(session.storage, trial._trial_id, reason="interrupted while being claimed; a rerun trains it",
                  **{INTERRUPTED: True})
@@ -141,7 +152,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
     label, index = trial.user_attrs[SPACE], int(trial.user_attrs[INDEX])
     model_spec = AnyNetSpec.from_json(trial.user_attrs["spec"])
     seed = space_seed(spec.seed, label) + index
-    with Heartbeat(storage, trial_id, spec.heartbeat_interval):
+    with Heartbeat(session, trial_id):
         try:
             result = train_model(model_spec, dataset, ProxyConfig.from_dict(spec.proxy), seed=seed, device=device,
                                  time_limit=spec.time_limit, progress=False)
