@@ -13,7 +13,8 @@ on separate machines) and prints:
 - coordination s/model: (sum over workers of their wall time - sum of the models' training seconds) / models,
   i.e. everything a worker spends not training (start-up, population sampling, enqueue, claims, stores,
   waiting at the end), per model;
-- `study status` s: one `regnet-space study status` of the finished study (process start-up included).
+- status s: one `regnet-space study status` of the finished study (process start-up and imports included);
+  summary s: the same summary computed in this warm process (opening the study and reading it).
 
 Targets (issue 11): PostgreSQL at 10,000 models >= 0.8x the journal's models/s; coordination per model at
 10,000 <= 1.5x its value at 1,000 on both storages. Run it on a quiet machine: every worker is pinned to one
@@ -100,6 +101,7 @@ def run_config(work: Path, storage: str, n: int, workers: int, server: Throwaway
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     training = sum(float(t.user_attrs.get("seconds") or 0.0) for t in complete)
     worker_wall = sum(end - started for end in ended)
+    summary_seconds = _summary_seconds(spec, url, work / name)
     status_start = time.perf_counter()
     status = subprocess.run(cli("study", "status", str(spec), *places[0]), env=env, capture_output=True)
     status_seconds = time.perf_counter() - status_start
@@ -109,7 +111,19 @@ def run_config(work: Path, storage: str, n: int, workers: int, server: Throwaway
             "distinct": len({(t.user_attrs["space"], t.user_attrs["model_index"]) for t in complete}),
             "trials": len(trials), "exit": codes, "wall": wall, "models_per_s": len(complete) / wall,
             "coordination": (worker_wall - training) / max(1, len(complete)), "training": training / max(1, len(complete)),
-            "status_s": status_seconds, "status_exit": status.returncode}
+            "status_s": status_seconds, "summary_s": summary_seconds, "status_exit": status.returncode}
+
+
+def _summary_seconds(spec: Path, url: str | None, directory: Path) -> float:
+    """Seconds to open the study and compute `study status`'s summary, in this (already warm) process: the
+    storage's part of `study status`, without the interpreter's start-up and imports."""
+    from regnet_space.study.results import status_summary
+    from regnet_space.study.session import open_study
+    from regnet_space.study.spec import load_study_spec
+
+    start = time.perf_counter()
+    status_summary(open_study(load_study_spec(spec), directory=str(directory), storage_url=url, create=False))
+    return time.perf_counter() - start
 
 
 def main() -> int:
@@ -122,7 +136,7 @@ def main() -> int:
     server = ThrowawayPostgres() if "postgres" in args.storages else None
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores")
     print(f"{'storage':>9} {'models':>7} {'workers':>7} {'complete':>8} {'trials':>7} {'wall s':>8} {'models/s':>9} "
-          f"{'coord s/model':>13} {'train s/model':>13} {'status s':>8}")
+          f"{'coord s/model':>13} {'train s/model':>13} {'status s':>8} {'summary s':>9}")
     results = []
     ok = True
     try:
@@ -136,7 +150,7 @@ def main() -> int:
                     ok &= good
                     print(f"{storage:>9} {n:>7} {workers:>7} {r['complete']:>8} {r['trials']:>7} {r['wall']:>8.1f} "
                           f"{r['models_per_s']:>9.1f} {r['coordination']:>13.4f} {r['training']:>13.4f} "
-                          f"{r['status_s']:>8.2f}" + ("" if good else f"  INCOMPLETE (exit codes {r['exit']})"),
+                          f"{r['status_s']:>8.2f} {r['summary_s']:>9.2f}" + ("" if good else f"  INCOMPLETE (exit codes {r['exit']})"),
                           flush=True)
     finally:
         if server is not None:

@@ -135,3 +135,19 @@ def test_workers_starting_at_once_enqueue_the_population_once(tmp_path):
         JournalFileBackend(str(tmp_path / "j"))))
     keys = [(t.user_attrs["space"], t.user_attrs["model_index"]) for t in study.get_trials()]
     assert len(keys) == 10 and len(set(keys)) == 10
+
+
+def test_silence_is_not_judged_right_after_the_judge_itself_lost_the_storage():
+    import time
+
+    from regnet_space.study.trials import recover_stale
+
+    study, storage = new_study()
+    enqueue_missing(study, storage, population(1), stale_after=60, distributions=DISTRIBUTIONS)
+    trial = claim(study, storage, "w", stale_after=60)
+    storage.set_trial_user_attr(trial._trial_id, "heartbeat", time.time() - 120)  # silent for 2 minutes...
+    # ...but this worker was itself cut off 10 s ago (an outage hides every heartbeat): no verdict yet.
+    assert recover_stale(study, storage, stale_after=60, connected_since=time.time() - 10) == 0
+    assert storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+    assert recover_stale(study, storage, stale_after=60, connected_since=time.time() - 61) == 1
+    assert storage.get_trial(trial._trial_id).state == TrialState.FAIL

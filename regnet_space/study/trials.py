@@ -203,10 +203,17 @@ def _supersede_twins(storage: optuna.storages.BaseStorage, trials: list) -> int:
 LOST_REASON = "worker stopped sending heartbeats (killed or lost)"
 
 
-def recover_stale(study: optuna.Study, storage: optuna.storages.BaseStorage, *, stale_after: float) -> int:
+def recover_stale(study: optuna.Study, storage: optuna.storages.BaseStorage, *, stale_after: float,
+                  connected_since: float = 0.0) -> int:
     """Fail the trials of dead workers as ``lost`` and enqueue each model again at the front of the queue.
-    Reads only the running trials (O(workers)). Returns how many models were re-enqueued."""
+    Reads only the running trials (O(workers)). Returns how many models were re-enqueued.
+
+    ``connected_since``: when the caller last failed to reach the storage. Silence is judged only over time
+    the caller could see the storage itself: after an outage every worker's heartbeat looks old, and failing
+    them all would retrain every running model."""
     now = time.time()
+    if now - connected_since <= stale_after:
+        return 0
     running = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
     stale = [t for t in running if is_stale(t, now, stale_after)]
     if not stale:
@@ -234,10 +241,10 @@ def fail(storage: optuna.storages.BaseStorage, trial_id: int, *, reason: str, **
 
 
 def claim(study: optuna.Study, storage: optuna.storages.BaseStorage, worker: str, *,
-          stale_after: float) -> FrozenTrial | None:
-    """Recover the models of dead workers, then take the next waiting model (retries first), or None if none
-    is waiting. The claimed trial is RUNNING and ours."""
-    recover_stale(study, storage, stale_after=stale_after)
+          stale_after: float, connected_since: float = 0.0) -> FrozenTrial | None:
+    """Recover the models of dead workers (see ``recover_stale``), then take the next waiting model (retries
+    first), or None if none is waiting. The claimed trial is RUNNING and ours."""
+    recover_stale(study, storage, stale_after=stale_after, connected_since=connected_since)
     return claim_next(study, storage, worker, time.time())
 
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -24,10 +24,12 @@ from optuna.trial import FrozenTrial, TrialState
 from ..spec import AnyNetSpec
 from .population import DataShape, build_population, population_distributions, space_seed, tiny_stage_warning
 from .session import StudySession
-from .storage import retry
 from .queue import ensure_index
+from .storage import retry
 from .trials import (HEARTBEAT, INDEX, INTERRUPTED, SPACE, WORKER, claim, enqueue_missing, enqueue_population, fail,
                      recover_stale)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,13 +38,28 @@ class WorkerReport:
     failed: int = 0
 
 
+class Contact:
+    """When this worker last failed to reach the storage (0: never). Dead workers are judged by their silence
+    only over time this worker could see the storage itself (see trials.recover_stale)."""
+
+    def __init__(self) -> None:
+        self.since = 0.0
+
+    def track(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except Exception:
+            self.since = time.time()
+            raise
+
+
 class Heartbeat:
     """Refreshes the trial's heartbeat attribute from a background thread while the model trains, and looks
     for dead workers' models each beat, so they are re-enqueued (at the front) even while every live worker
     is busy: a free worker then restarts one within ``stale_after + heartbeat_interval`` of its last beat."""
 
-    def __init__(self, session: StudySession, trial_id: int) -> None:
-        self._session, self._trial_id = session, trial_id
+    def __init__(self, session: StudySession, trial_id: int, contact: Contact) -> None:
+        self._session, self._trial_id, self._contact = session, trial_id, contact
         self._storage, self._interval = session.storage, session.spec.heartbeat_interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
@@ -50,8 +67,9 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self._storage.set_trial_user_attr(self._trial_id, HEARTBEAT, time.time())
-                recover_stale(self._session.study, self._storage, stale_after=self._session.spec.stale_after)
+                self._contact.track(lambda: self._storage.set_trial_user_attr(self._trial_id, HEARTBEAT, time.time()))
+                recover_stale(self._session.study, self._storage, stale_after=self._session.spec.stale_after,
+                              connected_since=self._contact.since)
             except Exception:  # a missed beat is retried next interval; staleness needs many in a row
                 pass
 
@@ -106,18 +124,20 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     report = WorkerReport()
     outage = spec.outage_timeout  # storage calls ride out a database restart or fail-over this long
+    contact = Contact()
     budget = dict(stale_after=spec.stale_after, distributions=distributions, max_attempts=spec.max_attempts)
     retry(lambda: ensure_index(storage), what="preparing the study's queue", timeout=outage)
     retry(lambda: enqueue_population(study, storage, population, **budget), what="enqueuing models", timeout=outage)
     while True:
         try:
-            trial = retry(lambda: claim(study, storage, name, stale_after=spec.stale_after), what="claiming a model",
-                          timeout=outage)
+            trial = retry(lambda: contact.track(lambda: claim(study, storage, name, stale_after=spec.stale_after,
+                                                              connected_since=contact.since)),
+                          what="claiming a model", timeout=outage)
         except KeyboardInterrupt:
             _release_claims(session, name)
             raise
         if trial is not None:
-            if _train_trial(session, trial, dataset, device):
+            if _train_trial(session, trial, dataset, device, contact):
                 report.trained += 1
             else:
                 report.failed += 1
@@ -144,7 +164,7 @@ def _release_claims(session: StudySession, name: str) -> None:
                  **{INTERRUPTED: True})
 
 
-def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device: str) -> bool:
+def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device: str, contact: Contact) -> bool:
     from ..train import ProxyConfig, train_model
 
     spec, storage = session.spec, session.storage
@@ -152,7 +172,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
     label, index = trial.user_attrs[SPACE], int(trial.user_attrs[INDEX])
     model_spec = AnyNetSpec.from_json(trial.user_attrs["spec"])
     seed = space_seed(spec.seed, label) + index
-    with Heartbeat(session, trial_id):
+    with Heartbeat(session, trial_id, contact):
         try:
             result = train_model(model_spec, dataset, ProxyConfig.from_dict(spec.proxy), seed=seed, device=device,
                                  time_limit=spec.time_limit, progress=False)
