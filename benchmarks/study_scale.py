@@ -110,7 +110,8 @@ def run_config(work: Path, storage: str, n: int, workers: int, server: Throwaway
     return {"storage": storage, "models": n, "workers": workers, "complete": len(complete),
             "distinct": len({(t.user_attrs["space"], t.user_attrs["model_index"]) for t in complete}),
             "trials": len(trials), "exit": codes, "wall": wall, "models_per_s": len(complete) / wall,
-            "coordination": (worker_wall - training) / max(1, len(complete)), "training": training / max(1, len(complete)),
+            "coordination": (worker_wall - training) / max(1, len(complete)),
+            "training": training / max(1, len(complete)),
             "status_s": status_seconds, "summary_s": summary_seconds, "status_exit": status.returncode}
 
 
@@ -150,7 +151,8 @@ def main() -> int:
                     ok &= good
                     print(f"{storage:>9} {n:>7} {workers:>7} {r['complete']:>8} {r['trials']:>7} {r['wall']:>8.1f} "
                           f"{r['models_per_s']:>9.1f} {r['coordination']:>13.4f} {r['training']:>13.4f} "
-                          f"{r['status_s']:>8.2f} {r['summary_s']:>9.2f}" + ("" if good else f"  INCOMPLETE (exit codes {r['exit']})"),
+                          f"{r['status_s']:>8.2f} {r['summary_s']:>9.2f}"
+                          + ("" if good else f"  INCOMPLETE (exit codes {r['exit']})"),
                           flush=True)
     finally:
         if server is not None:

@@ -51,7 +51,8 @@ def start_workers(spec, tmp_path, count: int, storage: str | None, tag: str):
     """`count` worker processes; with a database URL each has its own --dir, as on separate machines."""
     workers = []
     for i in range(count):
-        where = ["--storage", storage, "--dir", str(tmp_path / f"host{i}")] if storage else ["--dir", str(tmp_path / "d")]
+        where = (["--storage", storage, "--dir", str(tmp_path / f"host{i}")] if storage
+                 else ["--dir", str(tmp_path / "d")])
         workers.append(start_cli("study", "worker", str(spec), *where, "--name", f"{tag}{i}", "--threads", "1",
                                  log=tmp_path / f"{tag}{i}.log"))
     return workers

@@ -175,7 +175,8 @@ def _add_waiting_postgres(study: optuna.Study, storage: optuna.storages.RDBStora
                 trial_id=row.trial_id, param_name=name, param_value=trial.distributions[name].to_internal_repr(value),
                 distribution_json=distribution_to_json(trial.distributions[name]))
                 for name, value in trial.params.items()])
-            session.add_all([models.TrialUserAttributeModel(trial_id=row.trial_id, key=key, value_json=json.dumps(value))
+            session.add_all([models.TrialUserAttributeModel(trial_id=row.trial_id, key=key,
+                                                            value_json=json.dumps(value))
                              for key, value in trial.user_attrs.items()])
 
 

@@ -75,8 +75,8 @@ def status_summary(session: StudySession) -> dict[str, Any]:
     remaining = sum(s.status in ("pending", "running") for s in states.values())
     running = max(1, sum(s.status == "running" for s in states.values()))
     eta = (sum(seconds) / len(seconds)) * remaining / running if seconds and remaining else (0.0 if not remaining else None)
-    failed = [{"space": s.label, "model_index": s.index, "failures": s.failures, "error": s.trial.user_attrs.get(ERROR)}
-              for s in states.values() if s.status == "failed"]
+    failed = [{"space": s.label, "model_index": s.index, "failures": s.failures,
+               "error": s.trial.user_attrs.get(ERROR)} for s in states.values() if s.status == "failed"]
     return {"study": spec.name, "storage": session.location, "total": spec.total,
             "complete": sum(s.status == "complete" for s in states.values()), "eta_seconds": eta, "spaces": spaces,
             "failed_models": failed, "time": time.time()}

@@ -3,8 +3,9 @@
 Any number of workers, on one machine or many, may share a study; see trials.py for the protocol that keeps
 each model trained exactly once. A worker reads the whole study only at the start of a new study (to enqueue
 its population) and when the queue runs dry (to re-enqueue what failed or was lost); each claim and each
-heartbeat costs O(workers), whatever the population size. SIGINT/SIGTERM fail the running model as ``interrupted`` (a rerun retrains
-it); a worker killed outright stops its heartbeat, and another worker retries its model.
+heartbeat costs O(workers), whatever the population size. SIGINT/SIGTERM fail the running model as
+``interrupted`` (a rerun retrains it); a worker killed outright stops its heartbeat, and another worker
+retries its model.
 """
 
 from __future__ import annotations
