@@ -3,10 +3,12 @@
 import threading
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from regnet_space.spaces import load_space, sample_models
 from regnet_space.study.params import space_distributions
+from regnet_space.study.queue import ensure_index
 from regnet_space.study.trials import claim, enqueue_missing, enqueue_population, fail, model_states, waiting_trial
 
 
@@ -23,6 +25,22 @@ def population(n=3):
 def new_study():
     storage = optuna.storages.InMemoryStorage()
     return optuna.create_study(storage=storage, direction="minimize"), storage
+
+
+@pytest.fixture(params=["memory", "journal", "postgres"])
+def any_study(request, tmp_path):
+    """A new study on each storage the queue has its own code for (queue.py), with the raw storage."""
+    if request.param == "memory":
+        return new_study()
+    if request.param == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "study.journal")))
+    else:
+        pytest.importorskip("psycopg")
+        storage = optuna.storages.RDBStorage(request.getfixturevalue("postgres_url"))
+        ensure_index(storage)
+    return optuna.create_study(study_name=tmp_path.name, storage=storage, direction="minimize"), storage
 
 
 def test_models_are_enqueued_round_robin_across_spaces():
@@ -53,8 +71,8 @@ def test_a_duplicate_trial_of_a_model_is_superseded_not_trained():
     assert sum(t.user_attrs.get("superseded", False) for t in study.get_trials()) == 2
 
 
-def test_a_dead_workers_model_is_retried_first_by_the_next_claim():
-    study, storage = new_study()
+def test_a_dead_workers_model_is_retried_first_by_the_next_claim(any_study):
+    study, storage = any_study
     enqueue_missing(study, storage, population(3), stale_after=60, distributions=DISTRIBUTIONS)
     dead = claim(study, storage, "dead-worker", stale_after=60)
     key = (dead.user_attrs["space"], dead.user_attrs["model_index"])
@@ -69,7 +87,7 @@ def test_a_dead_workers_model_is_retried_first_by_the_next_claim():
     assert claim(study, storage, "live", stale_after=60).number == 2  # then the queue in order
     # Exactly once: the full pass finds every model live and enqueues nothing more.
     assert enqueue_missing(study, storage, population(3), stale_after=60, distributions=DISTRIBUTIONS) == 0
-    assert len(study.get_trials()) == 7
+    assert len(storage.get_all_trials(study._study_id)) == 7
 
 
 def test_a_stale_running_trial_found_by_the_full_pass_is_failed_and_enqueued_again():
@@ -84,8 +102,8 @@ def test_a_stale_running_trial_found_by_the_full_pass_is_failed_and_enqueued_aga
     assert "heartbeat" in storage.get_trial(trial._trial_id).user_attrs["error"]
 
 
-def test_a_model_failing_max_attempts_times_is_failed_for_good():
-    study, storage = new_study()
+def test_a_model_failing_max_attempts_times_is_failed_for_good(any_study):
+    study, storage = any_study
     pop = population(1)
     sizes = {"anynetx_a": 1, "regnetx": 1}
     enqueue_missing(study, storage, pop, stale_after=60, distributions=DISTRIBUTIONS, max_attempts=2)
