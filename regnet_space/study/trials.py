@@ -221,6 +221,8 @@ def recover_stale(study: optuna.Study, storage: optuna.storages.BaseStorage, *, 
     retries = []
     with exclusive(study, storage):  # serialised with enqueue_missing, which would enqueue these models too
         for trial in stale:
+            if not is_stale(storage.get_trial(trial._trial_id), time.time(), stale_after):
+                continue  # it beat again meanwhile, or a rival already recovered it
             if fail(storage, trial._trial_id, reason=LOST_REASON, **{LOST: True}):  # we, not a rival, failed it
                 attrs = {k: v for k, v in trial.user_attrs.items() if k in MODEL_ATTRS or k.startswith(PARAM_PREFIX)}
                 retries.append(waiting_retry(trial, attrs, now))
@@ -229,7 +231,7 @@ def recover_stale(study: optuna.Study, storage: optuna.storages.BaseStorage, *, 
 
 
 def fail(storage: optuna.storages.BaseStorage, trial_id: int, *, reason: str, **attrs: Any) -> bool:
-    """Mark a trial failed with a reason. False (and nothing changed) if another process finished it first."""
+    """Mark a trial failed with a reason. False if another process finished it first (its state is theirs)."""
     try:
         storage.set_trial_user_attr(trial_id, ERROR, reason)
         for key, value in attrs.items():
