@@ -95,12 +95,41 @@ def chance_error(num_classes: int) -> float:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+class _Interrupt:
+    """A stop signal that arrives inside a storage call is held until the call returns: cut in half, a call
+    can leave Optuna's in-memory replay of a journal one record short (it counts a record before applying
+    it), and the marking of the model as interrupted then fails. Between calls (training, back-off sleeps
+    during an outage) it interrupts at once."""
+
+    depth = 0
+    pending = False
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     """The first stop signal interrupts; later ones (the runner's SIGTERM after a terminal's SIGINT) are
     ignored, so they cannot cut short the marking of the running model as interrupted."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    if _Interrupt.depth:
+        _Interrupt.pending = True
+        return
     raise KeyboardInterrupt
+
+
+def whole(call: Callable[[], T]) -> Callable[[], T]:
+    """``call`` made uninterruptible by stop signals while it runs (see _Interrupt); for ``retry``."""
+
+    def run() -> T:
+        _Interrupt.depth += 1
+        try:
+            return call()
+        finally:
+            _Interrupt.depth -= 1
+            if not _Interrupt.depth and _Interrupt.pending:
+                _Interrupt.pending = False
+                raise KeyboardInterrupt
+
+    return run
 
 
 def run_worker(session: StudySession, *, device: str = "cpu", threads: int | None = None,
@@ -127,12 +156,13 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
     outage = spec.outage_timeout  # storage calls ride out a database restart or fail-over this long
     contact = Contact()
     budget = dict(stale_after=spec.stale_after, distributions=distributions, max_attempts=spec.max_attempts)
-    retry(lambda: ensure_index(storage), what="preparing the study's queue", timeout=outage)
-    retry(lambda: enqueue_population(study, storage, population, **budget), what="enqueuing models", timeout=outage)
+    retry(whole(lambda: ensure_index(storage)), what="preparing the study's queue", timeout=outage)
+    retry(whole(lambda: enqueue_population(study, storage, population, **budget)), what="enqueuing models",
+          timeout=outage)
     while True:
         try:
-            trial = retry(lambda: contact.track(lambda: claim(study, storage, name, stale_after=spec.stale_after,
-                                                              connected_since=contact.since)),
+            trial = retry(whole(lambda: contact.track(lambda: claim(study, storage, name, stale_after=spec.stale_after,
+                                                                    connected_since=contact.since))),
                           what="claiming a model", timeout=outage)
         except KeyboardInterrupt:
             _release_claims(session, name)
@@ -143,12 +173,12 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
             else:
                 report.failed += 1
             continue
-        if retry(lambda: running_count(session), what="reading the study", timeout=outage):
+        if retry(whole(lambda: running_count(session)), what="reading the study", timeout=outage):
             time.sleep(poll)  # another worker is busy; wait in case it dies and its model needs us
             continue
         # Nothing waiting or running: re-enqueue models that failed with budget left, or lost their trial.
-        if not retry(lambda: enqueue_missing(study, storage, population, **budget), what="recovering models",
-                     timeout=outage):
+        if not retry(whole(lambda: enqueue_missing(study, storage, population, **budget)),
+                     what="recovering models", timeout=outage):
             return report
 
 
@@ -184,7 +214,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
             raise
         except Exception as exc:  # a model that cannot train is data about the space, not a crash of the study
             reason = f"{type(exc).__name__}: {exc}"
-            retry(lambda: fail(storage, trial_id, reason=reason), what="storing a failure",
+            retry(whole(lambda: fail(storage, trial_id, reason=reason)), what="storing a failure",
                   timeout=spec.outage_timeout)
             return False
     outcome = result.to_dict()
@@ -209,7 +239,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
         storage.set_trial_state_values(trial_id, state=TrialState.COMPLETE, values=[error])
 
     try:
-        retry(store, what=f"storing model {index} of {label}", timeout=spec.outage_timeout)
+        retry(whole(store), what=f"storing model {index} of {label}", timeout=spec.outage_timeout)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # declared dead while finishing (a long stall); another worker retrains it
     return True
