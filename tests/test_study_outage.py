@@ -68,3 +68,27 @@ def test_missing_database_on_a_real_server(tmp_path, postgres_url):
     assert result.returncode == 2 and "no such database" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "sup3rsecret" not in result.stderr
     assert time.monotonic() - start < 30
+
+
+def test_a_read_broken_by_a_server_restart_is_retried():
+    """Optuna retries a failed read on the same session; SQLAlchemy then raises PendingRollbackError, wrapped in
+    StorageInternalError (seen when `pg_ctl restart` cut a worker's claim): still a dropped connection."""
+    import optuna
+    from sqlalchemy.exc import PendingRollbackError
+
+    calls = []
+
+    def broken_then_fine():
+        calls.append(1)
+        if len(calls) == 1:
+            try:
+                try:
+                    raise dropped()
+                except OperationalError:
+                    raise PendingRollbackError("Can't reconnect until invalid transaction is rolled back")
+            except PendingRollbackError as exc:
+                raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from exc
+        return "back"
+
+    assert retry(broken_then_fine, what="claiming", first_delay=0.01, timeout=5) == "back"
+    assert len(calls) == 2

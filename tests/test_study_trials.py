@@ -1,11 +1,15 @@
 """The trial bookkeeping of studies, on in-memory Optuna storage: enqueue order, claims, model states."""
 
+import threading
+
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from regnet_space.spaces import load_space, sample_models
 from regnet_space.study.params import space_distributions
-from regnet_space.study.trials import claim, enqueue_missing, model_states, waiting_trial
+from regnet_space.study.queue import ensure_index
+from regnet_space.study.trials import claim, enqueue_missing, enqueue_population, fail, model_states, waiting_trial
 
 
 SPACES = ("anynetx_a", "regnetx")
@@ -23,6 +27,22 @@ def new_study():
     return optuna.create_study(storage=storage, direction="minimize"), storage
 
 
+@pytest.fixture(params=["memory", "journal", "postgres"])
+def any_study(request, tmp_path):
+    """A new study on each storage the queue has its own code for (queue.py), with the raw storage."""
+    if request.param == "memory":
+        return new_study()
+    if request.param == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "study.journal")))
+    else:
+        pytest.importorskip("psycopg")
+        storage = optuna.storages.RDBStorage(request.getfixturevalue("postgres_url"))
+        ensure_index(storage)
+    return optuna.create_study(study_name=tmp_path.name, storage=storage, direction="minimize"), storage
+
+
 def test_models_are_enqueued_round_robin_across_spaces():
     study, storage = new_study()
     assert enqueue_missing(study, storage, population(), stale_after=60, distributions=DISTRIBUTIONS) == 6
@@ -37,9 +57,10 @@ def test_a_duplicate_trial_of_a_model_is_superseded_not_trained():
     study, storage = new_study()
     pop = population(1)
     enqueue_missing(study, storage, pop, stale_after=60, distributions=DISTRIBUTIONS)
-    # A second process enqueued the same population at the same moment: every model has two waiting trials.
+    # A study from before enqueueing was locked: two processes enqueued the same population at once.
     for label, models in pop.items():
         study.add_trial(waiting_trial(label, 0, models[0], DISTRIBUTIONS[label]))
+    assert enqueue_missing(study, storage, pop, stale_after=60, distributions=DISTRIBUTIONS) == 0
     claimed = []
     while (trial := claim(study, storage, "w", stale_after=60)) is not None:
         claimed.append((trial.user_attrs["space"], trial.user_attrs["model_index"]))
@@ -50,13 +71,101 @@ def test_a_duplicate_trial_of_a_model_is_superseded_not_trained():
     assert sum(t.user_attrs.get("superseded", False) for t in study.get_trials()) == 2
 
 
-def test_a_stale_running_trial_is_failed_and_its_model_enqueued_again():
+def test_a_dead_workers_model_is_retried_first_by_the_next_claim(any_study):
+    study, storage = any_study
+    enqueue_missing(study, storage, population(3), stale_after=60, distributions=DISTRIBUTIONS)
+    dead = claim(study, storage, "dead-worker", stale_after=60)
+    key = (dead.user_attrs["space"], dead.user_attrs["model_index"])
+    assert claim(study, storage, "busy-worker", stale_after=60).number == 1
+    storage.set_trial_user_attr(dead._trial_id, "heartbeat", 0.0)  # last heard of in 1970
+    # The next claim (any worker's) fails the dead trial and takes its model before the 4 others waiting.
+    retry = claim(study, storage, "live", stale_after=60)
+    assert (retry.user_attrs["space"], retry.user_attrs["model_index"]) == key
+    assert retry.params == dead.params and retry.user_attrs["spec"] == dead.user_attrs["spec"]
+    failed = storage.get_trial(dead._trial_id)
+    assert failed.state == TrialState.FAIL and failed.user_attrs["lost"] and "heartbeat" in failed.user_attrs["error"]
+    assert claim(study, storage, "live", stale_after=60).number == 2  # then the queue in order
+    # Exactly once: the full pass finds every model live and enqueues nothing more.
+    assert enqueue_missing(study, storage, population(3), stale_after=60, distributions=DISTRIBUTIONS) == 0
+    assert len(storage.get_all_trials(study._study_id)) == 7
+
+
+def test_a_stale_running_trial_found_by_the_full_pass_is_failed_and_enqueued_again():
     study, storage = new_study()
     enqueue_missing(study, storage, population(1), stale_after=60, distributions=DISTRIBUTIONS)
     trial = claim(study, storage, "dead-worker", stale_after=60)
-    storage.set_trial_user_attr(trial._trial_id, "heartbeat", 0.0)  # last heard of in 1970
+    storage.set_trial_user_attr(trial._trial_id, "heartbeat", 0.0)
     states = model_states(study.get_trials(), {"anynetx_a": 1, "regnetx": 1}, stale_after=60)
-    assert states[(trial.user_attrs["space"], 0)].status == "failed"
+    assert states[(trial.user_attrs["space"], 0)].status == "pending"  # lost, not failed: it will be retried
     assert enqueue_missing(study, storage, population(1), stale_after=60, distributions=DISTRIBUTIONS) == 1
     assert storage.get_trial(trial._trial_id).state == TrialState.FAIL
     assert "heartbeat" in storage.get_trial(trial._trial_id).user_attrs["error"]
+
+
+def test_a_model_failing_max_attempts_times_is_failed_for_good(any_study):
+    study, storage = any_study
+    pop = population(1)
+    sizes = {"anynetx_a": 1, "regnetx": 1}
+    enqueue_missing(study, storage, pop, stale_after=60, distributions=DISTRIBUTIONS, max_attempts=2)
+    rounds = 0
+    while True:
+        while (trial := claim(study, storage, "w", stale_after=60)) is not None:
+            if trial.user_attrs["space"] == "regnetx":
+                fail(storage, trial._trial_id, reason="RuntimeError: always")
+            elif rounds == 0:  # interruptions and lost workers are not the model's fault: they do not count
+                fail(storage, trial._trial_id, reason="interrupted", interrupted=True)
+            else:
+                storage.set_trial_state_values(trial._trial_id, state=TrialState.COMPLETE, values=[1.0])
+        rounds += 1
+        if not enqueue_missing(study, storage, pop, stale_after=60, distributions=DISTRIBUTIONS, max_attempts=2):
+            break
+    assert rounds == 2
+    states = model_states(study.get_trials(), sizes, stale_after=60, max_attempts=2)
+    assert states[("regnetx", 0)].status == "failed" and states[("regnetx", 0)].failures == 2
+    assert states[("regnetx", 0)].trial.user_attrs["error"] == "RuntimeError: always"
+    assert states[("anynetx_a", 0)].status == "complete" and states[("anynetx_a", 0)].failures == 0
+    assert states[("anynetx_a", 0)].attempts == 2
+    regnet_trials = [t for t in study.get_trials() if t.user_attrs["space"] == "regnetx"]
+    assert [t.state for t in regnet_trials] == [TrialState.FAIL, TrialState.FAIL]
+    # With a bigger budget the same study retries it once more.
+    assert enqueue_missing(study, storage, pop, stale_after=60, distributions=DISTRIBUTIONS, max_attempts=3) == 1
+
+
+def test_workers_starting_at_once_enqueue_the_population_once(tmp_path):
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.create_study(study_name="s", storage=optuna.storages.JournalStorage(
+        JournalFileBackend(str(tmp_path / "j"))))
+    pop, start = population(5), threading.Barrier(4)
+
+    def worker():
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "j")))
+        study = optuna.load_study(study_name="s", storage=storage)
+        start.wait()
+        enqueue_population(study, storage, pop, stale_after=60, distributions=DISTRIBUTIONS)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        JournalFileBackend(str(tmp_path / "j"))))
+    keys = [(t.user_attrs["space"], t.user_attrs["model_index"]) for t in study.get_trials()]
+    assert len(keys) == 10 and len(set(keys)) == 10
+
+
+def test_silence_is_not_judged_right_after_the_judge_itself_lost_the_storage():
+    import time
+
+    from regnet_space.study.trials import recover_stale
+
+    study, storage = new_study()
+    enqueue_missing(study, storage, population(1), stale_after=60, distributions=DISTRIBUTIONS)
+    trial = claim(study, storage, "w", stale_after=60)
+    storage.set_trial_user_attr(trial._trial_id, "heartbeat", time.time() - 120)  # silent for 2 minutes...
+    # ...but this worker was itself cut off 10 s ago (an outage hides every heartbeat): no verdict yet.
+    assert recover_stale(study, storage, stale_after=60, connected_since=time.time() - 10) == 0
+    assert storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+    assert recover_stale(study, storage, stale_after=60, connected_since=time.time() - 61) == 1
+    assert storage.get_trial(trial._trial_id).state == TrialState.FAIL

@@ -9,16 +9,19 @@ from typing import Any
 import pandas as pd
 
 from .session import StudySession
-from .trials import ERROR, WORKER, decode_params, model_states
+from .snapshot import trial_views
+from .trials import (ERROR, HEARTBEAT, INDEX, INTERRUPTED, LOST, SPACE, SUPERSEDED, WORKER, decode_params,
+                     model_states)
 
 STATUSES = ("complete", "running", "failed", "pending")
 
 
 def model_rows(session: StudySession) -> list[dict[str, Any]]:
-    """Every model of the population with its status and, once trained, its metrics."""
+    """Every model of the population with its status and, once trained, its metrics (one read of the study)."""
     spec = session.spec
     trials = session.study.get_trials(deepcopy=False)
-    states = model_states(trials, spec.population_sizes, stale_after=spec.stale_after)
+    states = model_states(trials, spec.population_sizes, stale_after=spec.stale_after,
+                          max_attempts=spec.max_attempts)
     queued = {(t.user_attrs.get("space"), t.user_attrs.get("model_index")): t for t in trials if "spec" in t.user_attrs}
     rows = []
     for (label, index), state in states.items():
@@ -44,28 +47,39 @@ def model_rows(session: StudySession) -> list[dict[str, Any]]:
     return rows
 
 
-def status_summary(session: StudySession, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Per space: target and counts of complete/running/failed/pending/diverged models, best so far, ETA."""
-    rows = model_rows(session) if rows is None else rows
+_STATUS_ATTRS = (SPACE, INDEX, HEARTBEAT, SUPERSEDED, INTERRUPTED, LOST, ERROR, "diverged", "val_error", "flops",
+                 "seconds")
+
+
+def status_summary(session: StudySession) -> dict[str, Any]:
+    """Per space: target and counts of complete/running/failed/pending/diverged models, best so far, ETA; and
+    the models whose failure budget is spent. Reads each trial's few status attributes, in one pass."""
+    spec = session.spec
+    views = trial_views(session.study, session.storage, _STATUS_ATTRS)
+    states = model_states(views, spec.population_sizes, stale_after=spec.stale_after, max_attempts=spec.max_attempts)
     spaces: dict[str, Any] = {}
-    for entry in session.spec.spaces:
-        mine = [r for r in rows if r["space"] == entry.label]
-        complete = [r for r in mine if r["status"] == "complete"]
-        best = min(complete, key=lambda r: (r["val_error"], r["flops"]), default=None)
+    for entry in spec.spaces:
+        mine = [s for s in states.values() if s.label == entry.label]
+        complete = [s for s in mine if s.status == "complete"]
+        best = min(complete, key=lambda s: (s.trial.user_attrs["val_error"], s.trial.user_attrs.get("flops") or 0),
+                   default=None)
         spaces[entry.label] = {
             "space": entry.space, "target": entry.n,
-            **{status: sum(r["status"] == status for r in mine) for status in STATUSES},
-            "diverged": sum(r["diverged"] for r in mine),
-            "best_val_error": best["val_error"] if best else None,
-            "best_model_index": best["model_index"] if best else None,
+            **{status: sum(s.status == status for s in mine) for status in STATUSES},
+            "diverged": sum(s.diverged for s in mine),
+            "best_val_error": best.trial.user_attrs["val_error"] if best else None,
+            "best_model_index": best.index if best else None,
         }
-    seconds = [r["seconds"] for r in rows if r["status"] == "complete" and r["seconds"] is not None]
-    remaining = sum(r["status"] in ("pending", "running", "failed") for r in rows)
-    running = max(1, sum(r["status"] == "running" for r in rows))
+    seconds = [s.trial.user_attrs["seconds"] for s in states.values()
+               if s.status == "complete" and s.trial.user_attrs.get("seconds") is not None]
+    remaining = sum(s.status in ("pending", "running") for s in states.values())
+    running = max(1, sum(s.status == "running" for s in states.values()))
     eta = (sum(seconds) / len(seconds)) * remaining / running if seconds and remaining else (0.0 if not remaining else None)
-    return {"study": session.spec.name, "storage": session.location, "total": session.spec.total,
-            "complete": sum(r["status"] == "complete" for r in rows), "eta_seconds": eta, "spaces": spaces,
-            "time": time.time()}
+    failed = [{"space": s.label, "model_index": s.index, "failures": s.failures,
+               "error": s.trial.user_attrs.get(ERROR)} for s in states.values() if s.status == "failed"]
+    return {"study": spec.name, "storage": session.location, "total": spec.total,
+            "complete": sum(s.status == "complete" for s in states.values()), "eta_seconds": eta, "spaces": spaces,
+            "failed_models": failed, "time": time.time()}
 
 
 def load_study_table(spec_path: str, *, dir: str | None = None, storage: str | None = None

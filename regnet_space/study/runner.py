@@ -10,9 +10,13 @@ import time
 
 from tqdm import tqdm
 
-from .results import model_rows, status_summary
+from optuna.trial import TrialState
+
+from .results import status_summary
 from .session import StudySession, study_dir
+from .snapshot import best_by_space, state_counts
 from .storage import retry
+from .trials import SPACE
 
 STORAGE_ENV = "REGNET_SPACE_STORAGE"  # how a URL reaches the workers without showing up in `ps`
 
@@ -44,8 +48,7 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
             processes.append((subprocess.Popen(command + ["--name", f"{os.uname().nodename}:local-{i}"], env=env,
                                                stdout=log, stderr=subprocess.STDOUT,
                                                preexec_fn=_die_with_parent), log))
-        start = status_summary(session)["complete"]
-        bar = tqdm(total=spec.total, initial=start, unit="model", desc=spec.name, disable=not progress,
+        bar = tqdm(total=spec.total, initial=0, unit="model", desc=spec.name, disable=not progress,
                    dynamic_ncols=True, file=sys.stderr)
         while any(p.poll() is None for p, _ in processes):
             retry(lambda: _update(bar, session), what="reading progress", timeout=spec.outage_timeout)
@@ -77,6 +80,14 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
                   *("  " + line for line in tail), sep="\n", file=sys.stderr)
     summary = status_summary(session)
     missing = spec.total - summary["complete"]
+    failed = summary["failed_models"]
+    if failed:
+        first = failed[0]
+        print(f"{len(failed)} model(s) failed {spec.max_attempts} time(s) each and were given up ([workers] "
+              f"max_attempts): " + ", ".join(f"{f['space']} #{f['model_index']}" for f in failed[:10])
+              + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
+              + f"; first error ({first['space']} #{first['model_index']}): {first['error']}", file=sys.stderr)
+        return 1
     if missing:
         print(f"{missing} of {spec.total} models are not complete (see `regnet-space study status`); "
               f"run the same command again to train them.", file=sys.stderr)
@@ -123,8 +134,9 @@ def _stop_workers(processes: list[subprocess.Popen]) -> None:
 
 
 def _update(bar: tqdm, session: StudySession) -> None:
-    summary = status_summary(session, model_rows(session))
-    bar.n = summary["complete"]
-    best = {label: s["best_val_error"] for label, s in summary["spaces"].items() if s["best_val_error"] is not None}
-    bar.set_postfix_str(" ".join(f"{label} best {err:.2f}%" for label, err in best.items()), refresh=False)
+    """Two aggregate queries (counts by state, best per space), not a read of every trial: cheap each second."""
+    study, storage = session.study, session.storage
+    bar.n = min(session.spec.total, state_counts(study, storage).get(TrialState.COMPLETE, 0))
+    best = best_by_space(study, storage, SPACE)
+    bar.set_postfix_str(" ".join(f"{label} best {err:.2f}%" for label, err in sorted(best.items())), refresh=False)
     bar.refresh()

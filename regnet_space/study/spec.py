@@ -28,6 +28,7 @@
     heartbeat_interval = 5          # seconds between a running model's heartbeats
     stale_after = 60                # a running model silent this long is taken to be dead and retried
     outage_timeout = 600            # seconds a lost database connection is retried (a restart, a fail-over)
+    max_attempts = 3                # a model whose training fails this often is given up (status "failed")
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from ..errors import UserError
 from ..redaction import remember_url
 
 COMPLEXITY_METRICS = ("flops", "params", "acts", "mac")
-WORKER_KEYS = ("heartbeat_interval", "stale_after", "outage_timeout")
+WORKER_KEYS = ("heartbeat_interval", "stale_after", "outage_timeout", "max_attempts")
 OUTAGE_TIMEOUT = 600.0  # seconds a storage outage is ridden out: a database restart or fail-over
 _STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TOP_KEYS = {"name", "description", "seed", "measure_latency", "time_limit", "storage", "dataset", "proxy",
@@ -77,6 +78,7 @@ class StudySpec:
     heartbeat_interval: float = 5.0
     stale_after: float = 60.0
     outage_timeout: float = 600.0
+    max_attempts: int = 3
     text: str = ""
     path: str = ""
 
@@ -155,6 +157,9 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
     heartbeat = _seconds(workers.get("heartbeat_interval", 5.0), "workers.heartbeat_interval")
     stale = _seconds(workers.get("stale_after", 60.0), "workers.stale_after")
     outage = _seconds(workers.get("outage_timeout", OUTAGE_TIMEOUT), "workers.outage_timeout", allow_zero=True)
+    max_attempts = _expect(workers.get("max_attempts", 3), int, "workers.max_attempts", "an integer")
+    if max_attempts < 1:
+        raise UserError(f"workers.max_attempts: must be >= 1, got {max_attempts}")
     if stale <= 2 * heartbeat:
         raise UserError("workers.stale_after: must be more than twice workers.heartbeat_interval")
     study_form = _input_form(data.get("input_form"), "input_form")
@@ -199,7 +204,7 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
         dataset=dataset, proxy=proxy,
         measure_latency=_expect(data.get("measure_latency", True), bool, "measure_latency", "true or false"),
         time_limit=time_limit, storage=storage, heartbeat_interval=heartbeat, stale_after=stale,
-        outage_timeout=outage,
+        outage_timeout=outage, max_attempts=max_attempts,
         text=text, path=str(path))
 
 

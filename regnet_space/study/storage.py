@@ -221,15 +221,20 @@ def _create_rdb_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStora
 
 
 def _is_connection_error(exc: BaseException) -> bool:
+    """A dropped connection, also when Optuna wraps it (StorageInternalError) or SQLAlchemy reports it as the
+    transaction it broke (PendingRollbackError, raised while Optuna retries a read on the dead connection)."""
     try:
-        from sqlalchemy.exc import DBAPIError, OperationalError
+        from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
     except ImportError:  # pragma: no cover - sqlalchemy ships with optuna
         return False
     if isinstance(exc, OperationalError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, optuna.exceptions.StorageInternalError) and _is_connection_error(exc.__cause__ or exc.__context__ or Exception())
+    if isinstance(exc, (optuna.exceptions.StorageInternalError, PendingRollbackError)):
+        cause = exc.__cause__ or exc.__context__
+        return cause is not None and _is_connection_error(cause)
+    return False
 
 
 _FATAL = (  # connection errors that waiting cannot fix: (SQLSTATE, words of the server's message, what to say)

@@ -1,8 +1,11 @@
 """A study worker: claims models one at a time, trains them, stores the results, until the population is done.
 
 Any number of workers, on one machine or many, may share a study; see trials.py for the protocol that keeps
-each model trained exactly once. SIGINT/SIGTERM fail the running model as ``interrupted`` (a rerun retrains
-it); a worker killed outright stops its heartbeat, and another worker retries its model.
+each model trained exactly once. A worker reads the whole study only at the start of a new study (to enqueue
+its population) and when the queue runs dry (to re-enqueue what failed or was lost); each claim and each
+heartbeat costs O(workers), whatever the population size. SIGINT/SIGTERM fail the running model as
+``interrupted`` (a rerun retrains it); a worker killed outright stops its heartbeat, and another worker
+retries its model.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -22,8 +25,12 @@ from optuna.trial import FrozenTrial, TrialState
 from ..spec import AnyNetSpec
 from .population import DataShape, build_population, population_distributions, space_seed, tiny_stage_warning
 from .session import StudySession
+from .queue import ensure_index
 from .storage import retry
-from .trials import HEARTBEAT, INDEX, INTERRUPTED, SPACE, WORKER, claim, enqueue_missing, fail, model_states
+from .trials import (HEARTBEAT, INDEX, INTERRUPTED, SPACE, WORKER, claim, enqueue_missing, enqueue_population, fail,
+                     recover_stale)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -32,18 +39,38 @@ class WorkerReport:
     failed: int = 0
 
 
-class Heartbeat:
-    """Refreshes the trial's heartbeat attribute from a background thread while the model trains."""
+class Contact:
+    """When this worker last failed to reach the storage (0: never). Dead workers are judged by their silence
+    only over time this worker could see the storage itself (see trials.recover_stale)."""
 
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: float) -> None:
-        self._storage, self._trial_id, self._interval = storage, trial_id, interval
+    def __init__(self) -> None:
+        self.since = 0.0
+
+    def track(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except Exception:
+            self.since = time.time()
+            raise
+
+
+class Heartbeat:
+    """Refreshes the trial's heartbeat attribute from a background thread while the model trains, and looks
+    for dead workers' models each beat, so they are re-enqueued (at the front) even while every live worker
+    is busy: a free worker then restarts one within ``stale_after + heartbeat_interval`` of its last beat."""
+
+    def __init__(self, session: StudySession, trial_id: int, contact: Contact) -> None:
+        self._session, self._trial_id, self._contact = session, trial_id, contact
+        self._storage, self._interval = session.storage, session.spec.heartbeat_interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
 
     def _beat(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self._storage.set_trial_user_attr(self._trial_id, HEARTBEAT, time.time())
+                self._contact.track(lambda: self._storage.set_trial_user_attr(self._trial_id, HEARTBEAT, time.time()))
+                recover_stale(self._session.study, self._storage, stale_after=self._session.spec.stale_after,
+                              connected_since=self._contact.since)
             except Exception:  # a missed beat is retried next interval; staleness needs many in a row
                 pass
 
@@ -68,12 +95,41 @@ def chance_error(num_classes: int) -> float:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+class _Interrupt:
+    """A stop signal that arrives inside a storage call is held until the call returns: cut in half, a call
+    can leave Optuna's in-memory replay of a journal one record short (it counts a record before applying
+    it), and the marking of the model as interrupted then fails. Between calls (training, back-off sleeps
+    during an outage) it interrupts at once."""
+
+    depth = 0
+    pending = False
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     """The first stop signal interrupts; later ones (the runner's SIGTERM after a terminal's SIGINT) are
     ignored, so they cannot cut short the marking of the running model as interrupted."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    if _Interrupt.depth:
+        _Interrupt.pending = True
+        return
     raise KeyboardInterrupt
+
+
+def whole(call: Callable[[], T]) -> Callable[[], T]:
+    """``call`` made uninterruptible by stop signals while it runs (see _Interrupt); for ``retry``."""
+
+    def run() -> T:
+        _Interrupt.depth += 1
+        try:
+            return call()
+        finally:
+            _Interrupt.depth -= 1
+            if not _Interrupt.depth and _Interrupt.pending:
+                _Interrupt.pending = False
+                raise KeyboardInterrupt
+
+    return run
 
 
 def run_worker(session: StudySession, *, device: str = "cpu", threads: int | None = None,
@@ -98,42 +154,48 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     report = WorkerReport()
     outage = spec.outage_timeout  # storage calls ride out a database restart or fail-over this long
-    retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after,
-                                  distributions=distributions), what="enqueuing models", timeout=outage)
+    contact = Contact()
+    budget = dict(stale_after=spec.stale_after, distributions=distributions, max_attempts=spec.max_attempts)
+    retry(whole(lambda: ensure_index(storage)), what="preparing the study's queue", timeout=outage)
+    retry(whole(lambda: enqueue_population(study, storage, population, **budget)), what="enqueuing models",
+          timeout=outage)
     while True:
         try:
-            trial = retry(lambda: claim(study, storage, name, stale_after=spec.stale_after), what="claiming a model",
-                          timeout=outage)
+            trial = retry(whole(lambda: contact.track(lambda: claim(study, storage, name, stale_after=spec.stale_after,
+                                                                    connected_since=contact.since))),
+                          what="claiming a model", timeout=outage)
         except KeyboardInterrupt:
             _release_claims(session, name)
             raise
-        if trial is None:
-            if retry(lambda: enqueue_missing(study, storage, population, stale_after=spec.stale_after,
-                                             distributions=distributions),
-                     what="recovering models", timeout=spec.outage_timeout):
-                continue
-            states = retry(lambda: model_states(study.get_trials(deepcopy=False), spec.population_sizes,
-                                                stale_after=spec.stale_after), what="reading the study",
-                           timeout=spec.outage_timeout)
-            if any(s.status == "running" for s in states.values()):
-                time.sleep(poll)  # another worker is busy; wait in case it dies and its model needs us
-                continue
+        if trial is not None:
+            if _train_trial(session, trial, dataset, device, contact):
+                report.trained += 1
+            else:
+                report.failed += 1
+            continue
+        if retry(whole(lambda: running_count(session)), what="reading the study", timeout=outage):
+            time.sleep(poll)  # another worker is busy; wait in case it dies and its model needs us
+            continue
+        # Nothing waiting or running: re-enqueue models that failed with budget left, or lost their trial.
+        if not retry(whole(lambda: enqueue_missing(study, storage, population, **budget)),
+                     what="recovering models", timeout=outage):
             return report
-        if _train_trial(session, trial, dataset, device):
-            report.trained += 1
-        else:
-            report.failed += 1
+
+
+def running_count(session: StudySession) -> int:
+    """How many trials are running (live or not yet declared dead): O(workers)."""
+    return len(session.storage.get_all_trials(session.study._study_id, deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def _release_claims(session: StudySession, name: str) -> None:
     """Interrupted while claiming: a trial this worker had just moved to RUNNING must not stay there."""
-    for trial in session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in session.storage.get_all_trials(session.study._study_id, deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get(WORKER) == name:
             fail(session.storage, trial._trial_id, reason="interrupted while being claimed; a rerun trains it",
                  **{INTERRUPTED: True})
 
 
-def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device: str) -> bool:
+def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device: str, contact: Contact) -> bool:
     from ..train import ProxyConfig, train_model
 
     spec, storage = session.spec, session.storage
@@ -141,7 +203,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
     label, index = trial.user_attrs[SPACE], int(trial.user_attrs[INDEX])
     model_spec = AnyNetSpec.from_json(trial.user_attrs["spec"])
     seed = space_seed(spec.seed, label) + index
-    with Heartbeat(storage, trial_id, spec.heartbeat_interval):
+    with Heartbeat(session, trial_id, contact):
         try:
             result = train_model(model_spec, dataset, ProxyConfig.from_dict(spec.proxy), seed=seed, device=device,
                                  time_limit=spec.time_limit, progress=False)
@@ -152,7 +214,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
             raise
         except Exception as exc:  # a model that cannot train is data about the space, not a crash of the study
             reason = f"{type(exc).__name__}: {exc}"
-            retry(lambda: fail(storage, trial_id, reason=reason), what="storing a failure",
+            retry(whole(lambda: fail(storage, trial_id, reason=reason)), what="storing a failure",
                   timeout=spec.outage_timeout)
             return False
     outcome = result.to_dict()
@@ -177,7 +239,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
         storage.set_trial_state_values(trial_id, state=TrialState.COMPLETE, values=[error])
 
     try:
-        retry(store, what=f"storing model {index} of {label}", timeout=spec.outage_timeout)
+        retry(whole(store), what=f"storing model {index} of {label}", timeout=spec.outage_timeout)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # declared dead while finishing (a long stall); another worker retrains it
     return True
