@@ -30,6 +30,7 @@ from ..regnet import quantized_block_widths
 
 _REFINE_TOP = 8  # coarse optima refined
 _REFINE_ROUNDS = 4
+_CELL_WA = 8  # wa values per bounded cell (see _score_grid)
 _CHUNK_ELEMENTS = 1 << 18  # candidates x blocks scored per step: bounds memory, keeps arrays near the cache
 
 
@@ -118,9 +119,8 @@ def _coarse(log_observed: np.ndarray, observed: np.ndarray, q: int, wm_range: tu
     models = observed.shape[0]
     w0_grid, wm_grid = _coarse_grids(observed, q, wm_range)
     wa_grid = np.broadcast_to(np.round(np.r_[0.0, np.geomspace(1.0, wa_max, 40)], 2), (models, 41))
-    scores = _score_grid(log_observed, w0_grid, wa_grid, wm_grid, q)
-    padding = np.isnan(w0_grid)[:, :, None, None] | np.isnan(wm_grid)[:, None, None, :]  # shorter grids
-    flat = np.where(padding, np.inf, scores).reshape(models, -1)
+    scores = _score_grid(log_observed, w0_grid, wa_grid, wm_grid, q, _REFINE_TOP)  # +inf: padding, or not a top
+    flat = scores.reshape(models, -1)
     top = np.argsort(flat, axis=1, kind="stable")[:, :_REFINE_TOP]
     a, b, c = np.unravel_index(top, scores.shape[1:])
     rows = np.arange(models)[:, None]
@@ -151,7 +151,7 @@ def _refine(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.nda
         local_wa = np.round(np.clip(np.concatenate([wa[rows, None] * np.geomspace(1 / span, span, 11),
                                                     wa[rows, None] + np.linspace(-1, 1, 5)], axis=1), 0, wa_max), 2)
         local_wm = np.round(np.clip(wm[rows, None] + step * np.linspace(-1, 1, 11), wm_lo, wm_hi), 3)
-        local = _score_grid(log_observed[rows], local_w0, local_wa, local_wm, q).reshape(rows.size, -1)
+        local = _score_grid(log_observed[rows], local_w0, local_wa, local_wm, q, 1).reshape(rows.size, -1)
         best = np.argmin(local, axis=1)
         a, b, c = np.unravel_index(best, (local_w0.shape[1], local_wa.shape[1], local_wm.shape[1]))
         within = np.arange(rows.size)
@@ -194,28 +194,76 @@ def _padded(rows: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _score_grid(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, q: int) -> np.ndarray:
-    """e_fit of every (w0, wa, wm) of each model's grid: (models, |w0|, |wa|, |wm|) from per-model values
-    (models, n) of w0, wa and wm (wa, wm rounded) and log widths (models, depth). NaN entries (padding of
-    shorter grids) are scored as the row's first value; callers mask their scores."""
+def _score_grid(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, q: int, keep: int
+                ) -> np.ndarray:
+    """e_fit of every (w0, wa, wm) of each model's grid that can be among its ``keep`` lowest scores, +inf for
+    the others: (models, |w0|, |wa|, |wm|) from per-model values (models, n) of w0, wa and wm (wa, wm rounded)
+    and log widths (models, depth). NaN entries (padding of shorter grids) score +inf.
+
+    Most candidates are far from a model's best, so they are bounded before they are scored (branch and bound):
+    the grid is cut into cells of one w0, one wm and up to ``_CELL_WA`` wa values. A block's exponent
+    k_j = round(log(u_j / w0) / log(wm)) grows with wa, so within a cell it lies between its values at the
+    cell's smallest and largest wa (widened by 1e-9 against rounding); the block's term |log(width_k /
+    observed_j)| is smallest at the level nearest the observed width (terms fall, then rise, with k), clamped
+    to that range; the mean of these minima bounds every score in the cell from below. The ``keep`` cells of
+    lowest bound are scored first; the ``keep``-th lowest score among them caps the answer, and only the cells
+    whose bound does not exceed the cap (by more than 1e-9) are scored. Scored candidates get exactly the
+    scores of scoring the whole grid (the same operations on the same values), so the order and the ties among
+    the lowest are unchanged."""
+    valid = ~np.isnan(w0)[:, :, None, None] | np.zeros(wm.shape[1], bool)
+    valid &= ~np.isnan(wm)[:, None, None, :]  # (models, w0, 1, wm)
     w0 = np.where(np.isnan(w0), w0[:, :1], w0)
     wm = np.where(np.isnan(wm), wm[:, :1], wm)
     models, depth = log_observed.shape
+    n_w0, n_wa, n_wm = w0.shape[1], wa.shape[1], wm.shape[1]
+    cells = -(-n_wa // _CELL_WA)
+    size = -(-n_wa // cells)  # wa values per cell; the last cell is padded with copies, scored +inf
+    wa = np.concatenate([wa, np.repeat(wa[:, -1:], cells * size - n_wa, axis=1)], axis=1)
     j = np.arange(depth)
     # log(u_j / w0) with u_j = w0 + wa * j, computed as the direct prediction does: (models, w0, wa, block)
     w0_4d = w0[:, :, None, None]
     log_growth = np.log((w0_4d + wa[:, None, :, None] * j) / w0_4d)
-    k = log_growth[:, :, :, None, :] / np.log(wm)[:, None, None, :, None]  # (models, w0, wa, wm, block)
-    np.round(k, out=k)
-    levels = int(k.max()) + 1
-    exponents = np.tile(np.arange(levels, dtype=float), (models, wm.shape[1], 1))  # contiguous, as k is
+    log_wm = np.log(wm)
+    cell_wa = wa.reshape(models, cells, size)
+    ends = [np.log((w0_4d + edge[:, None, :, None] * j) / w0_4d)[:, :, :, None, :] / log_wm[:, None, None, :, None]
+            for edge in (cell_wa.min(axis=2), cell_wa.max(axis=2))]  # (models, w0, cell, wm, block)
+    low = np.maximum(np.ceil(ends[0] - 0.5 - 1e-9), 0).astype(np.intp)
+    high = np.floor(ends[1] + 0.5 + 1e-9).astype(np.intp)
+    levels = int(high.max()) + 1
+    exponents = np.tile(np.arange(levels, dtype=float), (models, n_wm, 1))  # contiguous, as k is
     widths = q * np.round(w0[:, :, None, None] * (wm[:, :, None] ** exponents)[:, None] / q)  # (models, w0, wm, k)
     terms = np.abs(np.log(widths)[..., None] - log_observed[:, None, None, None, :])  # (models, w0, wm, k, block)
-    # Each candidate's term of block j is terms[model, w0, wm, k_j, j]: one flat index per (candidate, block).
-    base = (np.arange(models)[:, None] * w0.shape[1] + np.arange(w0.shape[1])) * wm.shape[1]
-    base = (base[:, :, None, None] + np.arange(wm.shape[1])) * levels  # (models, w0, 1, wm)
-    index = k.astype(np.intp)
-    index += base[..., None]
-    index *= depth
-    index += j
-    return np.mean(terms.ravel().take(index), axis=-1)
+    # Block j's term at level k of (model, w0, wm) is terms.flat[(base[model, w0, wm] + k) * depth + j].
+    base = ((np.arange(models)[:, None] * n_w0 + np.arange(n_w0)) * n_wm)[:, :, None] + np.arange(n_wm)
+    base *= levels  # (models, w0, wm)
+    nearest = np.clip(terms.argmin(axis=3)[:, :, None], low, high)  # (models, w0, cell, wm, block)
+    nearest += base[:, :, None, :, None]
+    nearest *= depth
+    nearest += j
+    bound = np.where(valid, np.mean(terms.ravel().take(nearest), axis=-1), np.inf).reshape(models, -1)
+
+    scores = np.full((models, n_w0, cells, n_wm, size), np.inf)
+    rows = np.arange(models)[:, None]
+
+    def score(model: np.ndarray, cell: np.ndarray) -> None:
+        a, c, m = np.unravel_index(cell, (n_w0, cells, n_wm))
+        k = log_growth[model[:, None], a[:, None], c[:, None] * size + np.arange(size)]  # (cells, size, block)
+        k /= log_wm[model, m][:, None, None]
+        np.round(k, out=k)
+        index = k.astype(np.intp)
+        index += base[model, a, m][:, None, None]
+        index *= depth
+        index += j
+        scores[model, a, c, m] = np.mean(terms.ravel().take(index), axis=-1)
+        scores[:, :, -1, :, size - (cells * size - n_wa):] = np.inf  # the padding copies
+
+    first = np.zeros_like(bound, dtype=bool)
+    first[rows, np.argsort(bound, axis=1, kind="stable")[:, :keep]] = True
+    first &= np.isfinite(bound)
+    score(*np.nonzero(first))
+    cap = np.partition(scores.reshape(models, -1), keep - 1, axis=1)[:, keep - 1]
+    todo = (bound <= cap[:, None] + 1e-9) & ~first
+    model, cell = np.nonzero(todo)
+    score(model, cell)
+    # (models, w0, cell, wm, wa in cell) -> (models, w0, wa, wm)
+    return scores.transpose(0, 1, 2, 4, 3).reshape(models, n_w0, cells * size, n_wm)[:, :, :n_wa]
