@@ -30,7 +30,7 @@ from ..regnet import quantized_block_widths
 
 _REFINE_TOP = 8  # coarse optima refined
 _REFINE_ROUNDS = 4
-_CELL_WA = 8  # wa values per bounded cell (see _score_grid)
+_CELL_WA = 16  # wa values per bounded cell (see _score_grid)
 _CHUNK_ELEMENTS = 1 << 18  # candidates x blocks scored per step: bounds memory, keeps arrays near the cache
 
 
@@ -88,15 +88,16 @@ def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max:
     (ties: the coarse points in score order first, then each point's refinements in turn, each grid in its own
     order, which is the order of ``np.argmin`` over all scores concatenated)."""
     models, depth = observed.shape
-    log_observed = np.log(observed)
-    coarse_chunk = max(1, _CHUNK_ELEMENTS // (25 * 41 * 28 * depth))
-    tops = [_coarse(log_observed[s:s + coarse_chunk], observed[s:s + coarse_chunk], q, wm_range, wa_max)
+    log_observed = _distinct(np.log(observed))
+    coarse_chunk = max(1, _CHUNK_ELEMENTS // (25 * 41 * 28 * 4))
+    tops = [_coarse(tuple(a[s:s + coarse_chunk] for a in log_observed), observed[s:s + coarse_chunk], q, wm_range,
+                    wa_max)
             for s in range(0, models, coarse_chunk)]
     first_score = np.concatenate([t[0] for t in tops])
     top = [np.concatenate([t[1][i] for t in tops]) for i in range(3)]  # (models, _REFINE_TOP) each
-    pair_log_observed = np.repeat(log_observed, _REFINE_TOP, axis=0)
-    refine_chunk = max(1, _CHUNK_ELEMENTS // (5 * 16 * 11 * depth * _REFINE_TOP))  # models
-    rounds = [_refine(pair_log_observed[s * _REFINE_TOP:(s + refine_chunk) * _REFINE_TOP],
+    pair_log_observed = [np.repeat(a, _REFINE_TOP, axis=0) for a in log_observed]
+    refine_chunk = max(1, _CHUNK_ELEMENTS // (5 * 16 * 11 * 4 * _REFINE_TOP))  # models
+    rounds = [_refine(tuple(a[s * _REFINE_TOP:(s + refine_chunk) * _REFINE_TOP] for a in pair_log_observed),
                       *(t[s:s + refine_chunk].ravel() for t in top), first_score[s:s + refine_chunk] == 0,
                       q=q, wm_range=wm_range, wa_max=wa_max)
               for s in range(0, models, refine_chunk)]
@@ -112,7 +113,7 @@ def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max:
     return found
 
 
-def _coarse(log_observed: np.ndarray, observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max: float
+def _coarse(log_observed: tuple[np.ndarray, np.ndarray], observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max: float
             ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Each model's lowest coarse score and its ``_REFINE_TOP`` best coarse (w0, wa, wm), best first (ties: grid
     order)."""
@@ -121,13 +122,16 @@ def _coarse(log_observed: np.ndarray, observed: np.ndarray, q: int, wm_range: tu
     wa_grid = np.broadcast_to(np.round(np.r_[0.0, np.geomspace(1.0, wa_max, 40)], 2), (models, 41))
     scores = _score_grid(log_observed, w0_grid, wa_grid, wm_grid, q, _REFINE_TOP)  # +inf: padding, or not a top
     flat = scores.reshape(models, -1)
-    top = np.argsort(flat, axis=1, kind="stable")[:, :_REFINE_TOP]
+    # np.argsort(flat, kind="stable")[:, :_REFINE_TOP], sorting only the scores up to the _REFINE_TOP-th lowest
+    rows, cols = np.nonzero(flat <= np.partition(flat, _REFINE_TOP - 1, axis=1)[:, _REFINE_TOP - 1:_REFINE_TOP])
+    order = np.lexsort((cols, flat[rows, cols], rows))
+    top = cols[order][np.searchsorted(rows[order], np.arange(models))[:, None] + np.arange(_REFINE_TOP)]
     a, b, c = np.unravel_index(top, scores.shape[1:])
     rows = np.arange(models)[:, None]
     return flat[rows[:, 0], top[:, 0]], (w0_grid[rows, a], wa_grid[rows, b], wm_grid[rows, c])
 
 
-def _refine(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, exact: np.ndarray, *,
+def _refine(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, exact: np.ndarray, *,
             q: int, wm_range: tuple[float, float], wa_max: float) -> tuple[np.ndarray, ...]:
     """``_REFINE_ROUNDS`` ever finer local grids around each model's ``_REFINE_TOP`` coarse points (rows of
     ``log_observed`` and the centres: ``_REFINE_TOP`` consecutive rows per model), each centred on the previous
@@ -151,7 +155,7 @@ def _refine(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.nda
         local_wa = np.round(np.clip(np.concatenate([wa[rows, None] * np.geomspace(1 / span, span, 11),
                                                     wa[rows, None] + np.linspace(-1, 1, 5)], axis=1), 0, wa_max), 2)
         local_wm = np.round(np.clip(wm[rows, None] + step * np.linspace(-1, 1, 11), wm_lo, wm_hi), 3)
-        local = _score_grid(log_observed[rows], local_w0, local_wa, local_wm, q, 1).reshape(rows.size, -1)
+        local = _score_grid(tuple(a[rows] for a in log_observed), local_w0, local_wa, local_wm, q, 1).reshape(rows.size, -1)
         best = np.argmin(local, axis=1)
         a, b, c = np.unravel_index(best, (local_w0.shape[1], local_wa.shape[1], local_wm.shape[1]))
         within = np.arange(rows.size)
@@ -194,7 +198,21 @@ def _padded(rows: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _score_grid(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, q: int, keep: int
+def _distinct(log_observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's distinct values (models, d; shorter rows padded with copies of their largest) and the index of
+    each entry among them (models, depth): a network's blocks share a few widths (one per stage), so its width
+    terms are computed once per distinct width."""
+    order = np.argsort(log_observed, axis=1, kind="stable")
+    ordered = np.take_along_axis(log_observed, order, axis=1)
+    rank = np.cumsum(np.c_[np.zeros((ordered.shape[0], 1), bool), ordered[:, 1:] != ordered[:, :-1]], axis=1)
+    which = np.empty_like(rank)
+    np.put_along_axis(which, order, rank, axis=1)
+    distinct = np.repeat(ordered[:, -1:], rank.max() + 1, axis=1)
+    distinct[np.arange(rank.shape[0])[:, None], rank] = ordered
+    return distinct, which
+
+
+def _score_grid(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, q: int, keep: int
                 ) -> np.ndarray:
     """e_fit of every (w0, wa, wm) of each model's grid that can be among its ``keep`` lowest scores, +inf for
     the others: (models, |w0|, |wa|, |wm|) from per-model values (models, n) of w0, wa and wm (wa, wm rounded)
@@ -214,7 +232,9 @@ def _score_grid(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np
     valid &= ~np.isnan(wm)[:, None, None, :]  # (models, w0, 1, wm)
     w0 = np.where(np.isnan(w0), w0[:, :1], w0)
     wm = np.where(np.isnan(wm), wm[:, :1], wm)
-    models, depth = log_observed.shape
+    log_distinct, which = log_observed
+    models, depth = which.shape
+    n_d = log_distinct.shape[1]
     n_w0, n_wa, n_wm = w0.shape[1], wa.shape[1], wm.shape[1]
     cells = -(-n_wa // _CELL_WA)
     size = -(-n_wa // cells)  # wa values per cell; the last cell is padded with copies, scored +inf
@@ -232,17 +252,17 @@ def _score_grid(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np
     levels = int(high.max()) + 1
     exponents = np.tile(np.arange(levels, dtype=float), (models, n_wm, 1))  # contiguous, as k is
     widths = q * np.round(w0[:, :, None, None] * (wm[:, :, None] ** exponents)[:, None] / q)  # (models, w0, wm, k)
-    terms = np.abs(np.log(widths)[..., None] - log_observed[:, None, None, None, :])  # (models, w0, wm, k, block)
-    # Block j's term at level k of (model, w0, wm) is terms.flat[(base[model, w0, wm] + k) * depth + j].
+    terms = np.abs(np.log(widths)[..., None] - log_distinct[:, None, None, None, :])
+    # Block j's term at level k of (model, w0, wm) is terms.flat[k * n_d + offset[model, w0, wm, j]].
     base = ((np.arange(models)[:, None] * n_w0 + np.arange(n_w0)) * n_wm)[:, :, None] + np.arange(n_wm)
-    base *= levels  # (models, w0, wm)
-    nearest = np.clip(terms.argmin(axis=3)[:, :, None], low, high)  # (models, w0, cell, wm, block)
-    nearest += base[:, :, None, :, None]
-    nearest *= depth
-    nearest += j
+    offset = base[..., None] * (levels * n_d) + which[:, None, None, :]  # (models, w0, wm, block)
+    nearest = terms.argmin(axis=3).ravel().take(base[..., None] * n_d + which[:, None, None, :])  # (.., block)
+    nearest = np.clip(nearest[:, :, None], low, high)  # (models, w0, cell, wm, block)
+    nearest *= n_d
+    nearest += offset[:, :, None]
     bound = np.where(valid, np.mean(terms.ravel().take(nearest), axis=-1), np.inf).reshape(models, -1)
 
-    scores = np.full((models, n_w0, cells, n_wm, size), np.inf)
+    scores = np.full((models, n_w0, cells, size, n_wm), np.inf)
     rows = np.arange(models)[:, None]
 
     def score(model: np.ndarray, cell: np.ndarray) -> None:
@@ -251,11 +271,10 @@ def _score_grid(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np
         k /= log_wm[model, m][:, None, None]
         np.round(k, out=k)
         index = k.astype(np.intp)
-        index += base[model, a, m][:, None, None]
-        index *= depth
-        index += j
-        scores[model, a, c, m] = np.mean(terms.ravel().take(index), axis=-1)
-        scores[:, :, -1, :, size - (cells * size - n_wa):] = np.inf  # the padding copies
+        index *= n_d
+        index += offset[model, a, m][:, None]
+        scores[model, a, c, :, m] = np.mean(terms.ravel().take(index), axis=-1)
+        scores[:, :, -1, size - (cells * size - n_wa):] = np.inf  # the padding copies
 
     first = np.zeros_like(bound, dtype=bool)
     first[rows, np.argsort(bound, axis=1, kind="stable")[:, :keep]] = True
@@ -263,7 +282,5 @@ def _score_grid(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np
     score(*np.nonzero(first))
     cap = np.partition(scores.reshape(models, -1), keep - 1, axis=1)[:, keep - 1]
     todo = (bound <= cap[:, None] + 1e-9) & ~first
-    model, cell = np.nonzero(todo)
-    score(model, cell)
-    # (models, w0, cell, wm, wa in cell) -> (models, w0, wa, wm)
-    return scores.transpose(0, 1, 2, 4, 3).reshape(models, n_w0, cells * size, n_wm)[:, :, :n_wa]
+    score(*np.nonzero(todo))
+    return scores.reshape(models, n_w0, cells * size, n_wm)[:, :, :n_wa]
