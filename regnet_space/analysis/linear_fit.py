@@ -31,6 +31,7 @@ from ..regnet import quantized_block_widths
 _REFINE_TOP = 8  # coarse optima refined
 _REFINE_ROUNDS = 4
 _CELL_WA = 16  # wa values per bounded cell (see _score_grid)
+_CELL_REF = 16
 _CHUNK_ELEMENTS = 1 << 18  # candidates x blocks scored per step: bounds memory, keeps arrays near the cache
 
 
@@ -93,12 +94,13 @@ def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max:
     tops = [_coarse(tuple(a[s:s + coarse_chunk] for a in log_observed), observed[s:s + coarse_chunk], q, wm_range,
                     wa_max)
             for s in range(0, models, coarse_chunk)]
-    first_score = np.concatenate([t[0] for t in tops])
+    top_score = np.concatenate([t[0] for t in tops])  # (models, _REFINE_TOP)
+    first_score = top_score[:, 0]
     top = [np.concatenate([t[1][i] for t in tops]) for i in range(3)]  # (models, _REFINE_TOP) each
     pair_log_observed = [np.repeat(a, _REFINE_TOP, axis=0) for a in log_observed]
     refine_chunk = max(1, _CHUNK_ELEMENTS // (5 * 16 * 11 * 4 * _REFINE_TOP))  # models
     rounds = [_refine(tuple(a[s * _REFINE_TOP:(s + refine_chunk) * _REFINE_TOP] for a in pair_log_observed),
-                      *(t[s:s + refine_chunk].ravel() for t in top), first_score[s:s + refine_chunk] == 0,
+                      *(t[s:s + refine_chunk].ravel() for t in (*top, top_score)), first_score[s:s + refine_chunk] == 0,
                       q=q, wm_range=wm_range, wa_max=wa_max)
               for s in range(0, models, refine_chunk)]
     # (models, pairs x rounds): pair 0's rounds, pair 1's rounds, ... as the search saw them
@@ -128,10 +130,11 @@ def _coarse(log_observed: tuple[np.ndarray, np.ndarray], observed: np.ndarray, q
     top = cols[order][np.searchsorted(rows[order], np.arange(models))[:, None] + np.arange(_REFINE_TOP)]
     a, b, c = np.unravel_index(top, scores.shape[1:])
     rows = np.arange(models)[:, None]
-    return flat[rows[:, 0], top[:, 0]], (w0_grid[rows, a], wa_grid[rows, b], wm_grid[rows, c])
+    return flat[rows, top], (w0_grid[rows, a], wa_grid[rows, b], wm_grid[rows, c])
 
 
-def _refine(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, exact: np.ndarray, *,
+def _refine(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.ndarray, wm: np.ndarray,
+            score: np.ndarray, exact: np.ndarray, *,
             q: int, wm_range: tuple[float, float], wa_max: float) -> tuple[np.ndarray, ...]:
     """``_REFINE_ROUNDS`` ever finer local grids around each model's ``_REFINE_TOP`` coarse points (rows of
     ``log_observed`` and the centres: ``_REFINE_TOP`` consecutive rows per model), each centred on the previous
@@ -141,7 +144,7 @@ def _refine(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.
     later rounds of that point and all rounds of its later points are not scored (score inf); nor is any round
     of a model whose coarse grid has a 0 already (``exact``, one per model)."""
     wm_lo, wm_hi = wm_range
-    w0, wa, wm = w0.copy(), wa.copy(), wm.copy()  # the centres, moved round by round
+    w0, wa, wm, score = w0.copy(), wa.copy(), wm.copy(), score.copy()  # the centres, moved round by round
     active = ~np.repeat(exact, _REFINE_TOP)
     order = np.tile(np.arange(_REFINE_TOP), exact.size)  # each row's place among its model's points
     scores = np.full((w0.size, _REFINE_ROUNDS), np.inf)
@@ -155,12 +158,16 @@ def _refine(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.
         local_wa = np.round(np.clip(np.concatenate([wa[rows, None] * np.geomspace(1 / span, span, 11),
                                                     wa[rows, None] + np.linspace(-1, 1, 5)], axis=1), 0, wa_max), 2)
         local_wm = np.round(np.clip(wm[rows, None] + step * np.linspace(-1, 1, 11), wm_lo, wm_hi), 3)
-        local = _score_grid(tuple(a[rows] for a in log_observed), local_w0, local_wa, local_wm, q, 1).reshape(rows.size, -1)
+        # The centre is normally a grid point, so no point scoring above its score is the best one.
+        centre = ((local_w0 == w0[rows, None]).any(axis=1) & (local_wa == wa[rows, None]).any(axis=1)
+                  & (local_wm == wm[rows, None]).any(axis=1))
+        local = _score_grid(tuple(a[rows] for a in log_observed), local_w0, local_wa, local_wm, q, 1,
+                            np.where(centre, score[rows], np.inf)).reshape(rows.size, -1)
         best = np.argmin(local, axis=1)
         a, b, c = np.unravel_index(best, (local_w0.shape[1], local_wa.shape[1], local_wm.shape[1]))
         within = np.arange(rows.size)
         w0[rows], wa[rows], wm[rows] = local_w0[within, a], local_wa[within, b], local_wm[within, c]
-        scores[rows, r] = local[within, best]
+        scores[rows, r] = score[rows] = local[within, best]
         for point, values in zip(points, (w0, wa, wm)):
             point[rows, r] = values[rows]
         found = (scores[:, r] == 0).reshape(-1, _REFINE_TOP)
@@ -212,8 +219,8 @@ def _distinct(log_observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct, which
 
 
-def _score_grid(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, q: int, keep: int
-                ) -> np.ndarray:
+def _score_grid(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, q: int,
+                keep: int, cap: np.ndarray | None = None) -> np.ndarray:
     """e_fit of every (w0, wa, wm) of each model's grid that can be among its ``keep`` lowest scores, +inf for
     the others: (models, |w0|, |wa|, |wm|) from per-model values (models, n) of w0, wa and wm (wa, wm rounded)
     and log widths (models, depth). NaN entries (padding of shorter grids) score +inf.
@@ -236,15 +243,16 @@ def _score_grid(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa:
     models, depth = which.shape
     n_d = log_distinct.shape[1]
     n_w0, n_wa, n_wm = w0.shape[1], wa.shape[1], wm.shape[1]
-    cells = -(-n_wa // _CELL_WA)
-    size = -(-n_wa // cells)  # wa values per cell; the last cell is padded with copies, scored +inf
+    cells = -(-n_wa // (_CELL_WA if keep > 1 else _CELL_REF))
+    size = -(-n_wa // cells)  # wa values per cell, padded with copies of the last (scored +inf)
     wa = np.concatenate([wa, np.repeat(wa[:, -1:], cells * size - n_wa, axis=1)], axis=1)
+    members = np.argsort(wa, axis=1, kind="stable").reshape(models, cells, size)  # cells of neighbouring wa
     j = np.arange(depth)
     # log(u_j / w0) with u_j = w0 + wa * j, computed as the direct prediction does: (models, w0, wa, block)
     w0_4d = w0[:, :, None, None]
     log_growth = np.log((w0_4d + wa[:, None, :, None] * j) / w0_4d)
     log_wm = np.log(wm)
-    cell_wa = wa.reshape(models, cells, size)
+    cell_wa = np.take_along_axis(wa, members.reshape(models, -1), axis=1).reshape(models, cells, size)
     ends = [np.log((w0_4d + edge[:, None, :, None] * j) / w0_4d)[:, :, :, None, :] / log_wm[:, None, None, :, None]
             for edge in (cell_wa.min(axis=2), cell_wa.max(axis=2))]  # (models, w0, cell, wm, block)
     low = np.maximum(np.ceil(ends[0] - 0.5 - 1e-9), 0).astype(np.intp)
@@ -262,25 +270,27 @@ def _score_grid(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa:
     nearest += offset[:, :, None]
     bound = np.where(valid, np.mean(terms.ravel().take(nearest), axis=-1), np.inf).reshape(models, -1)
 
-    scores = np.full((models, n_w0, cells, size, n_wm), np.inf)
+    scores = np.full((models, n_w0, cells * size, n_wm), np.inf)
     rows = np.arange(models)[:, None]
 
     def score(model: np.ndarray, cell: np.ndarray) -> None:
         a, c, m = np.unravel_index(cell, (n_w0, cells, n_wm))
-        k = log_growth[model[:, None], a[:, None], c[:, None] * size + np.arange(size)]  # (cells, size, block)
+        wa_index = members[model, c]  # (cells, size)
+        k = log_growth[model[:, None], a[:, None], wa_index]  # (cells, size, block)
         k /= log_wm[model, m][:, None, None]
         np.round(k, out=k)
         index = k.astype(np.intp)
         index *= n_d
         index += offset[model, a, m][:, None]
-        scores[model, a, c, :, m] = np.mean(terms.ravel().take(index), axis=-1)
-        scores[:, :, -1, size - (cells * size - n_wa):] = np.inf  # the padding copies
+        scores[model[:, None], a[:, None], wa_index, m[:, None]] = np.mean(terms.ravel().take(index), axis=-1)
+        scores[:, :, n_wa:] = np.inf  # the padding copies
 
     first = np.zeros_like(bound, dtype=bool)
     first[rows, np.argsort(bound, axis=1, kind="stable")[:, :keep]] = True
     first &= np.isfinite(bound)
     score(*np.nonzero(first))
-    cap = np.partition(scores.reshape(models, -1), keep - 1, axis=1)[:, keep - 1]
+    lowest = np.partition(scores.reshape(models, -1), keep - 1, axis=1)[:, keep - 1]
+    cap = lowest if cap is None else np.minimum(cap, lowest)
     todo = (bound <= cap[:, None] + 1e-9) & ~first
     score(*np.nonzero(todo))
-    return scores.reshape(models, n_w0, cells * size, n_wm)[:, :, :n_wa]
+    return scores[:, :, :n_wa]
