@@ -151,9 +151,13 @@ def _refine(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.
     points = [np.zeros((w0.size, _REFINE_ROUNDS)) for _ in range(3)]
     span, step = 1.5, (wm_hi - wm_lo) / 15
     for r in range(_REFINE_ROUNDS):
-        rows = np.flatnonzero(active)
-        if rows.size == 0:
+        every = np.flatnonzero(active)
+        if every.size == 0:
             break
+        # Points of a model that reached the same centre go on identically: refine the first of each only.
+        _, first, copies = np.unique(np.stack([every // _REFINE_TOP, w0[every], wa[every], wm[every]], axis=1),
+                                     axis=0, return_index=True, return_inverse=True)
+        rows, within = every[first], copies.ravel()  # row refined; each active row's refined row in ``rows``
         local_w0 = np.maximum(q, w0[rows, None] + q * np.arange(-2, 3))
         local_wa = np.round(np.clip(np.concatenate([wa[rows, None] * np.geomspace(1 / span, span, 11),
                                                     wa[rows, None] + np.linspace(-1, 1, 5)], axis=1), 0, wa_max), 2)
@@ -165,7 +169,7 @@ def _refine(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.
                             np.where(centre, score[rows], np.inf)).reshape(rows.size, -1)
         best = np.argmin(local, axis=1)
         a, b, c = np.unravel_index(best, (local_w0.shape[1], local_wa.shape[1], local_wm.shape[1]))
-        within = np.arange(rows.size)
+        rows, a, b, c, best = every, a[within], b[within], c[within], best[within]
         w0[rows], wa[rows], wm[rows] = local_w0[within, a], local_wa[within, b], local_wm[within, c]
         scores[rows, r] = score[rows] = local[within, best]
         for point, values in zip(points, (w0, wa, wm)):
