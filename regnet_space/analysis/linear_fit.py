@@ -275,7 +275,6 @@ def _score_grid(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa:
     bound = np.where(valid, np.mean(terms.ravel().take(nearest), axis=-1), np.inf).reshape(models, -1)
 
     scores = np.full((models, n_w0, cells * size, n_wm), np.inf)
-    rows = np.arange(models)[:, None]
 
     def score(model: np.ndarray, cell: np.ndarray) -> None:
         a, c, m = np.unravel_index(cell, (n_w0, cells, n_wm))
@@ -283,17 +282,21 @@ def _score_grid(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa:
         k = log_growth[model[:, None], a[:, None], wa_index]  # (cells, size, block)
         k /= log_wm[model, m][:, None, None]
         np.round(k, out=k)
-        index = k.astype(np.intp)
-        index *= n_d
-        index += offset[model, a, m][:, None]
-        scores[model[:, None], a[:, None], wa_index, m[:, None]] = np.mean(terms.ravel().take(index), axis=-1)
+        k *= n_d
+        k += offset[model, a, m][:, None]  # exact: small integers
+        scores[model[:, None], a[:, None], wa_index, m[:, None]] = np.mean(terms.ravel().take(k.astype(np.intp)),
+                                                                          axis=-1)
         scores[:, :, n_wa:] = np.inf  # the padding copies
 
+    # The keep cells of lowest bound are scored first where no cap is given (or it is infinite).
     first = np.zeros_like(bound, dtype=bool)
-    first[rows, np.argsort(bound, axis=1, kind="stable")[:, :keep]] = True
+    uncapped = np.arange(models) if cap is None else np.flatnonzero(np.isinf(cap))
+    first[uncapped[:, None], np.argpartition(bound[uncapped], keep - 1, axis=1)[:, :keep]] = True
     first &= np.isfinite(bound)
     score(*np.nonzero(first))
-    lowest = np.partition(scores.reshape(models, -1), keep - 1, axis=1)[:, keep - 1]
+    lowest = np.full(models, np.inf)
+    if uncapped.size:
+        lowest[uncapped] = np.partition(scores[uncapped].reshape(uncapped.size, -1), keep - 1, axis=1)[:, keep - 1]
     cap = lowest if cap is None else np.minimum(cap, lowest)
     todo = (bound <= cap[:, None] + 1e-9) & ~first
     score(*np.nonzero(todo))
