@@ -155,9 +155,12 @@ def _refine(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.
         if every.size == 0:
             break
         # Points of a model that reached the same centre go on identically: refine the first of each only.
-        _, first, copies = np.unique(np.stack([every // _REFINE_TOP, w0[every], wa[every], wm[every]], axis=1),
-                                     axis=0, return_index=True, return_inverse=True)
-        rows, within = every[first], copies.ravel()  # row refined; each active row's refined row in ``rows``
+        same = np.repeat(active.reshape(-1, 1, _REFINE_TOP), _REFINE_TOP, axis=1)  # (models, point, earlier point)
+        for values in (w0, wa, wm):
+            grouped = values.reshape(-1, _REFINE_TOP)
+            same &= grouped[:, :, None] == grouped[:, None, :]
+        lead = (same.argmax(axis=2) + np.arange(0, w0.size, _REFINE_TOP)[:, None]).ravel()[every]
+        rows, within = np.unique(lead, return_inverse=True)  # rows refined; each active row's place among them
         local_w0 = np.maximum(q, w0[rows, None] + q * np.arange(-2, 3))
         local_wa = np.round(np.clip(np.concatenate([wa[rows, None] * np.geomspace(1 / span, span, 11),
                                                     wa[rows, None] + np.linspace(-1, 1, 5)], axis=1), 0, wa_max), 2)
