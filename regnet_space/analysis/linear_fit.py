@@ -9,10 +9,13 @@ are scored, so the e_fit returned is exactly that of the returned parameters.
 Many models are fitted at once (a report fits every model of a study): models of equal depth share arrays, and a
 grid is scored without a ``**`` or ``log`` per candidate and block. Each candidate's exponents
 k_j = round(log(u_j / w0) / log(wm)) need log(u_j / w0) once per (w0, wa) and log(wm) once per wm; its widths
-q * round(w0 * wm^k / q) and their |log(width / observed)| are tables per (w0, wm, k) that every wa shares. The
-tables are computed with the same NumPy operations, in the same order, as predicting every candidate's widths
-directly (``benchmarks/plain_linear_fit.py``, the per-model way this replaced), so the scores, the order of
-candidates and the ties broken by it are identical (tests hold the two equal).
+q * round(w0 * wm^k / q) and their |log(width / observed)| are tables per (w0, wm, k, distinct observed width)
+that every wa shares. Only candidates that can matter are scored (branch and bound, ``_score_grid``): the coarse
+grid's 8 best and each refinement grid's best; the others get a lower bound per cell of candidates and are
+skipped when it exceeds a score already found. Refinement points of a model that meet at the same centre are
+refined once. What is scored is computed with the same NumPy operations on the same values as predicting every
+candidate's widths directly (``benchmarks/plain_linear_fit.py``, the per-model way this replaced), so the scores,
+the order of candidates and the ties broken by it are identical (tests hold the two equal).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from ..regnet import quantized_block_widths
 _REFINE_TOP = 8  # coarse optima refined
 _REFINE_ROUNDS = 4
 _CELL_WA = 16  # wa values per bounded cell (see _score_grid)
-_CELL_REF = 16
 _CHUNK_ELEMENTS = 1 << 18  # candidates x blocks scored per step: bounds memory, keeps arrays near the cache
 
 
@@ -115,8 +117,8 @@ def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max:
     return found
 
 
-def _coarse(log_observed: tuple[np.ndarray, np.ndarray], observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max: float
-            ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _coarse(log_observed: tuple[np.ndarray, np.ndarray], observed: np.ndarray, q: int,
+            wm_range: tuple[float, float], wa_max: float) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Each model's lowest coarse score and its ``_REFINE_TOP`` best coarse (w0, wa, wm), best first (ties: grid
     order)."""
     models = observed.shape[0]
@@ -230,18 +232,19 @@ def _score_grid(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa:
                 keep: int, cap: np.ndarray | None = None) -> np.ndarray:
     """e_fit of every (w0, wa, wm) of each model's grid that can be among its ``keep`` lowest scores, +inf for
     the others: (models, |w0|, |wa|, |wm|) from per-model values (models, n) of w0, wa and wm (wa, wm rounded)
-    and log widths (models, depth). NaN entries (padding of shorter grids) score +inf.
+    and log widths (``_distinct``: (models, d) values, (models, depth) indices). NaN entries (padding of shorter
+    grids) score +inf. ``cap``: per model, a score known to be in the grid (a refinement grid's centre), or inf.
 
     Most candidates are far from a model's best, so they are bounded before they are scored (branch and bound):
-    the grid is cut into cells of one w0, one wm and up to ``_CELL_WA`` wa values. A block's exponent
+    the grid is cut into cells of one w0, one wm and up to ``_CELL_WA`` neighbouring wa values. A block's exponent
     k_j = round(log(u_j / w0) / log(wm)) grows with wa, so within a cell it lies between its values at the
     cell's smallest and largest wa (widened by 1e-9 against rounding); the block's term |log(width_k /
     observed_j)| is smallest at the level nearest the observed width (terms fall, then rise, with k), clamped
-    to that range; the mean of these minima bounds every score in the cell from below. The ``keep`` cells of
-    lowest bound are scored first; the ``keep``-th lowest score among them caps the answer, and only the cells
-    whose bound does not exceed the cap (by more than 1e-9) are scored. Scored candidates get exactly the
-    scores of scoring the whole grid (the same operations on the same values), so the order and the ties among
-    the lowest are unchanged."""
+    to that range; the mean of these minima bounds every score in the cell from below. Without a finite ``cap``,
+    the ``keep`` cells of lowest bound are scored first and the ``keep``-th lowest score among them is the cap;
+    then only the cells whose bound does not exceed the cap (by more than 1e-9) are scored. Scored candidates
+    get exactly the scores of scoring the whole grid (the same operations on the same values), so the order and
+    the ties among the lowest are unchanged."""
     valid = ~np.isnan(w0)[:, :, None, None] | np.zeros(wm.shape[1], bool)
     valid &= ~np.isnan(wm)[:, None, None, :]  # (models, w0, 1, wm)
     w0 = np.where(np.isnan(w0), w0[:, :1], w0)
@@ -250,7 +253,7 @@ def _score_grid(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa:
     models, depth = which.shape
     n_d = log_distinct.shape[1]
     n_w0, n_wa, n_wm = w0.shape[1], wa.shape[1], wm.shape[1]
-    cells = -(-n_wa // (_CELL_WA if keep > 1 else _CELL_REF))
+    cells = -(-n_wa // _CELL_WA)
     size = -(-n_wa // cells)  # wa values per cell, padded with copies of the last (scored +inf)
     wa = np.concatenate([wa, np.repeat(wa[:, -1:], cells * size - n_wa, axis=1)], axis=1)
     members = np.argsort(wa, axis=1, kind="stable").reshape(models, cells, size)  # cells of neighbouring wa
