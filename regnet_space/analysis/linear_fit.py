@@ -92,7 +92,7 @@ def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max:
     order, which is the order of ``np.argmin`` over all scores concatenated)."""
     models, depth = observed.shape
     log_observed = _distinct(np.log(observed))
-    coarse_chunk = max(1, _CHUNK_ELEMENTS // (25 * 41 * 28 * 4))
+    coarse_chunk = max(1, _CHUNK_ELEMENTS // (25 * 41 * 28 * 4))  # ~4 distinct widths: tables, not blocks
     tops = [_coarse(tuple(a[s:s + coarse_chunk] for a in log_observed), observed[s:s + coarse_chunk], q, wm_range,
                     wa_max)
             for s in range(0, models, coarse_chunk)]
@@ -118,8 +118,9 @@ def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max:
 
 
 def _coarse(log_observed: tuple[np.ndarray, np.ndarray], observed: np.ndarray, q: int,
-            wm_range: tuple[float, float], wa_max: float) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Each model's lowest coarse score and its ``_REFINE_TOP`` best coarse (w0, wa, wm), best first (ties: grid
+            wm_range: tuple[float, float], wa_max: float
+            ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each model's ``_REFINE_TOP`` lowest coarse scores and their (w0, wa, wm), best first (ties: grid
     order)."""
     models = observed.shape[0]
     w0_grid, wm_grid = _coarse_grids(observed, q, wm_range)
@@ -139,8 +140,8 @@ def _refine(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.
             score: np.ndarray, exact: np.ndarray, *,
             q: int, wm_range: tuple[float, float], wa_max: float) -> tuple[np.ndarray, ...]:
     """``_REFINE_ROUNDS`` ever finer local grids around each model's ``_REFINE_TOP`` coarse points (rows of
-    ``log_observed`` and the centres: ``_REFINE_TOP`` consecutive rows per model), each centred on the previous
-    one's best: every round's best score and point, (rows, rounds) arrays.
+    ``log_observed`` and the centres with their scores: ``_REFINE_TOP`` consecutive rows per model), each
+    centred on the previous one's best: every round's best score and point, (rows, rounds) arrays.
 
     A score of 0 (the widths reproduced) cannot be beaten, and the search keeps the first 0 it sees, so a model's
     later rounds of that point and all rounds of its later points are not scored (score inf); nor is any round
