@@ -4,7 +4,7 @@ vectorised (a (B, m) index matrix, argmin) vs one resample at a time (the pycls 
 vectorised over models vs one model at a time (benchmarks/plain_linear_fit.py), side by side.
 
     python benchmarks/analysis_speed.py [--n 10000] [--samples 10000] [--repeats 5]
-    python benchmarks/analysis_speed.py --report [--n 10000] [--fit-n 500] [--repeats 3]
+    python benchmarks/analysis_speed.py --report [--n 10000] [--fit-n 500] [--repeats 3] [--csv results.csv]
 
 Each repeat times, interleaved: the whole analysis (plain EDFs with scipy's KS test, normalised EDFs over 10
 flops bins with the 1,000-permutation KS test, and the bootstrap of 10 parameter/complexity columns), the
@@ -104,7 +104,7 @@ def report_speed(args: argparse.Namespace) -> None:
     for v, p in zip(vectorised, plain):
         assert (v.w0, v.wa, v.wm, v.widths) == (p.w0, p.wa, p.wm, p.widths) and abs(v.e_fit - p.e_fit) <= 1e-9
     with tempfile.TemporaryDirectory() as tmp:
-        csv = Path(tmp) / "results.csv"
+        csv = Path(args.csv or Path(tmp) / "results.csv")
         frame.to_csv(csv, index=False)
         report, fits, fit_v, fit_p = [], [], [], []
         for _ in range(args.repeats):
@@ -155,6 +155,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--report", action="store_true", help="time the report and the linear fit (see above)")
     parser.add_argument("--fit-n", type=int, default=500, help="models fitted both ways (--report)")
+    parser.add_argument("--csv", help="keep the sampled results table here (--report), e.g. to profile the report")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core

@@ -10,7 +10,10 @@ import pytest
 from matplotlib.image import imread
 
 from analysis_tables import table
+from regnet_space.analysis.table import block_widths, frame_block_widths
 from regnet_space.cli import main
+from regnet_space.errors import UserError
+from regnet_space.spec import AnyNetSpec
 
 CHROMIUM = shutil.which("chromium")
 
@@ -80,3 +83,13 @@ def test_demo_sized_report_shows_a_verdict_and_the_normalised_edf_in_chromium(tm
     assert re.search(r"CI -?\d+\.\d to -?\d+\.\d", words) and "Holm-adjusted p = " in words and "Power:" in words
     normalised = re.search(r'<div id="normalised-edf">\s*<img alt="edf_flops" src="data:image/png;base64,', dom)
     assert normalised and "no EDF normalised" not in dom
+
+
+def test_block_widths_read_from_specs_equal_the_specs_own_and_bad_specs_still_fail():
+    frame = table(40)
+    frame.loc[3, "spec"] = None  # no spec: the d1..d4/w1..w4 or RegNet columns
+    expected = [AnyNetSpec.from_json(s).block_widths() if isinstance(s, str) else block_widths(frame.iloc[3])
+                for s in frame["spec"]]
+    assert frame_block_widths(frame) == expected and expected[3] is not None
+    with pytest.raises(UserError, match="stages"):
+        block_widths({"spec": '{"stages": [{"depth": 2, "width": -8}]}'})

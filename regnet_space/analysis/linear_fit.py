@@ -9,10 +9,13 @@ are scored, so the e_fit returned is exactly that of the returned parameters.
 Many models are fitted at once (a report fits every model of a study): models of equal depth share arrays, and a
 grid is scored without a ``**`` or ``log`` per candidate and block. Each candidate's exponents
 k_j = round(log(u_j / w0) / log(wm)) need log(u_j / w0) once per (w0, wa) and log(wm) once per wm; its widths
-q * round(w0 * wm^k / q) and their |log(width / observed)| are tables per (w0, wm, k) that every wa shares. The
-tables are computed with the same NumPy operations, in the same order, as predicting every candidate's widths
-directly (``benchmarks/plain_linear_fit.py``, the per-model way this replaced), so the scores, the order of
-candidates and the ties broken by it are identical (tests hold the two equal).
+q * round(w0 * wm^k / q) and their |log(width / observed)| are tables per (w0, wm, k, distinct observed width)
+that every wa shares. Only candidates that can matter are scored (branch and bound, ``_score_grid``): the coarse
+grid's 8 best and each refinement grid's best; the others get a lower bound per cell of candidates and are
+skipped when it exceeds a score already found. Refinement points of a model that meet at the same centre are
+refined once. What is scored is computed with the same NumPy operations on the same values as predicting every
+candidate's widths directly (``benchmarks/plain_linear_fit.py``, the per-model way this replaced), so the scores,
+the order of candidates and the ties broken by it are identical (tests hold the two equal).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ..regnet import quantized_block_widths
 
 _REFINE_TOP = 8  # coarse optima refined
 _REFINE_ROUNDS = 4
+_CELL_WA = 16  # wa values per bounded cell (see _score_grid)
 _CHUNK_ELEMENTS = 1 << 18  # candidates x blocks scored per step: bounds memory, keeps arrays near the cache
 
 
@@ -87,16 +91,18 @@ def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max:
     (ties: the coarse points in score order first, then each point's refinements in turn, each grid in its own
     order, which is the order of ``np.argmin`` over all scores concatenated)."""
     models, depth = observed.shape
-    log_observed = np.log(observed)
-    coarse_chunk = max(1, _CHUNK_ELEMENTS // (25 * 41 * 28 * depth))
-    tops = [_coarse(log_observed[s:s + coarse_chunk], observed[s:s + coarse_chunk], q, wm_range, wa_max)
+    log_observed = _distinct(np.log(observed))
+    coarse_chunk = max(1, _CHUNK_ELEMENTS // (25 * 41 * 28 * 4))  # ~4 distinct widths: tables, not blocks
+    tops = [_coarse(tuple(a[s:s + coarse_chunk] for a in log_observed), observed[s:s + coarse_chunk], q, wm_range,
+                    wa_max)
             for s in range(0, models, coarse_chunk)]
-    first_score = np.concatenate([t[0] for t in tops])
+    top_score = np.concatenate([t[0] for t in tops])  # (models, _REFINE_TOP)
+    first_score = top_score[:, 0]
     top = [np.concatenate([t[1][i] for t in tops]) for i in range(3)]  # (models, _REFINE_TOP) each
-    pair_log_observed = np.repeat(log_observed, _REFINE_TOP, axis=0)
-    refine_chunk = max(1, _CHUNK_ELEMENTS // (5 * 16 * 11 * depth * _REFINE_TOP))  # models
-    rounds = [_refine(pair_log_observed[s * _REFINE_TOP:(s + refine_chunk) * _REFINE_TOP],
-                      *(t[s:s + refine_chunk].ravel() for t in top), first_score[s:s + refine_chunk] == 0,
+    pair_log_observed = [np.repeat(a, _REFINE_TOP, axis=0) for a in log_observed]
+    refine_chunk = max(1, _CHUNK_ELEMENTS // (5 * 16 * 11 * 4 * _REFINE_TOP))  # models
+    rounds = [_refine(tuple(a[s * _REFINE_TOP:(s + refine_chunk) * _REFINE_TOP] for a in pair_log_observed),
+                      *(t[s:s + refine_chunk].ravel() for t in (*top, top_score)), first_score[s:s + refine_chunk] == 0,
                       q=q, wm_range=wm_range, wa_max=wa_max)
               for s in range(0, models, refine_chunk)]
     # (models, pairs x rounds): pair 0's rounds, pair 1's rounds, ... as the search saw them
@@ -111,52 +117,67 @@ def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max:
     return found
 
 
-def _coarse(log_observed: np.ndarray, observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max: float
+def _coarse(log_observed: tuple[np.ndarray, np.ndarray], observed: np.ndarray, q: int,
+            wm_range: tuple[float, float], wa_max: float
             ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Each model's lowest coarse score and its ``_REFINE_TOP`` best coarse (w0, wa, wm), best first (ties: grid
+    """Each model's ``_REFINE_TOP`` lowest coarse scores and their (w0, wa, wm), best first (ties: grid
     order)."""
     models = observed.shape[0]
     w0_grid, wm_grid = _coarse_grids(observed, q, wm_range)
     wa_grid = np.broadcast_to(np.round(np.r_[0.0, np.geomspace(1.0, wa_max, 40)], 2), (models, 41))
-    scores = _score_grid(log_observed, w0_grid, wa_grid, wm_grid, q)
-    padding = np.isnan(w0_grid)[:, :, None, None] | np.isnan(wm_grid)[:, None, None, :]  # shorter grids
-    flat = np.where(padding, np.inf, scores).reshape(models, -1)
-    top = np.argsort(flat, axis=1, kind="stable")[:, :_REFINE_TOP]
+    scores = _score_grid(log_observed, w0_grid, wa_grid, wm_grid, q, _REFINE_TOP)  # +inf: padding, or not a top
+    flat = scores.reshape(models, -1)
+    # np.argsort(flat, kind="stable")[:, :_REFINE_TOP], sorting only the scores up to the _REFINE_TOP-th lowest
+    rows, cols = np.nonzero(flat <= np.partition(flat, _REFINE_TOP - 1, axis=1)[:, _REFINE_TOP - 1:_REFINE_TOP])
+    order = np.lexsort((cols, flat[rows, cols], rows))
+    top = cols[order][np.searchsorted(rows[order], np.arange(models))[:, None] + np.arange(_REFINE_TOP)]
     a, b, c = np.unravel_index(top, scores.shape[1:])
     rows = np.arange(models)[:, None]
-    return flat[rows[:, 0], top[:, 0]], (w0_grid[rows, a], wa_grid[rows, b], wm_grid[rows, c])
+    return flat[rows, top], (w0_grid[rows, a], wa_grid[rows, b], wm_grid[rows, c])
 
 
-def _refine(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, exact: np.ndarray, *,
+def _refine(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.ndarray, wm: np.ndarray,
+            score: np.ndarray, exact: np.ndarray, *,
             q: int, wm_range: tuple[float, float], wa_max: float) -> tuple[np.ndarray, ...]:
     """``_REFINE_ROUNDS`` ever finer local grids around each model's ``_REFINE_TOP`` coarse points (rows of
-    ``log_observed`` and the centres: ``_REFINE_TOP`` consecutive rows per model), each centred on the previous
-    one's best: every round's best score and point, (rows, rounds) arrays.
+    ``log_observed`` and the centres with their scores: ``_REFINE_TOP`` consecutive rows per model), each
+    centred on the previous one's best: every round's best score and point, (rows, rounds) arrays.
 
     A score of 0 (the widths reproduced) cannot be beaten, and the search keeps the first 0 it sees, so a model's
     later rounds of that point and all rounds of its later points are not scored (score inf); nor is any round
     of a model whose coarse grid has a 0 already (``exact``, one per model)."""
     wm_lo, wm_hi = wm_range
-    w0, wa, wm = w0.copy(), wa.copy(), wm.copy()  # the centres, moved round by round
+    w0, wa, wm, score = w0.copy(), wa.copy(), wm.copy(), score.copy()  # the centres, moved round by round
     active = ~np.repeat(exact, _REFINE_TOP)
     order = np.tile(np.arange(_REFINE_TOP), exact.size)  # each row's place among its model's points
     scores = np.full((w0.size, _REFINE_ROUNDS), np.inf)
     points = [np.zeros((w0.size, _REFINE_ROUNDS)) for _ in range(3)]
     span, step = 1.5, (wm_hi - wm_lo) / 15
     for r in range(_REFINE_ROUNDS):
-        rows = np.flatnonzero(active)
-        if rows.size == 0:
+        every = np.flatnonzero(active)
+        if every.size == 0:
             break
+        # Points of a model that reached the same centre go on identically: refine the first of each only.
+        same = np.repeat(active.reshape(-1, 1, _REFINE_TOP), _REFINE_TOP, axis=1)  # (models, point, earlier point)
+        for values in (w0, wa, wm):
+            grouped = values.reshape(-1, _REFINE_TOP)
+            same &= grouped[:, :, None] == grouped[:, None, :]
+        lead = (same.argmax(axis=2) + np.arange(0, w0.size, _REFINE_TOP)[:, None]).ravel()[every]
+        rows, within = np.unique(lead, return_inverse=True)  # rows refined; each active row's place among them
         local_w0 = np.maximum(q, w0[rows, None] + q * np.arange(-2, 3))
         local_wa = np.round(np.clip(np.concatenate([wa[rows, None] * np.geomspace(1 / span, span, 11),
                                                     wa[rows, None] + np.linspace(-1, 1, 5)], axis=1), 0, wa_max), 2)
         local_wm = np.round(np.clip(wm[rows, None] + step * np.linspace(-1, 1, 11), wm_lo, wm_hi), 3)
-        local = _score_grid(log_observed[rows], local_w0, local_wa, local_wm, q).reshape(rows.size, -1)
+        # The centre is normally a grid point, so no point scoring above its score is the best one.
+        centre = ((local_w0 == w0[rows, None]).any(axis=1) & (local_wa == wa[rows, None]).any(axis=1)
+                  & (local_wm == wm[rows, None]).any(axis=1))
+        local = _score_grid(tuple(a[rows] for a in log_observed), local_w0, local_wa, local_wm, q, 1,
+                            np.where(centre, score[rows], np.inf)).reshape(rows.size, -1)
         best = np.argmin(local, axis=1)
         a, b, c = np.unravel_index(best, (local_w0.shape[1], local_wa.shape[1], local_wm.shape[1]))
-        within = np.arange(rows.size)
+        rows, a, b, c, best = every, a[within], b[within], c[within], best[within]
         w0[rows], wa[rows], wm[rows] = local_w0[within, a], local_wa[within, b], local_wm[within, c]
-        scores[rows, r] = local[within, best]
+        scores[rows, r] = score[rows] = local[within, best]
         for point, values in zip(points, (w0, wa, wm)):
             point[rows, r] = values[rows]
         found = (scores[:, r] == 0).reshape(-1, _REFINE_TOP)
@@ -194,28 +215,96 @@ def _padded(rows: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _score_grid(log_observed: np.ndarray, w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, q: int) -> np.ndarray:
-    """e_fit of every (w0, wa, wm) of each model's grid: (models, |w0|, |wa|, |wm|) from per-model values
-    (models, n) of w0, wa and wm (wa, wm rounded) and log widths (models, depth). NaN entries (padding of
-    shorter grids) are scored as the row's first value; callers mask their scores."""
+def _distinct(log_observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's distinct values (models, d; shorter rows padded with copies of their largest) and the index of
+    each entry among them (models, depth): a network's blocks share a few widths (one per stage), so its width
+    terms are computed once per distinct width."""
+    order = np.argsort(log_observed, axis=1, kind="stable")
+    ordered = np.take_along_axis(log_observed, order, axis=1)
+    rank = np.cumsum(np.c_[np.zeros((ordered.shape[0], 1), bool), ordered[:, 1:] != ordered[:, :-1]], axis=1)
+    which = np.empty_like(rank)
+    np.put_along_axis(which, order, rank, axis=1)
+    distinct = np.repeat(ordered[:, -1:], rank.max() + 1, axis=1)
+    distinct[np.arange(rank.shape[0])[:, None], rank] = ordered
+    return distinct, which
+
+
+def _score_grid(log_observed: tuple[np.ndarray, np.ndarray], w0: np.ndarray, wa: np.ndarray, wm: np.ndarray, q: int,
+                keep: int, cap: np.ndarray | None = None) -> np.ndarray:
+    """e_fit of every (w0, wa, wm) of each model's grid that can be among its ``keep`` lowest scores, +inf for
+    the others: (models, |w0|, |wa|, |wm|) from per-model values (models, n) of w0, wa and wm (wa, wm rounded)
+    and log widths (``_distinct``: (models, d) values, (models, depth) indices). NaN entries (padding of shorter
+    grids) score +inf. ``cap``: per model, a score known to be in the grid (a refinement grid's centre), or inf.
+
+    Most candidates are far from a model's best, so they are bounded before they are scored (branch and bound):
+    the grid is cut into cells of one w0, one wm and up to ``_CELL_WA`` neighbouring wa values. A block's exponent
+    k_j = round(log(u_j / w0) / log(wm)) grows with wa, so within a cell it lies between its values at the
+    cell's smallest and largest wa (widened by 1e-9 against rounding); the block's term |log(width_k /
+    observed_j)| is smallest at the level nearest the observed width (terms fall, then rise, with k), clamped
+    to that range; the mean of these minima bounds every score in the cell from below. Without a finite ``cap``,
+    the ``keep`` cells of lowest bound are scored first and the ``keep``-th lowest score among them is the cap;
+    then only the cells whose bound does not exceed the cap (by more than 1e-9) are scored. Scored candidates
+    get exactly the scores of scoring the whole grid (the same operations on the same values), so the order and
+    the ties among the lowest are unchanged."""
+    valid = ~np.isnan(w0)[:, :, None, None] | np.zeros(wm.shape[1], bool)
+    valid &= ~np.isnan(wm)[:, None, None, :]  # (models, w0, 1, wm)
     w0 = np.where(np.isnan(w0), w0[:, :1], w0)
     wm = np.where(np.isnan(wm), wm[:, :1], wm)
-    models, depth = log_observed.shape
+    log_distinct, which = log_observed
+    models, depth = which.shape
+    n_d = log_distinct.shape[1]
+    n_w0, n_wa, n_wm = w0.shape[1], wa.shape[1], wm.shape[1]
+    cells = -(-n_wa // _CELL_WA)
+    size = -(-n_wa // cells)  # wa values per cell, padded with copies of the last (scored +inf)
+    wa = np.concatenate([wa, np.repeat(wa[:, -1:], cells * size - n_wa, axis=1)], axis=1)
+    members = np.argsort(wa, axis=1, kind="stable").reshape(models, cells, size)  # cells of neighbouring wa
     j = np.arange(depth)
     # log(u_j / w0) with u_j = w0 + wa * j, computed as the direct prediction does: (models, w0, wa, block)
     w0_4d = w0[:, :, None, None]
     log_growth = np.log((w0_4d + wa[:, None, :, None] * j) / w0_4d)
-    k = log_growth[:, :, :, None, :] / np.log(wm)[:, None, None, :, None]  # (models, w0, wa, wm, block)
-    np.round(k, out=k)
-    levels = int(k.max()) + 1
-    exponents = np.tile(np.arange(levels, dtype=float), (models, wm.shape[1], 1))  # contiguous, as k is
+    log_wm = np.log(wm)
+    cell_wa = np.take_along_axis(wa, members.reshape(models, -1), axis=1).reshape(models, cells, size)
+    ends = [np.log((w0_4d + edge[:, None, :, None] * j) / w0_4d)[:, :, :, None, :] / log_wm[:, None, None, :, None]
+            for edge in (cell_wa.min(axis=2), cell_wa.max(axis=2))]  # (models, w0, cell, wm, block)
+    low = np.maximum(np.ceil(ends[0] - 0.5 - 1e-9), 0).astype(np.intp)
+    high = np.floor(ends[1] + 0.5 + 1e-9).astype(np.intp)
+    levels = int(high.max()) + 1
+    exponents = np.tile(np.arange(levels, dtype=float), (models, n_wm, 1))  # contiguous, as k is
     widths = q * np.round(w0[:, :, None, None] * (wm[:, :, None] ** exponents)[:, None] / q)  # (models, w0, wm, k)
-    terms = np.abs(np.log(widths)[..., None] - log_observed[:, None, None, None, :])  # (models, w0, wm, k, block)
-    # Each candidate's term of block j is terms[model, w0, wm, k_j, j]: one flat index per (candidate, block).
-    base = (np.arange(models)[:, None] * w0.shape[1] + np.arange(w0.shape[1])) * wm.shape[1]
-    base = (base[:, :, None, None] + np.arange(wm.shape[1])) * levels  # (models, w0, 1, wm)
-    index = k.astype(np.intp)
-    index += base[..., None]
-    index *= depth
-    index += j
-    return np.mean(terms.ravel().take(index), axis=-1)
+    terms = np.abs(np.log(widths)[..., None] - log_distinct[:, None, None, None, :])
+    # Block j's term at level k of (model, w0, wm) is terms.flat[k * n_d + offset[model, w0, wm, j]].
+    base = ((np.arange(models)[:, None] * n_w0 + np.arange(n_w0)) * n_wm)[:, :, None] + np.arange(n_wm)
+    offset = base[..., None] * (levels * n_d) + which[:, None, None, :]  # (models, w0, wm, block)
+    nearest = terms.argmin(axis=3).ravel().take(base[..., None] * n_d + which[:, None, None, :])  # (.., block)
+    nearest = np.clip(nearest[:, :, None], low, high)  # (models, w0, cell, wm, block)
+    nearest *= n_d
+    nearest += offset[:, :, None]
+    bound = np.where(valid, np.mean(terms.ravel().take(nearest), axis=-1), np.inf).reshape(models, -1)
+
+    scores = np.full((models, n_w0, cells * size, n_wm), np.inf)
+
+    def score(model: np.ndarray, cell: np.ndarray) -> None:
+        a, c, m = np.unravel_index(cell, (n_w0, cells, n_wm))
+        wa_index = members[model, c]  # (cells, size)
+        k = log_growth[model[:, None], a[:, None], wa_index]  # (cells, size, block)
+        k /= log_wm[model, m][:, None, None]
+        np.round(k, out=k)
+        k *= n_d
+        k += offset[model, a, m][:, None]  # exact: small integers
+        scores[model[:, None], a[:, None], wa_index, m[:, None]] = np.mean(terms.ravel().take(k.astype(np.intp)),
+                                                                          axis=-1)
+        scores[:, :, n_wa:] = np.inf  # the padding copies
+
+    # The keep cells of lowest bound are scored first where no cap is given (or it is infinite).
+    first = np.zeros_like(bound, dtype=bool)
+    uncapped = np.arange(models) if cap is None else np.flatnonzero(np.isinf(cap))
+    first[uncapped[:, None], np.argpartition(bound[uncapped], keep - 1, axis=1)[:, :keep]] = True
+    first &= np.isfinite(bound)
+    score(*np.nonzero(first))
+    lowest = np.full(models, np.inf)
+    if uncapped.size:
+        lowest[uncapped] = np.partition(scores[uncapped].reshape(uncapped.size, -1), keep - 1, axis=1)[:, keep - 1]
+    cap = lowest if cap is None else np.minimum(cap, lowest)
+    todo = (bound <= cap[:, None] + 1e-9) & ~first
+    score(*np.nonzero(todo))
+    return scores[:, :, :n_wa]

@@ -22,7 +22,7 @@ from .bootstrap import good_ranges
 from .edf import Comparison, compare
 from .power import Pilot, simulated_power
 from .linear_fit import fit_many
-from .table import block_widths, complexity_columns, parameter_columns
+from .table import block_widths, complexity_columns, frame_block_widths, parameter_columns
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1200px; color: #222; }
@@ -40,7 +40,7 @@ td:first-child, th:first-child { text-align: left; }
 
 def with_e_fit(frame: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
     """``frame`` plus ``e_fit`` (and the fit) for every model whose block widths are known."""
-    widths = [block_widths(row) for _, row in frame.iterrows()]
+    widths = frame_block_widths(frame)
     known = [w for w in widths if w is not None]
     found = iter(fit_many(known, progress=progress))
     fits = [None if w is None else next(found) for w in widths]

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..analysis.linear_fit import fit_many
 from ..analysis.refine import Decision, apply, propose
-from ..analysis.table import block_widths
+from ..analysis.table import frame_block_widths
 from ..errors import UserError
 from ..spaces import DesignSpace, Distribution
 from ..spaces.space import REGNET_STAGE_FIELDS
@@ -127,7 +127,7 @@ def _plain(value):
 
 def e_fits(frame: pd.DataFrame) -> np.ndarray:
     """Each model's e_fit: how far its per-block widths are from the nearest quantized line."""
-    return np.array([fit.e_fit for fit in fit_many([block_widths(row) for _, row in frame.iterrows()])])
+    return np.array([fit.e_fit for fit in fit_many(frame_block_widths(frame))])
 
 
 def regnet_candidate(space: DesignSpace, frame: pd.DataFrame, *, alpha: float, seed: int,
