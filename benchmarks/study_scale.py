@@ -34,31 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from postgres_server import ThrowawayPostgres  # noqa: E402  (the server the tests use)
+from study_helpers import SCALE  # noqa: E402  (the population the scale tests use)
 
-SPEC = """
-name = "{name}"
-seed = 0
-input_form = "imagenet"
-measure_latency = false
-[dataset]
-name = "synthetic:res=8,train=64,test=32"
-val_size = 32
-[proxy]
-epochs = 1
-batch_size = 64
-train_fraction = 1.0
-[complexity]
-flops = "0:400K"
-[[spaces]]
-space = "regnetx"
-n = {half}
-[[spaces]]
-space = "anynetx_e"
-n = {half}
-[workers]
-heartbeat_interval = 2
-stale_after = 60
-"""
 
 
 def cli(*args: str) -> list[str]:
@@ -70,7 +47,7 @@ def run_config(work: Path, storage: str, n: int, workers: int, server: Throwaway
 
     name = f"scale-{storage}-{n}-{workers}"
     spec = work / f"{name}.toml"
-    spec.write_text(SPEC.format(name=name, half=n // 2))
+    spec.write_text(SCALE.format(name=name, half=n // 2, heartbeat=2, stale_after=60))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if server is not None:
         database = name.replace("-", "_")

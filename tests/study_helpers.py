@@ -36,6 +36,32 @@ stale_after = 8
 """
 
 
+# A population of the cheapest models, so coordination is what is exercised (scale tests and benchmark).
+SCALE = """
+name = "{name}"
+seed = 0
+input_form = "imagenet"
+measure_latency = false
+[dataset]
+name = "synthetic:res=8,train=64,test=32"
+val_size = 32
+[proxy]
+epochs = 1
+batch_size = 64
+train_fraction = 1.0
+[complexity]
+flops = "0:400K"
+[[spaces]]
+space = "regnetx"
+n = {half}
+[[spaces]]
+space = "anynetx_e"
+n = {half}
+[workers]
+heartbeat_interval = {heartbeat}
+stale_after = {stale_after}
+"""
+
 def tiny_spec(tmp_path: Path, *, name: str = "tiny", n: int = 3, train: int = 256, epochs: int = 1,
               storage: str | None = None) -> Path:
     text = TINY.format(name=name, n=n, train=train, epochs=epochs)

@@ -13,37 +13,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from study_helpers import load, start_cli
-
-SCALE = """
-name = "{name}"
-seed = 0
-input_form = "imagenet"
-measure_latency = false
-[dataset]
-name = "synthetic:res=8,train=64,test=32"
-val_size = 32
-[proxy]
-epochs = 1
-batch_size = 64
-train_fraction = 1.0
-[complexity]
-flops = "0:400K"
-[[spaces]]
-space = "regnetx"
-n = {half}
-[[spaces]]
-space = "anynetx_e"
-n = {half}
-[workers]
-heartbeat_interval = 1
-stale_after = 30
-"""
+from study_helpers import SCALE, load, start_cli
 
 
 def scale_spec(tmp_path, name: str, n: int):
     path = tmp_path / f"{name}.toml"
-    path.write_text(SCALE.format(name=name, half=n // 2))
+    path.write_text(SCALE.format(name=name, half=n // 2, heartbeat=1, stale_after=30))
     return path
 
 
