@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from . import __version__
-from .errors import UserError
+from .errors import StopSignal, UserError, raise_stop_signal
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     from .redaction import install_log_redaction, redact
 
     install_log_redaction()
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # like Ctrl-C: unwind, clean up, exit 128 + signum
+        signal.signal(sig, raise_stop_signal)
     args = make_parser().parse_args(argv)
     try:
         return args.handler(args) or 0
@@ -36,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("regnet-space: interrupted", file=sys.stderr)
         return 130
+    except StopSignal as stop:
+        print(f"regnet-space: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
     except Exception:  # a bug: keep the traceback for the report, but never with a password in it
         import traceback
 

@@ -73,3 +73,21 @@ def test_runner_killed_outright_leaves_no_orphan(tmp_path):
     while worker_pids(spec) and time.time() < deadline:
         time.sleep(0.2)
     assert worker_pids(spec) == []
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_stop_signal_during_set_up_exits_with_its_code(tmp_path, sig, code):
+    """A signal before any worker starts (while the study is opened and the population checked) ends the run
+    with the same code and a one-line message, not the bare -15 of an unhandled SIGTERM."""
+    spec = tiny_spec(tmp_path, name=f"setup{sig.value}", n=3, train=256, epochs=1)
+    script = ("import os, signal, sys\n"
+              "import regnet_space.commands.study as study\n"
+              f"study._warn_tiny_stages = lambda spec: os.kill(os.getpid(), {int(sig)})\n"
+              "from regnet_space.cli import main\n"
+              f"sys.exit(main(['study', 'run', {str(spec)!r}, '--dir', {str(tmp_path / 'run')!r}, '--quiet']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] in ("regnet-space: interrupted",
+                                                   f"regnet-space: stopped by {sig.name}")
+    assert worker_pids(spec) == []

@@ -1,7 +1,8 @@
 """Proxy fidelity against a reference 10x longer: does the study's proxy rank a study's models as longer training does?
 
     .venv/bin/python analysis/proxy_fidelity/reference.py experiments/progression_small.toml \
-        analysis/progression_small/results.csv --per-space 8 --out analysis/proxy_fidelity/small_form [--threads 1]
+        analysis/progression_small/results.csv --per-space 8 --out analysis/proxy_fidelity/small_form [--threads 1] \
+        [--shard K/N]
 
 Takes the first ``--per-space`` models of every space of a finished study (the study enqueues round-robin, so
 these are its earliest, unselected draws), and trains each again under two schedules with the study's own
@@ -11,7 +12,9 @@ study's. Reports Spearman and Kendall rank correlations over the models with a 9
 (models resampled with replacement).
 
 Each finished run is appended to ``runs.jsonl`` at once and skipped when the script restarts, so it can be
-stopped at any time; ``summary.json`` is recomputed from every row present.
+stopped at any time; ``summary.json`` is recomputed from every row present. ``--shard K/N`` trains only every N-th
+model (from the K-th), so N single-thread processes can share one ``--out`` on N cores; each appends whole lines to
+``runs.jsonl``, and the last to finish writes the summary over all of them.
 """
 
 from __future__ import annotations
@@ -92,7 +95,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--shard", default="0/1", help="K/N: train models K, K+N, K+2N, ... of the list (default 0/1)")
     args = parser.parse_args()
+    try:
+        shard, shards = (int(part) for part in args.shard.split("/"))
+        if not 0 <= shard < shards:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--shard must be K/N with 0 <= K < N, got {args.shard!r}")
     study = load_study_spec(args.spec)
     models = chosen_models(pd.read_csv(args.results), args.per_space)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -103,7 +113,8 @@ def main() -> None:
     start = time.perf_counter()
     for name, (overrides, seed_offset) in SCHEDULES.items():  # every model's second seed first: it is cheap
         config = ProxyConfig.from_dict(study.proxy).replace(**overrides)
-        for space, index, spec_json in models[["space", "model_index", "spec"]].itertuples(index=False):
+        mine = models.iloc[shard::shards]
+        for space, index, spec_json in mine[["space", "model_index", "spec"]].itertuples(index=False):
             if (space, index, name) in done:
                 continue
             seed = space_seed(study.seed, space) + int(index) + seed_offset
@@ -115,6 +126,8 @@ def main() -> None:
                 f.write(json.dumps(row) + "\n")
             print(f"[{time.perf_counter() - start:7.0f}s] {space} {index:3d} {name:11s} {result.status:8s} "
                   f"val_err {result.val_error} ({result.seconds:.0f}s)", flush=True)
+    if runs_path.exists():  # every shard's rows so far
+        rows = [json.loads(line) for line in runs_path.read_text().splitlines()]
     summary = summarize(models, rows)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("\n| pair | n | Spearman [95% CI] | Kendall [95% CI] |\n|---|---|---|---|")

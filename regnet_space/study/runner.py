@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from optuna.trial import TrialState
 
+from ..errors import StopSignal, raise_stop_signal
 from .results import status_summary
 from .session import StudySession, study_dir
 from .snapshot import best_by_space, state_counts
@@ -41,7 +42,7 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
     if directory:
         command += ["--dir", directory]
     processes: list = []
-    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, raise_stop_signal) for sig in STOP_SIGNALS}
     try:
         for i in range(workers):
             log = open(logs / f"worker-{i}.log", "w")
@@ -53,8 +54,8 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
         while any(p.poll() is None for p, _ in processes):
             retry(lambda: _update(bar, session), what="reading progress", timeout=spec.outage_timeout)
             time.sleep(poll)
-    except (Stopped, KeyboardInterrupt) as exc:
-        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+    except (StopSignal, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, StopSignal) else signal.SIGINT
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not orphan the workers mid-shutdown
         _stop_workers([p for p, _ in processes])
@@ -97,16 +98,6 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 WORKER_STOP_GRACE = 60.0  # seconds a worker has to mark its model interrupted before it is killed
-
-
-class Stopped(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise Stopped(signum)
 
 
 def _die_with_parent() -> None:
