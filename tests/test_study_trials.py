@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 
 from regnet_space.spaces import load_space, sample_models
 from regnet_space.study.params import space_distributions
-from regnet_space.study.queue import ensure_index
+from regnet_space.study.queue import ensure_index, finish
 from regnet_space.study.trials import claim, enqueue_missing, enqueue_population, fail, model_states, waiting_trial
 
 
@@ -129,6 +129,25 @@ def test_a_model_failing_max_attempts_times_is_failed_for_good(any_study):
     assert [t.state for t in regnet_trials] == [TrialState.FAIL, TrialState.FAIL]
     # With a bigger budget the same study retries it once more.
     assert enqueue_missing(study, storage, pop, stale_after=60, distributions=DISTRIBUTIONS, max_attempts=3) == 1
+
+
+def test_finishing_a_model_stores_its_attributes_and_value_once_and_refuses_a_finished_trial(any_study):
+    """``finish`` (one transaction on a database) leaves what Optuna's calls one by one would: every attribute,
+    the value, the state and an end time; and like them it refuses a trial another process finished."""
+    study, storage = any_study
+    enqueue_missing(study, storage, population(1), stale_after=60, distributions=DISTRIBUTIONS, max_attempts=3)
+    done, failed = claim(study, storage, "w", stale_after=60), claim(study, storage, "w", stale_after=60)
+    finish(storage, done._trial_id, TrialState.COMPLETE, {"val_error": 12.5, "diverged": False, "latency_ms": None},
+           [12.5])
+    finish(storage, failed._trial_id, TrialState.FAIL, {"error": "RuntimeError: x"})
+    stored, gone = storage.get_trial(done._trial_id), storage.get_trial(failed._trial_id)
+    assert stored.state == TrialState.COMPLETE and stored.values == [12.5] and stored.datetime_complete is not None
+    assert {k: stored.user_attrs[k] for k in ("val_error", "diverged", "latency_ms", "worker")} == {
+        "val_error": 12.5, "diverged": False, "latency_ms": None, "worker": "w"}
+    assert gone.state == TrialState.FAIL and gone.values is None and gone.user_attrs["error"] == "RuntimeError: x"
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        finish(storage, done._trial_id, TrialState.FAIL, {"error": "late"})
+    assert storage.get_trial(done._trial_id).user_attrs.get("error") is None  # nothing of the refused call stays
 
 
 def test_workers_starting_at_once_enqueue_the_population_once(tmp_path):

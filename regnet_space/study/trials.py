@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..summary import summarize
-from .queue import HEARTBEAT, WORKER, add_waiting, claim_next, exclusive, waiting_retry
+from .queue import HEARTBEAT, WORKER, add_waiting, claim_next, exclusive, finish, waiting_retry
 from .snapshot import trial_views
 
 SPACE, INDEX = "space", "model_index"
@@ -233,10 +233,7 @@ def recover_stale(study: optuna.Study, storage: optuna.storages.BaseStorage, *, 
 def fail(storage: optuna.storages.BaseStorage, trial_id: int, *, reason: str, **attrs: Any) -> bool:
     """Mark a trial failed with a reason. False if another process finished it first (its state is theirs)."""
     try:
-        storage.set_trial_user_attr(trial_id, ERROR, reason)
-        for key, value in attrs.items():
-            storage.set_trial_user_attr(trial_id, key, value)
-        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        finish(storage, trial_id, TrialState.FAIL, {ERROR: reason, **attrs})
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
     return True

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..spec import AnyNetSpec
 from .population import DataShape, build_population, population_distributions, space_seed, tiny_stage_warning
 from .session import StudySession
-from .queue import ensure_index
+from .queue import ensure_index, finish
 from .storage import retry
 from .trials import (HEARTBEAT, INDEX, INTERRUPTED, SPACE, WORKER, claim, enqueue_missing, enqueue_population, fail,
                      recover_stale)
@@ -233,13 +233,9 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
         "latency_ms": latency,
         "device": device,
     }
-    def store() -> None:
-        for key, value in attrs.items():
-            storage.set_trial_user_attr(trial_id, key, value)
-        storage.set_trial_state_values(trial_id, state=TrialState.COMPLETE, values=[error])
-
     try:
-        retry(whole(store), what=f"storing model {index} of {label}", timeout=spec.outage_timeout)
+        retry(whole(lambda: finish(storage, trial_id, TrialState.COMPLETE, attrs, [error])),
+              what=f"storing model {index} of {label}", timeout=spec.outage_timeout)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # declared dead while finishing (a long stall); another worker retrains it
     return True
