@@ -74,6 +74,14 @@ def load(url: str):
     return optuna.load_study(study_name="faults", storage=optuna.storages.RDBStorage(url))
 
 
+def _spread(times: list[float]) -> str:
+    done = sorted(t for t in times if t == t and t != float("inf"))
+    if not done:
+        return "none"
+    return (", ".join(f"{t:.1f}" for t in done) + f" (median {done[len(done) // 2]:.1f}, max {done[-1]:.1f}"
+            + (f", {len(times) - len(done)} never" if len(done) < len(times) else "") + ")")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kills", type=int, default=10)
@@ -101,7 +109,8 @@ def main() -> int:
         workers[name] = subprocess.Popen(command + ["--name", name], env=env, stdout=subprocess.DEVNULL,
                                          stderr=open(work / f"{name}.log", "w"))
 
-    kills: list[tuple[float, tuple[str, int]]] = []  # (time of the kill, the model it was training)
+    kills: list[tuple[float, tuple[str, int], int]] = []  # (time of the kill, the model it was training, its trial)
+    outages: list[tuple[float, float]] = []  # when the database was down (restart or outage)
     started = time.time()
     log = lambda text: print(f"[{time.time() - started:6.1f} s] {text}", flush=True)  # noqa: E731
     try:
@@ -134,17 +143,21 @@ def main() -> int:
                 victim = rng.choice(running)
                 key = (victim.user_attrs["space"], int(victim.user_attrs["model_index"]))
                 workers[victim.user_attrs["worker"]].send_signal(signal.SIGKILL)
-                kills.append((time.time(), key))
+                kills.append((time.time(), key, victim._trial_id))
                 log(f"SIGKILL {victim.user_attrs['worker']} training {key}")
                 spawn()
             elif event == "restart":
+                down = time.time()
                 server.restart()
+                outages.append((down, time.time()))
                 log("PostgreSQL restarted (pg_ctl restart -m fast)")
             else:
+                down = time.time()
                 server.stop()
                 log(f"PostgreSQL stopped for {args.outage:.0f} s")
                 time.sleep(args.outage)
                 server.start()
+                outages.append((down, time.time()))
                 log("PostgreSQL started again")
         # Phase 2: the local runner, stopped by SIGTERM and run again.
         for name, process in workers.items():
@@ -170,23 +183,27 @@ def main() -> int:
         trials = study.get_trials(deepcopy=False)
         complete = collections.Counter((t.user_attrs["space"], t.user_attrs["model_index"]) for t in trials
                                        if t.state.name == "COMPLETE")
-        retrain = []
-        for killed_at, key in kills:
+        by_id = {t._trial_id: t for t in trials}
+        declared, retrain = [], []  # seconds from each kill, and whether a database outage overlaps them
+        for killed_at, key, trial_id in kills:
+            dead = by_id[trial_id].datetime_complete
             starts = [t.datetime_start.timestamp() for t in trials
                       if (t.user_attrs.get("space"), t.user_attrs.get("model_index")) == key and t.datetime_start
                       and t.datetime_start.timestamp() > killed_at]
-            retrain.append(min(starts) - killed_at if starts else float("nan"))
+            end = min(starts) if starts else float("inf")
+            hit = any(down < end and up > killed_at for down, up in outages)
+            declared.append((dead.timestamp() - killed_at if dead else float("nan"), hit))
+            retrain.append((end - killed_at, hit))
         print()
         print(f"models complete: {len(complete)} of {total}; duplicated: {sum(n > 1 for n in complete.values())}; "
               f"orphan processes after SIGTERM: {len(orphans_after_sigterm)}, at the end: {len(orphans)}")
         print(f"SIGTERM exit code: {sigterm_exit}; rerun exit code: {rerun.returncode}; "
               f"trials: {len(trials)}; wall time {time.time() - started:.0f} s")
-        if retrain:
-            done = sorted(r for r in retrain if r == r)
-            print(f"kill -> retrain start (s), {len(done)} of {len(retrain)} kills: "
-                  + ", ".join(f"{r:.1f}" for r in done)
-                  + (f"; median {done[len(done) // 2]:.1f}, max {done[-1]:.1f}" if done else "")
-                  + f"; bound once a worker is free: stale_after + heartbeat_interval = {stale + heartbeat} s")
+        for what, times in (("kill -> declared dead", declared), ("kill -> retrain start", retrain)):
+            print(f"{what} (s): " + _spread([t for t, hit in times if not hit])
+                  + f"; across a database outage: {_spread([t for t, hit in times if hit])}")
+        print(f"bound: stale_after + heartbeat_interval = {stale + heartbeat} s to be declared dead; the retrain "
+              f"starts when a worker is next free (a live one finishing its model, or a restarted one up)")
         ok = (len(complete) == total and all(n == 1 for n in complete.values()) and not orphans
               and not orphans_after_sigterm and sigterm_exit == 143 and rerun.returncode == 0)
         print("RESULT:", "PASS" if ok else "FAIL")
