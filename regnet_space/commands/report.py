@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import positive_int
+from . import non_negative_int, positive_int
 from .edf import add_table_arguments
 
 
@@ -19,13 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bins", type=positive_int, default=10, help="bins of the normalised EDF (default: 10)")
     parser.add_argument("--samples", type=positive_int, default=10_000, help="bootstrap resamples (default: 10000)")
     parser.add_argument("--top", type=positive_int, default=10, help="models in the block-width figure (default: 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation tests")
+    parser.add_argument("--fit-sample", type=non_negative_int, metavar="N",
+                        help="fit e_fit on a random N models per space, plus the --top best (default: 1000, "
+                             "the report's FIT_SAMPLE; 0: every model)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the bootstrap, the permutation tests and the fit sample")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import table
-    from ..analysis.report import build_report
+    from ..analysis.report import FIT_SAMPLE, build_report
     from ..userfiles import check_output, make_output_dir, write_output
 
     check_output(args.out, "report")
@@ -33,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         make_output_dir(args.figures, "figures")
     frame, meta = table.load(args.study, dir=args.dir, storage=args.storage)
     text = build_report(frame, meta, normalize=args.normalize, bins=args.bins, samples=args.samples, top=args.top,
-                        seed=args.seed, figures_dir=args.figures, progress=True)
+                        seed=args.seed, figures_dir=args.figures, progress=True,
+                        fit_sample=FIT_SAMPLE if args.fit_sample is None else args.fit_sample or None)
     write_output(args.out, text, "report")
     print(f"wrote {args.out} ({len(text) / 1e6:.1f} MB)")
     return 0
