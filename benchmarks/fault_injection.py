@@ -166,7 +166,8 @@ def main() -> int:
         for process in workers.values():
             process.wait(timeout=120)
         log("stopped the stand-alone workers (SIGTERM); starting `study run --workers 2`")
-        run = [sys.executable, "-m", "regnet_space.cli", "study", "run", str(spec), "--workers", "2", "--quiet"]
+        run = [sys.executable, "-m", "regnet_space.cli", "study", "run", str(spec), "--workers", "2", "--quiet",
+               "--dir", str(work / "runner")]  # its logs with the rest, not in the current directory
         runner = subprocess.Popen(run, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(8)
         runner.send_signal(signal.SIGTERM)
