@@ -81,6 +81,7 @@ def test_stop_signal_during_set_up_exits_with_its_code(tmp_path, sig, code):
     with the same code and a one-line message, not the bare -15 of an unhandled SIGTERM."""
     spec = tiny_spec(tmp_path, name=f"setup{sig.value}", n=3, train=256, epochs=1)
     script = ("import os, signal, sys\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even under nohup\n"
               "import regnet_space.commands.study as study\n"
               f"study._warn_tiny_stages = lambda spec: os.kill(os.getpid(), {int(sig)})\n"
               "from regnet_space.cli import main\n"
