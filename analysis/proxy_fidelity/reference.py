@@ -111,7 +111,7 @@ def main() -> None:
     done = {(r["space"], r["model_index"], r["schedule"]) for r in rows}
     dataset = load_dataset(**{**study.dataset, "device": args.device})
     start = time.perf_counter()
-    for name, (overrides, seed_offset) in SCHEDULES.items():  # every model's second seed first: it is cheap
+    for name, (overrides, seed_offset) in SCHEDULES.items():  # one schedule for every model, then the next
         config = ProxyConfig.from_dict(study.proxy).replace(**overrides)
         mine = models.iloc[shard::shards]
         for space, index, spec_json in mine[["space", "model_index", "spec"]].itertuples(index=False):
