@@ -25,13 +25,24 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .redaction import install_log_redaction, redact
+    from .redaction import install_log_redaction
 
     install_log_redaction()
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # like Ctrl-C: unwind, clean up, exit 128 + signum
-        signal.signal(sig, raise_stop_signal)
-    args = make_parser().parse_args(argv)
+    # SIGTERM and SIGHUP like Ctrl-C: unwind, clean up, exit 128 + signum (restored on return: main may run in
+    # a test's process)
+    previous = {sig: signal.signal(sig, raise_stop_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
+        return _run(argv)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(argv: list[str] | None) -> int:
+    from .redaction import redact
+
+    try:
+        args = make_parser().parse_args(argv)
         return args.handler(args) or 0
     except UserError as exc:
         print(f"regnet-space: error: {redact(str(exc))}", file=sys.stderr)
