@@ -93,35 +93,6 @@ def _results(tmp_path):
     return str(path)
 
 
-def test_report_fits_a_stated_sample_of_each_space_and_always_the_best_models(tmp_path, capsys):
-    """At scale the report fits e_fit on a seeded sample per space plus the --top best, says so, and gives the
-    fitted models exactly the e_fit a full fit gives them."""
-    frame = table(30, seed=5)
-    full = with_e_fit(frame)
-    sampled = with_e_fit(frame, per_space=4, seed=1, top=3)
-    fitted = sampled[sampled["e_fit"].notna()]
-    best = frame.sort_values(["error", "flops"], kind="stable").index[:3]
-    assert set(best) <= set(fitted.index)
-    assert (fitted.groupby("space").size() <= 4 + 3).all() and 8 <= len(fitted) <= 11
-    assert np.array_equal(fitted["e_fit"].to_numpy(), full.loc[fitted.index, "e_fit"].to_numpy())
-    assert sampled.attrs["known"] == len(frame)
-    again = with_e_fit(frame, per_space=4, seed=1, top=3)
-    assert again["e_fit"].notna().equals(sampled["e_fit"].notna())  # the same seed, the same sample
-    results = tmp_path / "results.csv"
-    frame.to_csv(results, index=False)
-    out = tmp_path / "report.html"
-    assert main(["report", str(results), "--out", str(out), "--samples", "200", "--bins", "3",
-                 "--fit-sample", "4", "--top", "3"]) == 0, capsys.readouterr().err
-    text = html.unescape(out.read_text())
-    assert "e_fit of a random 4 models per space (seed 0) and the 3 lowest-error models" in text
-    assert main(["report", str(results), "--out", str(out), "--samples", "200", "--bins", "3",
-                 "--fit-sample", "0"]) == 0
-    assert "e_fit of a random" not in out.read_text()
-    with pytest.raises(SystemExit) as refused:
-        main(["report", str(results), "--out", str(out), "--fit-sample", "-1"])
-    assert refused.value.code == 2 and "-1 must be >= 0" in capsys.readouterr().err
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_demo_sized_report_shows_a_verdict_and_the_normalised_edf_in_chromium(tmp_path):
     """24 models per space, as the demo: the bins are chosen so every space fills every bin (the demo's own
