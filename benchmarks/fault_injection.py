@@ -28,30 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from postgres_server import ThrowawayPostgres  # noqa: E402  (the server the tests use)
-
-SPEC = """
-name = "faults"
-seed = 0
-measure_latency = false
-[dataset]
-name = "synthetic:res=8,train=1024,test=64"
-val_size = 64
-[proxy]
-epochs = {epochs}
-batch_size = 64
-train_fraction = 1.0
-[complexity]
-flops = "0:400K"
-[[spaces]]
-space = "regnetx"
-n = {n}
-[[spaces]]
-space = "anynetx_e"
-n = {n}
-[workers]
-heartbeat_interval = {heartbeat}
-stale_after = {stale}
-"""
+from study_helpers import synthetic_study  # noqa: E402  (the spec the study tests use)
 
 
 def study_pids(spec: Path) -> list[int]:
@@ -95,7 +72,8 @@ def main() -> int:
     spec = work / "faults.toml"
     heartbeat, stale = 1, 6
     total = 2 * args.n
-    spec.write_text(SPEC.format(epochs=args.epochs, n=args.n, heartbeat=heartbeat, stale=stale))
+    spec.write_text(synthetic_study("faults", n=args.n, train=1024, epochs=args.epochs, input_form=None,
+                                    heartbeat=heartbeat, stale_after=stale))
     server = ThrowawayPostgres()
     env = {**os.environ, "REGNET_SPACE_STORAGE": server.url, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "regnet_space.cli", "study", "worker", str(spec), "--threads", "1"]

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from postgres_server import ThrowawayPostgres  # noqa: E402  (the server the tests use)
-from study_helpers import SCALE  # noqa: E402  (the population the scale tests use)
+from study_helpers import scale_study  # noqa: E402  (the population the scale tests use)
 
 
 
@@ -47,7 +47,7 @@ def run_config(work: Path, storage: str, n: int, workers: int, server: Throwaway
 
     name = f"scale-{storage}-{n}-{workers}"
     spec = work / f"{name}.toml"
-    spec.write_text(SCALE.format(name=name, half=n // 2, heartbeat=2, stale_after=60))
+    spec.write_text(scale_study(name, models=n, heartbeat=2, stale_after=60))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if server is not None:
         database = name.replace("-", "_")

@@ -10,61 +10,45 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-TINY = """
-name = "{name}"
-seed = 0
-input_form = "imagenet"  # the cheapest networks at 8 px: these tests exercise the study machinery, not design
-measure_latency = true
-[dataset]
-name = "synthetic:res=8,train={train},test=64"
-val_size = 64
-[proxy]
-epochs = {epochs}
-batch_size = 64
-train_fraction = 1.0
-[complexity]
-flops = "0:400K"
-[[spaces]]
-space = "regnetx"
-n = {n}
-[[spaces]]
-space = "anynetx_e"
-n = {n}
-[workers]
-heartbeat_interval = 0.5
-stale_after = 8
-"""
+def synthetic_study(name: str, *, n: int, spaces: tuple[str, ...] = ("regnetx", "anynetx_e"), train: int = 256,
+                    test: int = 64, val_size: int = 64, epochs: int = 1, input_form: str | None = "imagenet",
+                    measure_latency: bool | None = False, heartbeat: float | None = None,
+                    stale_after: float | None = None) -> str:
+    """The text of a study spec of the cheapest models (8 px synthetic data, under 400 KFLOPs), n per space: such
+    studies exercise the study machinery (workers, storage, signals, scale), not design. A None leaves the key out,
+    to its default ("imagenet": the cheapest networks at 8 px)."""
+    lines = [f'name = "{name}"', "seed = 0"]
+    if input_form is not None:
+        lines.append(f'input_form = "{input_form}"')
+    if measure_latency is not None:
+        lines.append(f"measure_latency = {str(measure_latency).lower()}")
+    lines += ["[dataset]", f'name = "synthetic:res=8,train={train},test={test}"', f"val_size = {val_size}",
+              "[proxy]", f"epochs = {epochs}", "batch_size = 64", "train_fraction = 1.0",
+              "[complexity]", 'flops = "0:400K"']
+    for space in spaces:
+        lines += ["[[spaces]]", f'space = "{space}"', f"n = {n}"]
+    workers = {"heartbeat_interval": heartbeat, "stale_after": stale_after}
+    if any(v is not None for v in workers.values()):
+        lines += ["[workers]"] + [f"{key} = {value}" for key, value in workers.items() if value is not None]
+    return "\n".join(lines) + "\n"
 
 
-# A population of the cheapest models, so coordination is what is exercised (scale tests and benchmark).
-SCALE = """
-name = "{name}"
-seed = 0
-input_form = "imagenet"
-measure_latency = false
-[dataset]
-name = "synthetic:res=8,train=64,test=32"
-val_size = 32
-[proxy]
-epochs = 1
-batch_size = 64
-train_fraction = 1.0
-[complexity]
-flops = "0:400K"
-[[spaces]]
-space = "regnetx"
-n = {half}
-[[spaces]]
-space = "anynetx_e"
-n = {half}
-[workers]
-heartbeat_interval = {heartbeat}
-stale_after = {stale_after}
-"""
+def tiny_study(name: str = "tiny", *, n: int = 3, train: int = 256, epochs: int = 1) -> str:
+    """The end-to-end tests' study: latency measured, heartbeats fast enough for the stale-worker tests."""
+    return synthetic_study(name, n=n, train=train, epochs=epochs, measure_latency=True, heartbeat=0.5,
+                           stale_after=8)
+
+
+def scale_study(name: str, *, models: int, heartbeat: float, stale_after: float) -> str:
+    """The scale tests' and benchmark's population: ``models`` of the cheapest, half per space, so coordination is
+    what is exercised."""
+    return synthetic_study(name, n=models // 2, train=64, test=32, val_size=32, heartbeat=heartbeat,
+                           stale_after=stale_after)
+
 
 def tiny_spec(tmp_path: Path, *, name: str = "tiny", n: int = 3, train: int = 256, epochs: int = 1,
               storage: str | None = None) -> Path:
-    text = TINY.format(name=name, n=n, train=train, epochs=epochs)
+    text = tiny_study(name, n=n, train=train, epochs=epochs)
     if storage:
         text = f'storage = "{storage}"\n' + text
     path = tmp_path / f"{name}.toml"

@@ -15,9 +15,9 @@ import pytest
 
 from analysis_tables import table
 from regnet_space.cli import main
-from study_helpers import TINY
+from study_helpers import tiny_study
 
-BASE = TINY.format(name="victim", n=2, train=64, epochs=1)
+BASE = tiny_study("victim", n=2, train=64)
 
 
 def spec_with(old: str, new: str) -> str:

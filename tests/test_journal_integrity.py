@@ -10,7 +10,7 @@ import os
 import pytest
 
 from regnet_space.cli import main
-from study_helpers import TINY
+from study_helpers import tiny_study
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def journal_study(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("journal")
     spec = tmp / "j.toml"
-    spec.write_text(TINY.format(name="j", n=2, train=64, epochs=1))
+    spec.write_text(tiny_study("j", n=2, train=64))
     session = open_study(load_study_spec(spec), directory=str(tmp / "study"))
     enqueue_missing(session.study, session.storage, build_population(session.spec, DataShape(8, 1, 4)),
                     stale_after=8, distributions=population_distributions(session.spec))

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from analysis_tables import table
-from study_helpers import TINY
+from study_helpers import tiny_study
 
 # main(argv), then a last line saying whether torch was imported; the command's exit code is the process's.
 RUN = ("import sys; from regnet_space.cli import main; code = main(sys.argv[1:]); "
@@ -30,7 +30,7 @@ def world(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("no-torch")
     spec = tmp / "tiny.toml"
-    spec.write_text(TINY.format(name="tiny", n=2, train=64, epochs=1))
+    spec.write_text(tiny_study("tiny", n=2, train=64))
     session = open_study(load_study_spec(spec), directory=str(tmp / "study"))
     population = build_population(session.spec, DataShape(8, 1, 4))
     enqueue_missing(session.study, session.storage, population, stale_after=8,

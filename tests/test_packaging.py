@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import regnet_space
+from study_helpers import synthetic_study
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,25 +86,7 @@ def test_demo_spec_is_the_one_experiments_links_to():
     assert (ROOT / "experiments" / "quickstart.toml").resolve() == SPEC.resolve()
 
 
-SMOKE = """
-name = "wheel"
-seed = 0
-[dataset]
-name = "synthetic:res=8,train=256,test=64"
-val_size = 64
-[proxy]
-epochs = 1
-batch_size = 64
-train_fraction = 1.0
-[complexity]
-flops = "0:400K"
-[[spaces]]
-space = "anynetx_a"
-n = 3
-[[spaces]]
-space = "regnetx"
-n = 3
-"""
+SMOKE = synthetic_study("wheel", n=3, spaces=("anynetx_a", "regnetx"), input_form=None, measure_latency=None)
 
 
 @pytest.mark.slow

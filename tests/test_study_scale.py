@@ -13,12 +13,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from study_helpers import SCALE, load, start_cli
+from study_helpers import load, scale_study, start_cli
 
 
 def scale_spec(tmp_path, name: str, n: int):
     path = tmp_path / f"{name}.toml"
-    path.write_text(SCALE.format(name=name, half=n // 2, heartbeat=1, stale_after=30))
+    path.write_text(scale_study(name, models=n, heartbeat=1, stale_after=30))
     return path
 
 
