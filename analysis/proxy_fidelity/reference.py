@@ -61,6 +61,11 @@ def rank_correlations(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, 
     return out
 
 
+def read_runs(path: Path) -> list[dict]:
+    """The finished runs appended so far (none before the first)."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def chosen_models(results: pd.DataFrame, per_space: int) -> pd.DataFrame:
     done = results[(results["status"] == "complete") & (results["model_index"] < per_space)]
     return done.sort_values(["model_index", "space"]).reset_index(drop=True)
@@ -107,7 +112,7 @@ def main() -> None:
     models = chosen_models(pd.read_csv(args.results), args.per_space)
     args.out.mkdir(parents=True, exist_ok=True)
     runs_path = args.out / "runs.jsonl"
-    rows = [json.loads(line) for line in runs_path.read_text().splitlines()] if runs_path.exists() else []
+    rows = read_runs(runs_path)
     done = {(r["space"], r["model_index"], r["schedule"]) for r in rows}
     dataset = load_dataset(**{**study.dataset, "device": args.device})
     start = time.perf_counter()
@@ -126,8 +131,7 @@ def main() -> None:
                 f.write(json.dumps(row) + "\n")
             print(f"[{time.perf_counter() - start:7.0f}s] {space} {index:3d} {name:11s} {result.status:8s} "
                   f"val_err {result.val_error} ({result.seconds:.0f}s)", flush=True)
-    if runs_path.exists():  # every shard's rows so far
-        rows = [json.loads(line) for line in runs_path.read_text().splitlines()]
+    rows = read_runs(runs_path)  # every shard's rows so far
     summary = summarize(models, rows)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("\n| pair | n | Spearman [95% CI] | Kendall [95% CI] |\n|---|---|---|---|")
