@@ -135,7 +135,7 @@ def test_finishing_a_model_stores_its_attributes_and_value_once_and_refuses_a_fi
     """``finish`` (one transaction on a database) leaves what Optuna's calls one by one would: every attribute,
     the value, the state and an end time; and like them it refuses a trial another process finished."""
     study, storage = any_study
-    enqueue_missing(study, storage, population(1), stale_after=60, distributions=DISTRIBUTIONS, max_attempts=3)
+    enqueue_missing(study, storage, population(2), stale_after=60, distributions=DISTRIBUTIONS, max_attempts=3)
     done, failed = claim(study, storage, "w", stale_after=60), claim(study, storage, "w", stale_after=60)
     finish(storage, done._trial_id, TrialState.COMPLETE, {"val_error": 12.5, "diverged": False, "latency_ms": None},
            [12.5])
@@ -148,6 +148,23 @@ def test_finishing_a_model_stores_its_attributes_and_value_once_and_refuses_a_fi
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         finish(storage, done._trial_id, TrialState.FAIL, {"error": "late"})
     assert storage.get_trial(done._trial_id).user_attrs.get("error") is None  # nothing of the refused call stays
+    unbounded = claim(study, storage, "w", stale_after=60)  # Optuna stores infinities as a kind, not a number
+    finish(storage, unbounded._trial_id, TrialState.COMPLETE, {}, [float("inf")])
+    assert storage.get_trial(unbounded._trial_id).values == [float("inf")]
+
+
+def test_a_claimed_trial_is_what_the_storage_holds(any_study):
+    """The claim builds the trial it returns itself on PostgreSQL (plain statements, not Optuna's ORM read):
+    it must be the stored trial, params decoded through their distributions."""
+    study, storage = any_study
+    enqueue_missing(study, storage, population(1), stale_after=60, distributions=DISTRIBUTIONS, max_attempts=3)
+    for _ in range(2):
+        claimed = claim(study, storage, "w", stale_after=60)
+        stored = storage.get_trial(claimed._trial_id)
+        assert claimed.params and claimed.params == stored.params and claimed.distributions == stored.distributions
+        assert (claimed.number, claimed.state, claimed.user_attrs) == (stored.number, TrialState.RUNNING,
+                                                                        stored.user_attrs)
+        assert claimed.datetime_start == stored.datetime_start and claimed.user_attrs["worker"] == "w"
 
 
 def test_workers_starting_at_once_enqueue_the_population_once(tmp_path):

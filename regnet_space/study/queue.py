@@ -35,10 +35,17 @@ from optuna.trial import FrozenTrial, TrialState
 HEARTBEAT, WORKER = "heartbeat", "worker"
 _LOCK_NAMESPACE = 0x52454753  # "REGS": the first key of PostgreSQL's two-key advisory locks
 _WAITING_INDEX = "ix_regnet_space_waiting_trials"
+_RUNNING_INDEX = "ix_regnet_space_running_trials"  # what recover_stale reads on every claim: O(workers) rows
 
 
 def is_postgres(storage: optuna.storages.BaseStorage) -> bool:
     return isinstance(storage, optuna.storages.RDBStorage) and storage.engine.dialect.name == "postgresql"
+
+
+def stored_time(utc: datetime.datetime | None) -> datetime.datetime | None:
+    """A time as PostgreSQL's trials table holds it (naive UTC, as Optuna writes it), as Optuna shows it: naive
+    local time."""
+    return utc.replace(tzinfo=datetime.timezone.utc).astimezone().replace(tzinfo=None) if utc else None
 
 
 def _journal_path(storage: optuna.storages.BaseStorage) -> str | None:
@@ -74,22 +81,36 @@ UPDATE trials SET state = 'RUNNING', datetime_start = now() AT TIME ZONE 'UTC'
 WHERE trial_id = (
     SELECT trial_id FROM trials WHERE study_id = :study AND state = 'WAITING'
     ORDER BY (datetime_start IS NULL), number LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING trial_id
+RETURNING trial_id, number, datetime_start
 """
 _OWN = "INSERT INTO trial_user_attributes (trial_id, key, value_json) VALUES (:id, :wk, :w), (:id, :hk, :h)"
+_PARAMS = "SELECT param_name, param_value, distribution_json FROM trial_params WHERE trial_id = :id"
+_ATTRS = "SELECT key, value_json FROM trial_user_attributes WHERE trial_id = :id"
 
 
 def _claim_postgres(study: optuna.Study, storage: optuna.storages.RDBStorage, worker: str,
                     now: float) -> FrozenTrial | None:
+    """The claim, ownership and the claimed trial's params and attributes in one transaction of four plain
+    statements (Optuna's get_trial loads the trial through its ORM: a dozen queries)."""
+    from optuna.distributions import json_to_distribution
     from sqlalchemy import text
 
     with storage.engine.begin() as connection:  # one transaction: the trial is RUNNING and ours, or untouched
-        trial_id = connection.execute(text(_CLAIM), {"study": study._study_id}).scalar()
-        if trial_id is None:
+        claimed = connection.execute(text(_CLAIM), {"study": study._study_id}).first()
+        if claimed is None:
             return None
+        trial_id, number, started = claimed
         connection.execute(text(_OWN), {"id": trial_id, "wk": WORKER, "w": json.dumps(worker),
                                         "hk": HEARTBEAT, "h": json.dumps(now)})
-    return storage.get_trial(trial_id)
+        params = connection.execute(text(_PARAMS), {"id": trial_id}).all()
+        attrs = connection.execute(text(_ATTRS), {"id": trial_id}).all()
+    distributions = {name: json_to_distribution(dist) for name, _, dist in params}
+    return FrozenTrial(
+        number=number, state=TrialState.RUNNING, value=None, values=None, intermediate_values={},
+        datetime_start=stored_time(started),
+        datetime_complete=None, params={name: distributions[name].to_external_repr(value) for name, value, _ in params},
+        distributions=distributions, user_attrs={key: json.loads(value) for key, value in attrs}, system_attrs={},
+        trial_id=trial_id)
 
 
 def finish(storage: optuna.storages.BaseStorage, trial_id: int, state: TrialState, attrs: dict[str, Any],
@@ -97,31 +118,54 @@ def finish(storage: optuna.storages.BaseStorage, trial_id: int, state: TrialStat
     """Set a trial's user attributes, then finish it (COMPLETE with ``values``, or FAIL). Raises Optuna's
     UpdateFinishedTrialError if the trial is finished already (another process declared it dead).
 
-    On a database all of it is one transaction on the trial's locked row, through Optuna's own row writers:
-    one round of locking and commit per model, where Optuna's public calls take one per attribute (a dozen per
-    model, most of PostgreSQL's coordination cost). Elsewhere Optuna's calls in turn (the journal appends a
-    record per call either way)."""
-    if not isinstance(storage, optuna.storages.RDBStorage):
+    On PostgreSQL all of it is one transaction of four statements on the trial's locked row (Optuna's public
+    calls take a transaction per attribute, and its row writers a query or two per attribute: most of
+    PostgreSQL's coordination cost). Elsewhere Optuna's calls in turn (the journal appends a record per call
+    either way)."""
+    if not is_postgres(storage):
         for key, value in attrs.items():
             storage.set_trial_user_attr(trial_id, key, value)
         storage.set_trial_state_values(trial_id, state=state, values=values)
         return
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
+    from sqlalchemy import text
 
-    with _create_scoped_session(storage.scoped_session, True) as session:
-        trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
-        storage.check_trial_is_updatable(trial_id, trial.state)
-        for key, value in attrs.items():
-            storage._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
-        for objective, value in enumerate(values or ()):
-            storage._set_trial_value_without_commit(session, trial, objective, value)
-        trial.state = state
-        trial.datetime_complete = datetime.datetime.now()
+    with storage.engine.begin() as connection:
+        stored = connection.execute(text(_LOCK_TRIAL), {"id": trial_id}).scalar()
+        if stored is None:
+            raise KeyError(f"no trial with id {trial_id}")
+        if TrialState[stored].is_finished():
+            raise optuna.exceptions.UpdateFinishedTrialError(
+                f"trial {trial_id} is {stored} already: it was declared dead, or finished elsewhere")
+        if attrs:
+            connection.execute(text(_SET_ATTR), [{"id": trial_id, "key": key, "value": json.dumps(value)}
+                                                 for key, value in attrs.items()])
+        if values:
+            connection.execute(text(_SET_VALUE), [{"id": trial_id, "objective": objective, **_stored_value(value)}
+                                                  for objective, value in enumerate(values)])
+        connection.execute(text(_FINISH), {"id": trial_id, "state": state.name})
+
+
+_LOCK_TRIAL = "SELECT state FROM trials WHERE trial_id = :id FOR UPDATE"
+_SET_ATTR = """
+INSERT INTO trial_user_attributes (trial_id, key, value_json) VALUES (:id, :key, :value)
+ON CONFLICT (trial_id, key) DO UPDATE SET value_json = EXCLUDED.value_json"""
+_SET_VALUE = """
+INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (:id, :objective, :value, :kind)
+ON CONFLICT (trial_id, objective) DO UPDATE SET value = EXCLUDED.value, value_type = EXCLUDED.value_type"""
+_FINISH = "UPDATE trials SET state = :state, datetime_complete = now() AT TIME ZONE 'UTC' WHERE trial_id = :id"
+
+
+def _stored_value(value: float) -> dict[str, Any]:
+    """A value as Optuna's trial_values table holds it: infinities as a kind with no number."""
+    if value == float("inf"):
+        return {"value": None, "kind": "INF_POS"}
+    if value == float("-inf"):
+        return {"value": None, "kind": "INF_NEG"}
+    return {"value": float(value), "kind": "FINITE"}
 
 
 def ensure_index(storage: optuna.storages.BaseStorage) -> None:
-    """The partial index the PostgreSQL claim walks: waiting trials of a study in queue order."""
+    """The partial indexes PostgreSQL's claim walks: waiting trials of a study in queue order, and running ones."""
     if not is_postgres(storage):
         return
     from sqlalchemy import text
@@ -129,6 +173,8 @@ def ensure_index(storage: optuna.storages.BaseStorage) -> None:
     with storage.engine.begin() as connection:
         connection.execute(text(f"CREATE INDEX IF NOT EXISTS {_WAITING_INDEX} ON trials "
                                 f"(study_id, (datetime_start IS NULL), number) WHERE state = 'WAITING'"))
+        connection.execute(text(f"CREATE INDEX IF NOT EXISTS {_RUNNING_INDEX} ON trials (study_id) "
+                                f"WHERE state = 'RUNNING'"))
 
 
 @contextlib.contextmanager

@@ -148,7 +148,7 @@ def enqueue_missing(study: optuna.Study, storage: optuna.storages.BaseStorage, p
     study_id = study._study_id
     with exclusive(study, storage):
         now = time.time()
-        for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        for trial in trial_views(study, storage, (HEARTBEAT,), states=(TrialState.RUNNING,)):
             if is_stale(trial, now, stale_after):
                 fail(storage, trial._trial_id, reason=LOST_REASON, **{LOST: True})
         trials = trial_views(study, storage, _PASS_ATTRS)  # one light pass, not Optuna's full read
@@ -214,14 +214,15 @@ def recover_stale(study: optuna.Study, storage: optuna.storages.BaseStorage, *, 
     now = time.time()
     if now - connected_since <= stale_after:
         return 0
-    running = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
+    running = trial_views(study, storage, (HEARTBEAT,), states=(TrialState.RUNNING,))  # heartbeats only
     stale = [t for t in running if is_stale(t, now, stale_after)]
     if not stale:
         return 0
     retries = []
     with exclusive(study, storage):  # serialised with enqueue_missing, which would enqueue these models too
-        for trial in stale:
-            if not is_stale(storage.get_trial(trial._trial_id), time.time(), stale_after):
+        for view in stale:
+            trial = storage.get_trial(view._trial_id)
+            if not is_stale(trial, time.time(), stale_after):
                 continue  # it beat again meanwhile, or a rival already recovered it
             if fail(storage, trial._trial_id, reason=LOST_REASON, **{LOST: True}):  # we, not a rival, failed it
                 attrs = {k: v for k, v in trial.user_attrs.items() if k in MODEL_ATTRS or k.startswith(PARAM_PREFIX)}
