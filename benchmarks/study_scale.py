@@ -14,7 +14,7 @@ on separate machines) and prints:
   i.e. everything a worker spends not training (start-up, population sampling, enqueue, claims, stores,
   waiting at the end), per model;
 - status s: one `regnet-space study status` of the finished study (process start-up and imports included);
-  summary s: the same summary computed in this warm process (opening the study and reading it).
+  summary s: the same summary computed in this warm process (reading the study as the command does).
 
 Targets (issue 11): PostgreSQL at 10,000 models >= 0.8x the journal's models/s; coordination per model at
 10,000 <= 1.5x its value at 1,000 on both storages. Run it on a quiet machine: every worker is pinned to one
@@ -93,14 +93,13 @@ def run_config(work: Path, storage: str, n: int, workers: int, server: Throwaway
 
 
 def _summary_seconds(spec: Path, url: str | None, directory: Path) -> float:
-    """Seconds to open the study and compute `study status`'s summary, in this (already warm) process: the
-    storage's part of `study status`, without the interpreter's start-up and imports."""
-    from regnet_space.study.results import status_summary
-    from regnet_space.study.session import open_study
+    """Seconds to read the study and compute `study status`'s summary as the command does, in this (already
+    warm) process: the storage's part of `study status`, without the interpreter's start-up and imports."""
+    from regnet_space.study.results import stored_status
     from regnet_space.study.spec import load_study_spec
 
     start = time.perf_counter()
-    status_summary(open_study(load_study_spec(spec), directory=str(directory), storage_url=url, create=False))
+    stored_status(load_study_spec(spec), directory=str(directory), storage_url=url)
     return time.perf_counter() - start
 
 

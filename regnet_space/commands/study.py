@@ -129,10 +129,12 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ..study.results import status_summary
+    from ..study.results import stored_status
+    from ..study.runner import STORAGE_ENV
+    from ..study.spec import load_study_spec
 
-    session, _ = _session(args, create=False)
-    summary = status_summary(session)
+    summary = stored_status(load_study_spec(args.spec), directory=args.dir,
+                            storage_url=args.storage or os.environ.get(STORAGE_ENV))
     if args.json:
         print(json.dumps(summary))
     else:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
-from .session import StudySession
+from .session import StudySession, open_study, read_journal_study
+from .spec import StudySpec
 from .snapshot import trial_views
 from .trials import (ERROR, HEARTBEAT, INDEX, INTERRUPTED, LOST, SPACE, SUPERSEDED, WORKER, decode_params,
                      model_states)
@@ -52,10 +54,22 @@ _STATUS_ATTRS = (SPACE, INDEX, HEARTBEAT, SUPERSEDED, INTERRUPTED, LOST, ERROR, 
 
 
 def status_summary(session: StudySession) -> dict[str, Any]:
+    """The status (see ``summarize_status``) of an open study: each trial's few status attributes, in one pass."""
+    return summarize_status(session.spec, session.location, trial_views(session.study, session.storage, _STATUS_ATTRS))
+
+
+def stored_status(spec: StudySpec, *, directory: str | None, storage_url: str | None) -> dict[str, Any]:
+    """The status of a study this process has not opened: a journal is read straight from its file (Optuna's
+    replay of it would take seconds at 10,000 models), a database through one query."""
+    if storage_url or spec.storage:
+        return status_summary(open_study(spec, directory=directory, storage_url=storage_url, create=False))
+    location, views = read_journal_study(spec, directory, _STATUS_ATTRS)
+    return summarize_status(spec, location, views)
+
+
+def summarize_status(spec: StudySpec, location: str, views: list) -> dict[str, Any]:
     """Per space: target and counts of complete/running/failed/pending/diverged models, best so far, ETA; and
-    the models whose failure budget is spent. Reads each trial's few status attributes, in one pass."""
-    spec = session.spec
-    views = trial_views(session.study, session.storage, _STATUS_ATTRS)
+    the models whose failure budget is spent."""
     states = model_states(views, spec.population_sizes, stale_after=spec.stale_after, max_attempts=spec.max_attempts)
     spaces: dict[str, Any] = {}
     for entry in spec.spaces:
@@ -77,16 +91,17 @@ def status_summary(session: StudySession) -> dict[str, Any]:
     eta = (sum(seconds) / len(seconds)) * remaining / running if seconds and remaining else (0.0 if not remaining else None)
     failed = [{"space": s.label, "model_index": s.index, "failures": s.failures,
                "error": s.trial.user_attrs.get(ERROR)} for s in states.values() if s.status == "failed"]
-    return {"study": spec.name, "storage": session.location, "total": spec.total,
+    return {"study": spec.name, "storage": location, "total": spec.total,
             "complete": sum(s.status == "complete" for s in states.values()), "eta_seconds": eta, "spaces": spaces,
             "failed_models": failed, "time": time.time()}
 
 
 def load_study_table(spec_path: str, *, dir: str | None = None, storage: str | None = None
-                     ) -> tuple[pd.DataFrame, dict[str, Any]]:
+                     ) -> tuple["pd.DataFrame", dict[str, Any]]:
     """Complete models as an analysis table (``error`` = val error in %, diverged at chance) and the study's
     metadata: name, dataset, proxy, seed and the spec text."""
-    from .session import open_study
+    import pandas as pd  # here, not at the top: `study status` imports this module and needs no pandas
+
     from .spec import load_study_spec
 
     spec = load_study_spec(spec_path)
@@ -120,6 +135,8 @@ def check_export_path(path: str) -> None:
 def export_rows(rows: list[dict[str, Any]], path: str) -> None:
     """Write rows as CSV, Parquet or JSONL, by the file's extension."""
     from ..userfiles import write_output
+
+    import pandas as pd
 
     check_export_path(path)
     frame = pd.DataFrame(rows)

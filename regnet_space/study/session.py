@@ -6,13 +6,16 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import optuna
 
 from ..errors import UserError
 from .spec import StudySpec
 from ..redaction import redact
-from .storage import JournalDamaged, default_dir, describe_storage, open_storage, retry
+from .snapshot import TrialView, read_journal
+from .storage import (JOURNAL_FILE, JournalDamaged, check_journal, default_dir, describe_storage, journal_records,
+                      no_study_at, open_storage, retry)
 
 FINGERPRINT = "population_fingerprint"
 SPEC_TEXT = "spec_toml"
@@ -47,7 +50,7 @@ def open_study(spec: StudySpec, *, directory: str | None = None, storage_url: st
     try:
         storage = open_storage(url, folder, create=create)
     except JournalDamaged as exc:
-        raise JournalDamaged(str(exc).replace("study repair SPEC", f"study repair {spec.path}")) from None
+        raise _naming_the_spec(exc, spec) from None
     location = describe_storage(url, folder)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if create:
@@ -59,11 +62,39 @@ def open_study(spec: StudySpec, *, directory: str | None = None, storage_url: st
         except KeyError:
             raise UserError(f"no study named {spec.name!r} in {location}") from None
     stored = study.user_attrs.get(FINGERPRINT)
-    mine = fingerprint(spec)
     if stored is None and create:
-        study.set_user_attr(FINGERPRINT, mine)
+        study.set_user_attr(FINGERPRINT, fingerprint(spec))
         study.set_user_attr(SPEC_TEXT, redact(spec.text))  # the spec may name the storage URL
-    elif stored is not None and stored != mine:
+    else:
+        _refuse_another_population(spec, stored, location)
+    return StudySession(spec=spec, storage=storage, study=study, location=location)
+
+
+def _naming_the_spec(exc: JournalDamaged, spec: StudySpec) -> JournalDamaged:
+    """The damage message with the repair command spelled out for this spec."""
+    return JournalDamaged(str(exc).replace("study repair SPEC", f"study repair {spec.path}"))
+
+
+def _refuse_another_population(spec: StudySpec, stored: str | None, location: str) -> None:
+    if stored is not None and stored != fingerprint(spec):
         raise UserError(f"the study {spec.name!r} in {location} was created from a different spec (spaces, n, seed, "
                         f"data, proxy or windows changed); use another name or --dir to start a new study")
-    return StudySession(spec=spec, storage=storage, study=study, location=location)
+
+
+def read_journal_study(spec: StudySpec, directory: str | None, keys: Iterable[str]) -> tuple[str, list[TrialView]]:
+    """The location of the study's journal and its trials with the user attributes in ``keys``, read straight
+    from the file (snapshot.read_journal) with the checks open_study makes: for a status, without paying for
+    Optuna's replay of the whole journal."""
+    folder = study_dir(spec, directory)
+    journal, location = folder / JOURNAL_FILE, describe_storage(None, folder)
+    if not journal.exists():
+        raise no_study_at(journal)
+    try:
+        check_journal(journal)
+        study = read_journal(journal_records(journal), spec.name, keys)
+    except JournalDamaged as exc:
+        raise _naming_the_spec(exc, spec) from None
+    if study is None:
+        raise UserError(f"no study named {spec.name!r} in {location}")
+    _refuse_another_population(spec, study.user_attrs.get(FINGERPRINT), location)
+    return location, study.trials

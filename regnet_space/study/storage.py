@@ -11,7 +11,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import optuna
 
@@ -46,11 +46,15 @@ def open_storage(url: str | None, directory: Path, *, create: bool = True) -> op
             raise UserError(f"storage {redact(url)}: {redact(str(exc)).splitlines()[0]}") from None
     journal = directory / JOURNAL_FILE
     if not create and not journal.exists():
-        raise UserError(f"no study at {journal} (run `regnet-space study run` first, or pass --dir/--storage)")
+        raise no_study_at(journal)
     directory.mkdir(parents=True, exist_ok=True)
     if journal.exists():
         check_journal(journal)
     return optuna.storages.JournalStorage(CheckedJournalBackend(str(journal)))
+
+
+def no_study_at(journal: Path) -> UserError:
+    return UserError(f"no study at {journal} (run `regnet-space study run` first, or pass --dir/--storage)")
 
 
 # --- Journal integrity ------------------------------------------------------------------------------------------
@@ -151,6 +155,20 @@ class CheckedJournalBackend(_journal_backend()):  # type: ignore[misc]
                 handle.write(text.encode("utf-8"))
                 handle.flush()
                 os.fsync(handle.fileno())
+
+
+def journal_records(path: Path) -> Iterator[dict]:
+    """The journal's complete records, in order, for a reader that does not replay it through Optuna (see
+    snapshot.read_journal). A record being appended meanwhile is left for the next read."""
+    data = path.read_bytes()
+    for line in data[:data.rfind(b"\n") + 1].splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            record = None
+        if not isinstance(record, dict) or "op_code" not in record:
+            raise _damaged(path, "a line that is not a journal record")
+        yield record
 
 
 def repair_journal(path: Path) -> tuple[int, int, Path | None]:
