@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from ..errors import UserError
 from ..summary import compact, percent
@@ -99,28 +100,57 @@ def random_search_figure(comparison: Comparison) -> Figure:
 
 def error_vs_figure(frame: pd.DataFrame, columns: list[str], ranges: pd.DataFrame | None = None,
                     hue: str | None = "space") -> Figure:
-    """Error against each column; the bootstrap's 95% good range shaded and its median dashed."""
+    """Error against each column; the bootstrap's 95% good range shaded and its median dashed.
+
+    A grid of up to 20 panels of 10,000 points each: drawn with plain ``Axes.scatter`` per group and fixed
+    margins, because seaborn's per-panel set-up and constrained layout (which measures every tick label of every
+    panel) took most of a report's drawing time."""
     if not columns:
         raise UserError("nothing to plot: no parameter or complexity columns")
     cols = min(4, len(columns))
     rows = math.ceil(len(columns) / cols)
-    fig = Figure(figsize=(3.6 * cols, 3.0 * rows), layout="constrained")
+    width, height = 3.6 * cols, 3.0 * rows
+    fig = Figure(figsize=(width, height))
+    # margins in inches (tick labels and axis titles), as fractions of this figure's size
+    fig.subplots_adjust(left=0.55 / width, right=1 - 0.15 / width, bottom=0.5 / height, top=1 - 0.15 / height,
+                        wspace=0.3, hspace=0.4)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     hue = hue if hue in frame.columns and frame[hue].nunique() > 1 else None
+    groups = list(frame.groupby(hue, sort=False)) if hue else [(None, frame)]
+    colors = sns.color_palette("tab10", len(groups))
     for ax, column in zip(axes, columns):
-        data = frame[frame[column].notna()]
-        sns.scatterplot(data=data, x=column, y="error", hue=hue, ax=ax, s=10, alpha=0.6, linewidth=0,
-                        legend=ax is axes[0])
+        for color, (name, data) in zip(colors, groups):
+            data = data[data[column].notna()]
+            ax.scatter(data[column], data["error"], s=10, alpha=0.6, linewidths=0, color=color,
+                       label=None if name is None else str(name))
         if ranges is not None and column in ranges.index:
             r = ranges.loc[column]
             ax.axvspan(r["low"], r["high"], color="tab:green", alpha=0.15)
             ax.axvline(r["median"], color="tab:green", linestyle="--", linewidth=1)
-        if column in _LOG_COLUMNS and (data[column] > 0).all():
-            ax.set_xscale("log")
-            ax.tick_params(axis="x", which="minor", labelbottom=False)  # labelled minor ticks overlap
+        if column in _LOG_COLUMNS and (frame[column].dropna() > 0).all():
+            _log_x(ax, frame[column].dropna())
+        ax.set_xlabel(column)
+        ax.set_ylabel("error")
+    if hue:
+        axes[0].legend(title=hue, fontsize=7, title_fontsize=7, markerscale=1.5)
     for ax in axes[len(columns):]:
         ax.set_visible(False)
     return fig
+
+
+def _log_x(ax, values: pd.Series) -> None:
+    """A log x-axis with plain labels (1M, 20M, 100M) at 1, 2 and 5 times each power of ten, or at the powers only
+    over a wide span, and no minor ticks: matplotlib's default log ticks (minor ticks everywhere, labels typeset
+    as 10^k) cost most of the time of drawing a grid of panels, and their minor labels overlap. A span under 3x
+    stays linear (log and linear hardly differ there), with at most 4 plain labels."""
+    lo, hi = values.min(), values.max()
+    if hi < 3 * lo:
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+    else:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if hi < 100 * lo else (1.0,)))
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: compact(value)))
 
 
 def block_widths_figure(models: list[tuple[str, list[int], LinearFit]]) -> Figure:
