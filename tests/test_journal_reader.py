@@ -30,6 +30,7 @@ def test_read_journal_sees_what_optunas_replay_sees(tmp_path):
     for trial_id in ids[:4]:
         storage.set_trial_state_values(trial_id, TrialState.RUNNING)
         storage.set_trial_user_attr(trial_id, "heartbeat", 1.5)
+        storage.set_trial_user_attr(trial_id, "worker", "w0")  # not among KEYS
     storage.set_trial_user_attr(ids[0], "val_error", 12.5)
     storage.set_trial_state_values(ids[0], TrialState.COMPLETE, [12.5])
     storage.set_trial_state_values(ids[1], TrialState.FAIL)
@@ -50,6 +51,13 @@ def test_read_journal_sees_what_optunas_replay_sees(tmp_path):
     replayed = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     expected = replayed.get_all_trials(optuna.load_study(study_name="s", storage=replayed)._study_id)
     read = read_journal(journal_records(path), "s", KEYS)
+    # status leaves other keys' attribute records unparsed (Optuna writes "op_code": 8, ours "op_code":8)
+    assert read_journal(journal_records(path, frozenset(KEYS)), "s", KEYS) == read
+    compact = tmp_path / "compact.journal"
+    compact.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in journal_records(path)))
+    assert read_journal(journal_records(compact, frozenset(KEYS)), "s", KEYS) == read
+    for journal in (path, compact):  # the "worker" attribute records were left out
+        assert len(list(journal_records(journal, frozenset(KEYS)))) < len(list(journal_records(journal)))
 
     assert read.user_attrs == {"population_fingerprint": "abc"}
     assert [(v._trial_id, v.number, v.state, v.datetime_start, v.value, v.user_attrs) for v in read.trials] == [

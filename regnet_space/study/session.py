@@ -91,7 +91,7 @@ def read_journal_study(spec: StudySpec, directory: str | None, keys: Iterable[st
         raise no_study_at(journal)
     try:
         check_journal(journal)
-        study = read_journal(journal_records(journal), spec.name, keys)
+        study = read_journal(journal_records(journal, frozenset(keys)), spec.name, keys)
     except JournalDamaged as exc:
         raise _naming_the_spec(exc, spec) from None
     if study is None:
