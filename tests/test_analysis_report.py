@@ -10,7 +10,7 @@ import pytest
 from matplotlib.image import imread
 
 from analysis_tables import table
-from regnet_space.analysis.report import with_e_fit
+from regnet_space.analysis.report import FIT_SAMPLE, with_e_fit
 from regnet_space.analysis.table import block_widths, frame_block_widths
 from regnet_space.cli import main
 from regnet_space.errors import UserError
@@ -38,6 +38,12 @@ def test_report_is_self_contained_and_complete(tmp_path, capsys):
     assert not re.search(r"\d\.\d+e\+\d", text.split("<details>")[0])  # no 5.665e+06 outside the raw JSON
     figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
     assert "edf.png" in figures and "edf.svg" in figures and len(figures) == 16
+
+
+def test_report_help_states_the_default_fit_sample(capsys):
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    assert f"(default: {FIT_SAMPLE}," in " ".join(capsys.readouterr().out.split())
 
 
 def test_report_fits_a_stated_sample_of_each_space_and_always_the_best_models(tmp_path, capsys):

@@ -20,10 +20,12 @@ the order of candidates and the ties broken by it are identical (tests hold the 
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -35,6 +37,8 @@ _REFINE_TOP = 8  # coarse optima refined
 _REFINE_ROUNDS = 4
 _CELL_WA = 16  # wa values per bounded cell (see _score_grid)
 _CHUNK_ELEMENTS = 1 << 18  # candidates x blocks scored per step: bounds memory, keeps arrays near the cache
+_BATCH = 64  # models per task when the fits are spread over processes
+_SPREAD_FROM = 256  # fewer models fit in about a second: less than starting processes takes
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,10 @@ def fit_quantized_linear(block_widths: list[int], *, q: int = 8, wm_range: tuple
 
 
 def fit_many(models: Sequence[Sequence[int]], *, q: int = 8, wm_range: tuple[float, float] = (1.5, 3.0),
-             wa_max: float = 256.0, progress: bool = False) -> list[LinearFit]:
-    """``fit_quantized_linear`` of every model in ``models`` (lists of per-block widths), vectorised over models."""
+             wa_max: float = 256.0, progress: bool = False, processes: int = 1) -> list[LinearFit]:
+    """``fit_quantized_linear`` of every model in ``models`` (lists of per-block widths), vectorised over models;
+    spread over ``processes`` processes when more than one (each model's fit is independent of the others', so
+    the results are the same)."""
     observed = [np.asarray(widths, dtype=float) for widths in models]
     for widths, values in zip(models, observed):
         if values.size == 0 or np.any(values <= 0):
@@ -70,11 +76,14 @@ def fit_many(models: Sequence[Sequence[int]], *, q: int = 8, wm_range: tuple[flo
     by_depth: dict[int, list[int]] = defaultdict(list)
     for i, values in enumerate(observed):
         by_depth[values.size].append(i)
+    # Batches of one depth (models of equal depth share arrays); more batches than processes to share the work.
+    size = _BATCH if processes > 1 else len(observed)
+    batches = [indices[s:s + size] for _, indices in sorted(by_depth.items()) for s in range(0, len(indices), size)]
     params: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * len(observed)
     with tqdm(total=len(observed), desc="linear fits", unit="model", disable=not progress) as bar:
-        for depth, indices in sorted(by_depth.items()):
-            for i, found in zip(indices, _search(np.stack([observed[i] for i in indices]), q, wm_range, wa_max)):
-                params[i] = found
+        for indices, found in _searched(batches, observed, processes, (q, wm_range, wa_max)):
+            for i, point in zip(indices, found):
+                params[i] = point
             bar.update(len(indices))
     fits = []
     for values, (w0, wa, wm) in zip(observed, params):
@@ -82,6 +91,22 @@ def fit_many(models: Sequence[Sequence[int]], *, q: int = 8, wm_range: tuple[flo
         fits.append(LinearFit(values.size, int(w0), float(wa), float(wm),
                               float(e_fit(np.asarray(widths, float), values)), widths))
     return fits
+
+
+def _searched(batches: list[list[int]], observed: list[np.ndarray], processes: int, options: tuple
+              ) -> Iterator[tuple[list[int], list[tuple[float, float, float]]]]:
+    """Each batch (indices of models of one depth) with its models' best points, as the batches are done."""
+    stacks = [(indices, np.stack([observed[i] for i in indices])) for indices in batches]
+    if processes <= 1 or len(stacks) < 2 or len(observed) < _SPREAD_FROM:
+        for indices, stack in stacks:
+            yield indices, _search(stack, *options)
+        return
+    # Fresh interpreters ("spawn"), not forks of a process that may hold threads (a progress bar's, a plot's).
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = {pool.submit(_search, stack, *options): indices
+                   for indices, stack in sorted(stacks, key=lambda batch: -batch[1].size)}  # largest first
+        for done in as_completed(pending):
+            yield pending[done], done.result()
 
 
 def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max: float

@@ -7,6 +7,7 @@ with no server. ``figures_dir`` also writes every figure as PNG and SVG.
 from __future__ import annotations
 
 import html
+import os
 import json
 from typing import Any
 
@@ -44,8 +45,13 @@ td:first-child, th:first-child { text-align: left; }
 FIT_SAMPLE = 500
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system says, else all of them)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def with_e_fit(frame: pd.DataFrame, progress: bool = False, *, per_space: int | None = None, seed: int = 0,
-               top: int = 0) -> pd.DataFrame:
+               top: int = 0, processes: int = 1) -> pd.DataFrame:
     """``frame`` plus ``e_fit`` (and the fit) for every model whose block widths are known; with ``per_space``,
     only for a seeded random sample of at most that many of them per space plus the ``top`` lowest-error ones
     (NaN for the others; ``attrs["known"]``: how many have known widths). A fit costs milliseconds per model,
@@ -61,7 +67,7 @@ def with_e_fit(frame: pd.DataFrame, progress: bool = False, *, per_space: int | 
             keep[rng.permutation(rows.index.to_numpy())[:per_space]] = True
         keep[frame[chosen].sort_values(["error", "flops"], kind="stable").index[:top]] = True
         chosen &= keep
-    found = iter(fit_many(widths[chosen].tolist(), progress=progress))
+    found = iter(fit_many(widths[chosen].tolist(), progress=progress, processes=processes))
     fits = [next(found) if fit else None for fit in chosen]
     out = frame.copy()
     out["e_fit"] = [np.nan if f is None else f.e_fit for f in fits]
@@ -106,9 +112,10 @@ class _Page:
 
 def build_report(frame: pd.DataFrame, meta: dict[str, Any], *, normalize: str = "flops", bins: int = 10,
                  samples: int = 10_000, top: int = 10, seed: int = 0, figures_dir: str | None = None,
-                 progress: bool = False, fit_sample: int | None = FIT_SAMPLE) -> str:
+                 progress: bool = False, fit_sample: int | None = FIT_SAMPLE, processes: int = 1) -> str:
     """The HTML text of the report of ``frame`` (one row per model) and its study metadata ``meta``. The linear
-    fit covers at most ``fit_sample`` models per space (None: every model) and always the ``top`` best."""
+    fit covers at most ``fit_sample`` models per space (None: every model) and always the ``top`` best, in
+    ``processes`` processes."""
     page = _Page(figures_dir)
     name = str(meta.get("name", "results"))
     counts = frame.groupby("space").size()
@@ -151,7 +158,7 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any], *, normalize: str = 
     page.figure(plots.error_vs_figure(frame, axes), "error_vs_complexity")
 
     page.heading("Quantized linear fit")
-    fitted = with_e_fit(frame, progress, per_space=fit_sample, seed=seed, top=top)
+    fitted = with_e_fit(frame, progress, per_space=fit_sample, seed=seed, top=top, processes=processes)
     if fitted["e_fit"].notna().any():
         count = int(fitted["e_fit"].notna().sum())
         if count < fitted.attrs["known"]:

@@ -20,8 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--samples", type=positive_int, default=10_000, help="bootstrap resamples (default: 10000)")
     parser.add_argument("--top", type=positive_int, default=10, help="models in the block-width figure (default: 10)")
     parser.add_argument("--fit-sample", type=non_negative_int, metavar="N",
-                        help="fit e_fit on a random N models per space, plus the --top best (default: 1000, "
+                        help="fit e_fit on a random N models per space, plus the --top best (default: 500, "
                              "the report's FIT_SAMPLE; 0: every model)")
+    parser.add_argument("--jobs", type=positive_int, metavar="N",
+                        help="processes for the linear fits (default: the CPUs this process may use)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the bootstrap, the permutation tests and the fit sample")
     parser.set_defaults(handler=run)
@@ -29,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import table
-    from ..analysis.report import FIT_SAMPLE, build_report
+    from ..analysis.report import FIT_SAMPLE, build_report, usable_cpus
     from ..userfiles import check_output, make_output_dir, write_output
 
     check_output(args.out, "report")
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     frame, meta = table.load(args.study, dir=args.dir, storage=args.storage)
     text = build_report(frame, meta, normalize=args.normalize, bins=args.bins, samples=args.samples, top=args.top,
                         seed=args.seed, figures_dir=args.figures, progress=True,
-                        fit_sample=FIT_SAMPLE if args.fit_sample is None else args.fit_sample or None)
+                        fit_sample=FIT_SAMPLE if args.fit_sample is None else args.fit_sample or None,
+                        processes=args.jobs or usable_cpus())
     write_output(args.out, text, "report")
     print(f"wrote {args.out} ({len(text) / 1e6:.1f} MB)")
     return 0
