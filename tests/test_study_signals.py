@@ -35,10 +35,12 @@ def test_stop_signal_marks_models_interrupted_and_leaves_no_worker(tmp_path, sig
     runner = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", "study", "run", str(spec), "--dir",
                                str(directory), "--workers", "2", "--quiet"], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
+    running = []
     while time.time() < deadline:
         if (directory / "study.journal").exists():
             try:
-                if len(load(spec.stem, directory).get_trials(states=(TrialState.RUNNING,))) >= 2:
+                running = [t.number for t in load(spec.stem, directory).get_trials(states=(TrialState.RUNNING,))]
+                if len(running) >= 2:
                     break
             except KeyError:  # the study is being created
                 pass
@@ -56,7 +58,11 @@ def test_stop_signal_marks_models_interrupted_and_leaves_no_worker(tmp_path, sig
     study = load(spec.stem, directory)
     assert not study.get_trials(states=(TrialState.RUNNING,))
     interrupted = [t for t in study.trials if t.user_attrs.get("interrupted")]
-    assert len(interrupted) == 2 and all(t.state == TrialState.FAIL for t in interrupted)
+    assert interrupted and all(t.state == TrialState.FAIL for t in interrupted)
+    # Each model running at the signal was marked interrupted, unless it finished training in the moment
+    # between the look above and the signal (then it was stored complete first; rare, but it happens).
+    marked = {t.number for t in interrupted}
+    assert all(n in marked or study.trials[n].state == TrialState.COMPLETE for n in running)
 
 
 def test_runner_killed_outright_leaves_no_orphan(tmp_path):
