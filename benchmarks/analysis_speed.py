@@ -13,8 +13,8 @@ vectorised bootstrap alone, and the loop bootstrap alone. Medians over repeats a
 ``--report`` samples n models with the real sampler (half AnyNetX_A, half RegNetX, 360-400 MFLOPs at 224 px;
 errors synthetic), writes them as a results CSV and times, per repeat: ``regnet-space report`` on it
 (in-process, default settings, on one core), and the same with ``--jobs N`` on all N cores the script may use
-(the linear fits spread over N processes); the vectorised fit of every model; and, on the first ``--fit-n`` models, the
-vectorised fit and the per-model fit interleaved. It checks that the two fits agree (same w0, wa, wm, widths;
+(the linear fits spread over N processes); the vectorised fit of every model; and, on the first ``--fit-n``
+models, the vectorised fit and the per-model fit interleaved. It checks that the two fits agree (same w0, wa, wm, widths;
 e_fit to 1e-9) and prints medians and the ratio; and it times the start-up of ``regnet-space edf results.csv
 --json`` (a fresh process importing the CLI, without torch) against the whole command.
 """

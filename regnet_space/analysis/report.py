@@ -7,8 +7,8 @@ with no server. ``figures_dir`` also writes every figure as PNG and SVG.
 from __future__ import annotations
 
 import html
-import os
 import json
+import os
 from typing import Any
 
 import numpy as np

@@ -73,13 +73,19 @@ def _repair(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session(args: argparse.Namespace, *, create: bool):
+def _spec_and_url(args: argparse.Namespace):
+    """The study spec and the storage URL given by --storage or the environment (None: the spec's own, or the
+    journal)."""
     from ..study.runner import STORAGE_ENV
-    from ..study.session import open_study
     from ..study.spec import load_study_spec
 
-    spec = load_study_spec(args.spec)
-    url = args.storage or os.environ.get(STORAGE_ENV)
+    return load_study_spec(args.spec), args.storage or os.environ.get(STORAGE_ENV)
+
+
+def _session(args: argparse.Namespace, *, create: bool):
+    from ..study.session import open_study
+
+    spec, url = _spec_and_url(args)
     return open_study(spec, directory=args.dir, storage_url=url, create=create), url
 
 
@@ -130,11 +136,9 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from ..study.results import stored_status
-    from ..study.runner import STORAGE_ENV
-    from ..study.spec import load_study_spec
 
-    summary = stored_status(load_study_spec(args.spec), directory=args.dir,
-                            storage_url=args.storage or os.environ.get(STORAGE_ENV))
+    spec, url = _spec_and_url(args)
+    summary = stored_status(spec, directory=args.dir, storage_url=url)
     if args.json:
         print(json.dumps(summary))
     else:

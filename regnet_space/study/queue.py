@@ -13,8 +13,8 @@ by it on PostgreSQL.
   re-reads every unfinished trial on each call, which is what made claiming O(n)); a partial index on waiting
   trials keeps it cheap; the claimed trial is read back and a finished model stored with plain statements in
   one transaction each (Optuna's ORM takes a dozen queries for either); a population is inserted in one
-  transaction; a session advisory lock serialises enqueueing. Optuna's raw RDBStorage has no cache, and Optuna's cached wrapper re-reads unfinished trials,
-  so both stay coherent with a state changed by SQL.
+  transaction; a session advisory lock serialises enqueueing. Optuna's raw RDBStorage has no cache, and
+  Optuna's cached wrapper re-reads unfinished trials, so both stay coherent with a state changed by SQL.
 - Journal file: Optuna replays the journal into memory incrementally (only new records are read), so the
   waiting trials are a scan of memory; the journal itself decides which of two racing claims wins
   (WAITING -> RUNNING is applied once). An ``fcntl.flock`` on a file beside the journal serialises enqueueing.
