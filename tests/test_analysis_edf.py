@@ -172,23 +172,36 @@ def test_holm_against_hand_computed_values():
 
 def _exact_stratified_p(errors_a, errors_b, bins_a, bins_b, num_bins):
     """Enumerate every relabelling that keeps each bin's count of a-models: the exact stratified p."""
-    from regnet_space.analysis.edf import _weighted_ks
-
     errors = np.concatenate([errors_a, errors_b])
     order = np.argsort(errors, kind="stable")
     errors, bins = errors[order], np.concatenate([bins_a, bins_b])[order]
     labels = order < len(errors_a)
-    observed = _weighted_ks(errors, bins, labels[None, :], num_bins)[0]
+    per_model = _per_model_weights(labels, bins)
+    observed = _sup_gap(errors, labels, per_model)
     per_bin = []
     for j in range(num_bins):
         members = np.flatnonzero(bins == j)
         per_bin.append([set(c) for c in itertools.combinations(members, int(labels[members].sum()))])
     stats_all = []
     for choice in itertools.product(*per_bin):
-        chosen = set().union(*choice)
-        stats_all.append(_weighted_ks(errors, bins, np.array([[i in chosen for i in range(len(errors))]]),
-                                      num_bins)[0])
+        relabelled = np.isin(np.arange(len(errors)), list(set().union(*choice)))
+        stats_all.append(_sup_gap(errors, relabelled, _per_model_weights(relabelled, bins)))
     return observed, np.mean(np.array(stats_all) >= observed - 1e-12)
+
+
+def _per_model_weights(labels, bins):
+    """Each model's NDS weight 1/(k*m_j) within its own group, counted directly."""
+    weights = np.empty(len(labels))
+    for group in (labels, ~labels):
+        k = len(np.unique(bins[group]))
+        for i in np.flatnonzero(group):
+            weights[i] = 1.0 / (k * np.sum(group & (bins == bins[i])))
+    return weights
+
+
+def _sup_gap(errors, labels, weights):
+    """sup over e of |F_a(e) - F_b(e)|, each EDF evaluated at every error by summing weights directly."""
+    return max(abs(weights[labels & (errors <= e)].sum() - weights[~labels & (errors <= e)].sum()) for e in errors)
 
 
 def test_stratified_permutation_p_matches_exact_enumeration():
@@ -204,6 +217,22 @@ def test_stratified_permutation_p_matches_exact_enumeration():
     assert observed == pytest.approx(0.5) and exact == pytest.approx(0.36)
     assert result["pvalue"] == pytest.approx(exact, abs=0.005)
     assert "within 2 bins" in result["method"]
+
+
+def test_edf_gaps_of_within_bin_permutations_are_the_directly_counted_gaps():
+    # Ties in the errors, and a group with no model in bin 2: the fixed weights must still be each row's own.
+    from regnet_space.analysis.edf import edf_gaps, permute_within_bins, stratum_weights
+
+    rng = np.random.default_rng(4)
+    errors = np.sort(rng.integers(0, 12, 40).astype(float))
+    bins = rng.integers(0, 3, 40)
+    labels = (rng.random(40) < 0.5) & (bins != 2)
+    last_of_tie = np.r_[errors[1:] != errors[:-1], True]
+    weights = stratum_weights(labels, bins, 3)
+    rows = np.vstack([labels, permute_within_bins(labels, bins, 30, rng)])
+    gaps = edf_gaps(rows, bins, weights, last_of_tie)
+    for row, gap in zip(rows, gaps):
+        assert np.abs(gap).max() == pytest.approx(_sup_gap(errors, row, _per_model_weights(row, bins)), abs=1e-12)
 
 
 def test_within_bin_permutation_keeps_every_bins_count():

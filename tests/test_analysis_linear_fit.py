@@ -99,9 +99,12 @@ def test_vectorised_fit_equals_the_per_model_fit():
     assert fit_quantized_linear(models[10]) == fits[10]
 
 
-def test_fits_spread_over_processes_are_the_same_fits_in_order():
-    models = _width_sequences(random.Random(11), 300)  # enough to be spread, in batches of several depths
-    assert fit_many(models, processes=2) == fit_many(models)
+@pytest.mark.parametrize("processes", [2, 3])
+def test_fits_spread_over_processes_are_the_same_fits_in_order(processes):
+    # Enough models to be spread, in batches of several depths: worker processes search the first batches and
+    # this one takes back the last ones no worker has started.
+    models = _width_sequences(random.Random(11), 300)
+    assert fit_many(models, processes=processes) == fit_many(models)
 
 
 def test_fit_many_rejects_bad_widths():

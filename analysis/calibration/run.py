@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from regnet_space.analysis.calibration import PLANTED, parameter_table, recovered, two_space_table
-from regnet_space.analysis.edf import _weighted_ks, compare
+from regnet_space.analysis.edf import compare
 from regnet_space.analysis.refine import propose, refine
 from regnet_space.spaces import load_space
 
@@ -37,9 +37,25 @@ def pooled_pvalue(frame, bins: int, permutations: int, rng) -> float:
     order = np.argsort(errors, kind="stable")
     errors, binned = errors[order], np.minimum(frame["flops"].to_numpy()[order].astype(int), bins - 1)
     labels = (frame["space"].to_numpy()[order] == "a")
-    observed = _weighted_ks(errors, binned, labels[None, :], bins)[0]
+    observed = pooled_ks(errors, binned, labels[None, :], bins)[0]
     shuffled = rng.permuted(np.broadcast_to(labels, (permutations, len(labels))), axis=1)
-    return (1 + np.sum(_weighted_ks(errors, binned, shuffled, bins) >= observed - 1e-12)) / (1 + permutations)
+    return (1 + np.sum(pooled_ks(errors, binned, shuffled, bins) >= observed - 1e-12)) / (1 + permutations)
+
+
+def pooled_ks(errors: np.ndarray, bins: np.ndarray, labels: np.ndarray, num_bins: int) -> np.ndarray:
+    """sup |F_a - F_b| of normalised EDFs for each row of ``labels`` (True = group a), errors ascending. A
+    shuffle across bins changes each group's count per bin, so every row gets its own weights (the stratified
+    test's ``edf_gaps`` holds them fixed)."""
+    rows = np.arange(labels.shape[0])[:, None]
+    last_of_tie = np.r_[errors[1:] != errors[:-1], True]
+    cdfs = []
+    for member in (labels, ~labels):
+        counts = np.bincount((rows * num_bins + bins)[member], minlength=labels.shape[0] * num_bins)
+        counts = counts.reshape(-1, num_bins)
+        nonempty = np.count_nonzero(counts, axis=1)[:, None]
+        weights = np.where(member, 1.0 / (nonempty * np.maximum(counts[rows, bins], 1)), 0.0)
+        cdfs.append(np.cumsum(weights, axis=1)[:, last_of_tie])
+    return np.abs(cdfs[0] - cdfs[1]).max(axis=1)
 
 
 def edf_tests(tables: int, n: int, bins: int, permutations: int, seed: int) -> dict:

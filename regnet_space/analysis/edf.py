@@ -149,13 +149,15 @@ def ks_test(errors_a: np.ndarray, errors_b: np.ndarray, bins_a: np.ndarray | Non
     order = np.argsort(errors, kind="stable")
     errors, bins = errors[order], np.concatenate([bins_a, bins_b])[order]
     labels = order < len(errors_a)
-    observed = float(_weighted_ks(errors, bins, labels[None, :], num_bins)[0])
+    weights = stratum_weights(labels, bins, num_bins)
+    last_of_tie = np.r_[errors[1:] != errors[:-1], True]
+    observed = float(np.abs(edf_gaps(labels[None, :], bins, weights, last_of_tie)).max())
     rng = np.random.default_rng(seed)
     exceed, done = 0, 0
     while done < permutations:
         size = min(_PERMUTATION_CHUNK, permutations - done)
-        shuffled = permute_within_bins(labels, bins, size, rng)
-        exceed += int(np.sum(_weighted_ks(errors, bins, shuffled, num_bins) >= observed - 1e-12))
+        gaps = edf_gaps(permute_within_bins(labels, bins, size, rng), bins, weights, last_of_tie)
+        exceed += int(np.sum(np.abs(gaps).max(axis=1) >= observed - 1e-12))
         done += size
     return {"statistic": observed, "pvalue": (1 + exceed) / (1 + permutations),
             "method": f"permutation within {num_bins} bins ({permutations}, seed {seed})"}
@@ -172,18 +174,25 @@ def permute_within_bins(labels: np.ndarray, bins: np.ndarray, size: int, rng: np
     return out
 
 
-def _weighted_ks(errors: np.ndarray, bins: np.ndarray, labels: np.ndarray, num_bins: int) -> np.ndarray:
-    """sup |F_a - F_b| of normalised EDFs, for each row of ``labels`` (True = group a); errors ascending."""
-    rows = np.arange(labels.shape[0])[:, None]
-    last_of_tie = np.r_[errors[1:] != errors[:-1], True]
-    cdfs = []
-    for member in (labels, ~labels):
-        cells = (rows * num_bins + bins)[member]
-        counts = np.bincount(cells, minlength=labels.shape[0] * num_bins).reshape(-1, num_bins)
-        nonempty = np.count_nonzero(counts, axis=1)[:, None]
-        weights = np.where(member, 1.0 / (nonempty * np.maximum(counts[rows, bins], 1)), 0.0)
-        cdfs.append(np.cumsum(weights, axis=1)[:, last_of_tie])
-    return np.abs(cdfs[0] - cdfs[1]).max(axis=1)
+def stratum_weights(labels: np.ndarray, bins: np.ndarray, num_bins: int) -> np.ndarray:
+    """The NDS weight 1/(k*m_j) of one model of each group in each bin, (2, num_bins): row 1 for group a
+    (``labels`` True), row 0 for the other; k is the group's count of non-empty bins, m_j its models in bin j
+    (0 where it has none). A permutation within bins keeps every group's count in every bin, so these weights
+    hold for every permuted labelling too: only which errors carry them moves."""
+    weights = np.zeros((2, num_bins))
+    for row, member in ((1, labels), (0, ~labels)):
+        counts = np.bincount(bins[member], minlength=num_bins)
+        filled = counts > 0
+        weights[row, filled] = 1.0 / (np.count_nonzero(filled) * counts[filled])
+    return weights
+
+
+def edf_gaps(labels: np.ndarray, bins: np.ndarray, weights: np.ndarray, last_of_tie: np.ndarray) -> np.ndarray:
+    """F_a - F_b at every distinct error, for each row of ``labels`` (True = group a), errors ascending;
+    ``weights`` from ``stratum_weights`` of a labelling with the same counts per bin, ``last_of_tie`` marks the
+    last model of each distinct error. One cumulative sum of the signed weights per row."""
+    signed = np.where(labels, weights[1][bins], -weights[0][bins])
+    return np.cumsum(signed, axis=1, out=signed)[:, last_of_tie]
 
 
 @dataclass(frozen=True)

@@ -67,46 +67,81 @@ def fit_quantized_linear(block_widths: list[int], *, q: int = 8, wm_range: tuple
 def fit_many(models: Sequence[Sequence[int]], *, q: int = 8, wm_range: tuple[float, float] = (1.5, 3.0),
              wa_max: float = 256.0, progress: bool = False, processes: int = 1) -> list[LinearFit]:
     """``fit_quantized_linear`` of every model in ``models`` (lists of per-block widths), vectorised over models;
-    spread over ``processes`` processes when more than one (each model's fit is independent of the others', so
-    the results are the same)."""
-    observed = [np.asarray(widths, dtype=float) for widths in models]
-    for widths, values in zip(models, observed):
-        if values.size == 0 or np.any(values <= 0):
-            raise UserError(f"a linear fit needs positive block widths, got {list(widths)}")
-    by_depth: dict[int, list[int]] = defaultdict(list)
-    for i, values in enumerate(observed):
-        by_depth[values.size].append(i)
-    # Batches of one depth (models of equal depth share arrays); more batches than processes to share the work.
-    size = _BATCH if processes > 1 else len(observed)
-    batches = [indices[s:s + size] for _, indices in sorted(by_depth.items()) for s in range(0, len(indices), size)]
-    params: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * len(observed)
-    with tqdm(total=len(observed), desc="linear fits", unit="model", disable=not progress) as bar:
-        for indices, found in _searched(batches, observed, processes, (q, wm_range, wa_max)):
-            for i, point in zip(indices, found):
-                params[i] = point
-            bar.update(len(indices))
-    fits = []
-    for values, (w0, wa, wm) in zip(observed, params):
-        widths = quantized_block_widths(values.size, int(w0), float(wa), float(wm), q)
-        fits.append(LinearFit(values.size, int(w0), float(wa), float(wm),
-                              float(e_fit(np.asarray(widths, float), values)), widths))
-    return fits
+    spread over ``processes`` processes, this one included, when more than one (each model's fit is independent
+    of the others', so the results are the same)."""
+    with PendingFits(models, q=q, wm_range=wm_range, wa_max=wa_max, processes=processes) as fits:
+        return fits.result(progress)
 
 
-def _searched(batches: list[list[int]], observed: list[np.ndarray], processes: int, options: tuple
-              ) -> Iterator[tuple[list[int], list[tuple[float, float, float]]]]:
-    """Each batch (indices of models of one depth) with its models' best points, as the batches are done."""
-    stacks = [(indices, np.stack([observed[i] for i in indices])) for indices in batches]
-    if processes <= 1 or len(stacks) < 2 or len(observed) < _SPREAD_FROM:
-        for indices, stack in stacks:
-            yield indices, _search(stack, *options)
-        return
-    # Fresh interpreters ("spawn"), not forks of a process that may hold threads (a progress bar's, a plot's).
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending = {pool.submit(_search, stack, *options): indices
-                   for indices, stack in sorted(stacks, key=lambda batch: -batch[1].size)}  # largest first
-        for done in as_completed(pending):
-            yield pending[done], done.result()
+class PendingFits:
+    """The fits of ``fit_many``, started at once. With ``processes`` > 1 (and enough models to be worth starting
+    processes) ``processes`` - 1 worker processes start on them now, so they run while this process does other
+    work (a report draws its figures); when ``result`` is called, this process searches the batches no worker
+    has started yet, the last ones first, then waits for the rest. Otherwise every fit is searched in ``result``.
+    Use it as a context manager: leaving it early cancels the fits no worker has started."""
+
+    def __init__(self, models: Sequence[Sequence[int]], *, q: int = 8,
+                 wm_range: tuple[float, float] = (1.5, 3.0), wa_max: float = 256.0, processes: int = 1) -> None:
+        self._observed = [np.asarray(widths, dtype=float) for widths in models]
+        for widths, values in zip(models, self._observed):
+            if values.size == 0 or np.any(values <= 0):
+                raise UserError(f"a linear fit needs positive block widths, got {list(widths)}")
+        self._q, self._options = q, (q, wm_range, wa_max)
+        by_depth: dict[int, list[int]] = defaultdict(list)
+        for i, values in enumerate(self._observed):
+            by_depth[values.size].append(i)
+        spread = processes > 1 and len(self._observed) >= _SPREAD_FROM
+        # Batches of one depth (models of equal depth share arrays); more batches than processes to share the work.
+        size = _BATCH if spread else len(self._observed)
+        batches = [(indices, np.stack([self._observed[i] for i in indices])) for _, rows in sorted(by_depth.items())
+                   for indices in (rows[s:s + size] for s in range(0, len(rows), size))]
+        self._pool: ProcessPoolExecutor | None = None
+        self._batches = batches
+        if spread and len(batches) > 1:
+            # Fresh interpreters ("spawn"), not forks of a process that may hold threads (a progress bar's).
+            self._pool = ProcessPoolExecutor(processes - 1, mp_context=multiprocessing.get_context("spawn"))
+            self._batches = sorted(batches, key=lambda batch: -batch[1].size)  # largest first, smallest stolen
+            self._futures = [self._pool.submit(_search, stack, *self._options) for _, stack in self._batches]
+
+    def __enter__(self) -> "PendingFits":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=exc_info[0] is None, cancel_futures=True)
+
+    def result(self, progress: bool = False) -> list[LinearFit]:
+        """Every model's fit, in the order given."""
+        params: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * len(self._observed)
+        with tqdm(total=len(self._observed), desc="linear fits", unit="model", disable=not progress) as bar:
+            for indices, found in self._searched():
+                for i, point in zip(indices, found):
+                    params[i] = point
+                bar.update(len(indices))
+        fits = []
+        for values, (w0, wa, wm) in zip(self._observed, params):
+            widths = quantized_block_widths(values.size, int(w0), float(wa), float(wm), self._q)
+            fits.append(LinearFit(values.size, int(w0), float(wa), float(wm),
+                                  float(e_fit(np.asarray(widths, float), values)), widths))
+        return fits
+
+    def _searched(self) -> Iterator[tuple[list[int], list[tuple[float, float, float]]]]:
+        """Each batch (indices of models of one depth) with its models' best points, as the batches are done."""
+        if self._pool is None:
+            for indices, stack in self._batches:
+                yield indices, _search(stack, *self._options)
+            return
+        # Workers take batches in order, so once the last unstarted one is taken back every earlier one is started.
+        stolen = 0
+        for future, (indices, stack) in zip(reversed(self._futures), reversed(self._batches)):
+            if not future.cancel():
+                break
+            stolen += 1
+            yield indices, _search(stack, *self._options)
+        started = self._futures[:len(self._futures) - stolen]
+        order = {future: i for i, future in enumerate(started)}
+        for done in as_completed(started):
+            yield self._batches[order[done]][0], done.result()
 
 
 def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max: float

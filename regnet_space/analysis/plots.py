@@ -1,7 +1,9 @@
 """Figures of an analysis: EDFs with bands, error vs each parameter with its bootstrap range, per-block widths.
 
 Figures are built as ``matplotlib.figure.Figure`` objects (no pyplot global state, no display needed) and
-saved as PNG or SVG by the file's suffix; ``save_all`` writes both.
+saved as PNG or SVG by the file's suffix; ``save_all`` writes both. They are drawn with plain matplotlib calls
+and fixed margins: a report draws a dozen figures, some of 10,000 points, and seaborn's set-up per plot and
+constrained layout (which measures every label before placing the axes) took most of their time.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import io
 import math
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
@@ -24,22 +26,24 @@ from .edf import Comparison
 from .linear_fit import LinearFit
 
 FORMATS = (".png", ".svg")
+# Tick labels of log axes as plain numbers (1M, 20M; powers of two in full: 64, 1024): matplotlib's are typeset
+# as powers (10^6, 2^6), and the typesetting (mathtext) cost more than the rest of drawing their figure.
+_PLAIN = FuncFormatter(lambda value, _: compact(value))
+_PLAIN_BASE_2 = FuncFormatter(lambda value, _: f"{value:.12g}")
+# PNG compression: zlib's fastest level; on a report's figures (mostly white) the files grow by about 6%.
+_PNG = {"compress_level": 1}
 _LOG_COLUMNS = {"flops", "params", "acts", "mac", "latency", "w0", "wa", "group_width"} | {f"w{i}" for i in range(1, 5)}
 
 
 def edf_figure(comparison: Comparison, alpha: float = 0.05) -> Figure:
-    """Each group's EDF (``seaborn.ecdfplot``, weighted for the normalised one) with its (1 - alpha)
+    """Each group's EDF (weighted for the normalised one: the steps of ``EDF.cdf``) with its (1 - alpha)
     simultaneous DKW band; the KS result in the legend. A long tail of errors (e.g. diverged models at chance)
     gets a clipped x-axis and a note, so the bulk of the distribution is not squashed into a corner."""
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
-    ax = fig.add_subplot()
-    colors = sns.color_palette("tab10", len(comparison.edfs))
-    for color, (name, e) in zip(colors, comparison.edfs.items()):
-        # Each distinct error weighted by its share of the EDF: the plain EDF's counts/n, or the NDS weights.
-        weights = np.diff(np.concatenate([[0.0], e.cdf]))
+    fig, ax = _one_axes(6.4, 4.4)
+    for color, (name, e) in zip(_colors(len(comparison.edfs)), comparison.edfs.items()):
         left_out = f", {comparison.dropped[name]} outside the range" if comparison.dropped else ""
-        sns.ecdfplot(x=e.errors, weights=weights, ax=ax, color=color,
-                     label=f"{name}: n={e.n}{left_out}, min {percent(e.min_error)}, mean {percent(e.mean_error)}")
+        ax.step(np.r_[e.errors[0], e.errors], np.r_[0.0, e.cdf], where="post", color=color,
+                label=f"{name}: n={e.n}{left_out}, min {percent(e.min_error)}, mean {percent(e.mean_error)}")
         lower, upper = e.band(alpha)
         ax.fill_between(e.errors, lower, upper, step="post", color=color, alpha=0.2, linewidth=0)
     lo, hi, clipped = _bulk_range(comparison)
@@ -86,12 +90,12 @@ def _ks_legend_title(comparison: Comparison) -> str | None:
 
 def random_search_figure(comparison: Comparison) -> Figure:
     """Expected best error of a random search of k models drawn from each group's EDF, against k."""
-    fig = Figure(figsize=(6, 4.2), layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _one_axes(6, 4.2, top=0.15)
     for name, e in comparison.edfs.items():
         ks = np.unique(np.round(np.geomspace(1, e.n, 64)))
         ax.plot(ks, e.expected_best(ks), label=name)
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(_PLAIN_BASE_2)
     ax.set_xlabel("models tried at random (k)")
     ax.set_ylabel("expected best error (%)")
     ax.legend(fontsize=8)
@@ -100,24 +104,24 @@ def random_search_figure(comparison: Comparison) -> Figure:
 
 def error_vs_figure(frame: pd.DataFrame, columns: list[str], ranges: pd.DataFrame | None = None,
                     hue: str | None = "space") -> Figure:
-    """Error against each column; the bootstrap's 95% good range shaded and its median dashed.
-
-    A grid of up to 20 panels of 10,000 points each: drawn with plain ``Axes.scatter`` per group and fixed
-    margins, because seaborn's per-panel set-up and constrained layout (which measures every tick label of every
-    panel) took most of a report's drawing time."""
+    """Error against each column (a grid of up to 20 panels of up to 10,000 points each); the bootstrap's 95%
+    good range shaded and its median dashed."""
     if not columns:
         raise UserError("nothing to plot: no parameter or complexity columns")
     cols = min(4, len(columns))
     rows = math.ceil(len(columns) / cols)
     width, height = 3.6 * cols, 3.0 * rows
-    fig = Figure(figsize=(width, height))
-    # margins in inches (tick labels and axis titles), as fractions of this figure's size
-    fig.subplots_adjust(left=0.55 / width, right=1 - 0.15 / width, bottom=0.5 / height, top=1 - 0.15 / height,
-                        wspace=0.3, hspace=0.4)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fig = _figure(width, height, left=0.7, right=0.15, bottom=0.5, top=0.15)
+    fig.subplots_adjust(wspace=0.3, hspace=0.4)
+    # Every panel plots the same models' errors: one error axis, labelled on the left column only.
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("error")
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+    axes = axes.ravel()
     hue = hue if hue in frame.columns and frame[hue].nunique() > 1 else None
     groups = list(frame.groupby(hue, sort=False)) if hue else [(None, frame)]
-    colors = sns.color_palette("tab10", len(groups))
+    colors = _colors(len(groups))
     for ax, column in zip(axes, columns):
         for color, (name, data) in zip(colors, groups):
             data = data[data[column].notna()]
@@ -130,7 +134,6 @@ def error_vs_figure(frame: pd.DataFrame, columns: list[str], ranges: pd.DataFram
         if column in _LOG_COLUMNS and (frame[column].dropna() > 0).all():
             _log_x(ax, frame[column].dropna())
         ax.set_xlabel(column)
-        ax.set_ylabel("error")
     if hue:
         axes[0].legend(title=hue, fontsize=7, title_fontsize=7, markerscale=1.5)
     for ax in axes[len(columns):]:
@@ -150,20 +153,19 @@ def _log_x(ax, values: pd.Series) -> None:
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if hi < 100 * lo else (1.0,)))
         ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: compact(value)))
+    ax.xaxis.set_major_formatter(_PLAIN)
 
 
 def block_widths_figure(models: list[tuple[str, list[int], LinearFit]]) -> Figure:
     """Per-block widths (log2 axis) of models with their quantized linear fits and the line w0 + wa*j."""
-    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    colors = sns.color_palette("husl", max(1, len(models)))
-    for color, (label, widths, fit) in zip(colors, models):
+    fig, ax = _one_axes(6.5, 4.5, left=0.85)
+    for color, (label, widths, fit) in zip(_colors(len(models)), models):
         j = np.arange(len(widths))
         ax.plot(j, widths, "o", color=color, markersize=3, label=f"{label}  e_fit={fit.e_fit:.3f}")
         ax.step(j, fit.widths, where="mid", color=color, linewidth=1)
         ax.plot(j, fit.w0 + fit.wa * j, color=color, linewidth=0.8, linestyle=":")
     ax.set_yscale("log", base=2)
+    ax.yaxis.set_major_formatter(_PLAIN_BASE_2)
     ax.set_xlabel("block index j")
     ax.set_ylabel("width")
     ax.set_title("per-block widths (dots), quantized fit (steps), w0 + wa*j (dotted)", fontsize=9)
@@ -173,12 +175,35 @@ def block_widths_figure(models: list[tuple[str, list[int], LinearFit]]) -> Figur
 
 def e_fit_figure(frame: pd.DataFrame) -> Figure:
     """Error against e_fit, one colour per space: good models should sit at low e_fit."""
-    fig = Figure(figsize=(6, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    sns.scatterplot(data=frame, x="e_fit", y="error", hue="space", ax=ax, s=12, alpha=0.7, linewidth=0)
+    fig, ax = _one_axes(6, 4.2, top=0.15)
+    groups = list(frame.groupby("space", sort=False))
+    for color, (space, models) in zip(_colors(len(groups)), groups):
+        ax.scatter(models["e_fit"], models["error"], s=12, alpha=0.7, linewidths=0, color=color, label=str(space))
+    ax.legend(title="space", fontsize=8, title_fontsize=8)
     ax.set_xlabel("e_fit (mean |log predicted / observed width|)")
     ax.set_ylabel("error (%)")
     return fig
+
+
+def _figure(width: float, height: float, *, left: float, right: float, bottom: float, top: float) -> Figure:
+    """A figure of ``width`` x ``height`` inches whose subplots leave fixed margins, given in inches (room for
+    tick labels, axis titles and a title)."""
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height)
+    return fig
+
+
+def _one_axes(width: float, height: float, *, left: float = 0.75, top: float = 0.35):
+    """A one-panel figure with fixed margins (``top`` leaves room for a title) and its axes."""
+    fig = _figure(width, height, left=left, right=0.2, bottom=0.55, top=top)
+    return fig, fig.add_subplot()
+
+
+def _colors(n: int) -> list:
+    """``n`` distinguishable colours: matplotlib's tab10 while it lasts, then evenly spaced viridis."""
+    if n <= 10:
+        return list(matplotlib.colormaps["tab10"].colors[:n])
+    return list(matplotlib.colormaps["viridis"](np.linspace(0, 1, n)))
 
 
 def check_figure_path(path: str | Path) -> Path:
@@ -193,7 +218,8 @@ def save(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as PNG or SVG, by the suffix of ``path``, into a folder that must exist."""
     path = check_figure_path(path)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=path.suffix.lower()[1:], dpi=120)
+    suffix = path.suffix.lower()[1:]
+    fig.savefig(buffer, format=suffix, dpi=120, **({"pil_kwargs": _PNG} if suffix == "png" else {}))
     return write_output(path, buffer.getvalue(), "figure")
 
 
@@ -206,5 +232,5 @@ def save_all(fig: Figure, directory: str | Path, stem: str) -> list[Path]:
 def png_base64(fig: Figure) -> str:
     """The figure as a base64 PNG, for embedding in a self-contained HTML page."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=110, pil_kwargs=_PNG)
     return base64.b64encode(buffer.getvalue()).decode("ascii")

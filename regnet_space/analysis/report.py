@@ -22,7 +22,7 @@ from .bins import choose_bins
 from .bootstrap import good_ranges
 from .edf import Comparison, compare
 from .power import Pilot, simulated_power
-from .linear_fit import fit_many
+from .linear_fit import PendingFits
 from .table import block_widths, complexity_columns, frame_block_widths, parameter_columns
 
 _STYLE = """
@@ -57,23 +57,46 @@ def with_e_fit(frame: pd.DataFrame, progress: bool = False, *, per_space: int | 
     (NaN for the others; ``attrs["known"]``: how many have known widths). A fit costs milliseconds per model,
     the bulk of a report at 10,000 models, and a few hundred models per space estimate the spread and median of
     e_fit well (see FIT_SAMPLE)."""
-    widths = pd.Series(frame_block_widths(frame), index=frame.index, dtype=object)
-    chosen = widths.notna()
-    known = int(chosen.sum())
-    if per_space is not None:
-        rng = np.random.default_rng(seed)
-        keep = pd.Series(False, index=frame.index)
-        for _, rows in widths[chosen].groupby(frame.loc[chosen, "space"]):
-            keep[rng.permutation(rows.index.to_numpy())[:per_space]] = True
-        keep[frame[chosen].sort_values(["error", "flops"], kind="stable").index[:top]] = True
-        chosen &= keep
-    found = iter(fit_many(widths[chosen].tolist(), progress=progress, processes=processes))
-    fits = [next(found) if fit else None for fit in chosen]
-    out = frame.copy()
-    out["e_fit"] = [np.nan if f is None else f.e_fit for f in fits]
-    out["_fit"] = fits
-    out.attrs["known"] = known
-    return out
+    with EFits(frame, per_space=per_space, seed=seed, top=top, processes=processes) as fitting:
+        return fitting.fitted(progress)
+
+
+class EFits:
+    """``with_e_fit`` started ahead: the models to fit are chosen and, with ``processes`` > 1, their fits started
+    at once in ``processes`` - 1 worker processes (``PendingFits``), so a report draws its other sections
+    meanwhile; ``fitted`` takes part in what is left and waits for the rest. A context manager: leaving it early
+    cancels the fits no worker has started."""
+
+    def __init__(self, frame: pd.DataFrame, *, per_space: int | None = None, seed: int = 0, top: int = 0,
+                 processes: int = 1) -> None:
+        widths = pd.Series(frame_block_widths(frame), index=frame.index, dtype=object)
+        chosen = widths.notna()
+        self.known = int(chosen.sum())
+        if per_space is not None:
+            rng = np.random.default_rng(seed)
+            keep = pd.Series(False, index=frame.index)
+            for _, rows in widths[chosen].groupby(frame.loc[chosen, "space"]):
+                keep[rng.permutation(rows.index.to_numpy())[:per_space]] = True
+            keep[frame[chosen].sort_values(["error", "flops"], kind="stable").index[:top]] = True
+            chosen &= keep
+        self._frame, self._chosen = frame, chosen
+        self._fits = PendingFits(widths[chosen].tolist(), processes=processes)
+
+    def __enter__(self) -> "EFits":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._fits.__exit__(*exc_info)
+
+    def fitted(self, progress: bool = False) -> pd.DataFrame:
+        """The frame with ``e_fit`` and ``_fit`` (NaN and None where not fitted)."""
+        found = iter(self._fits.result(progress))
+        fits = [next(found) if fit else None for fit in self._chosen]
+        out = self._frame.copy()
+        out["e_fit"] = [np.nan if f is None else f.e_fit for f in fits]
+        out["_fit"] = fits
+        out.attrs["known"] = self.known
+        return out
 
 
 class _Page:
@@ -114,8 +137,17 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any], *, normalize: str = 
                  samples: int = 10_000, top: int = 10, seed: int = 0, figures_dir: str | None = None,
                  progress: bool = False, fit_sample: int | None = FIT_SAMPLE, processes: int = 1) -> str:
     """The HTML text of the report of ``frame`` (one row per model) and its study metadata ``meta``. The linear
-    fit covers at most ``fit_sample`` models per space (None: every model) and always the ``top`` best, in
-    ``processes`` processes."""
+    fit covers at most ``fit_sample`` models per space (None: every model) and always the ``top`` best; with
+    ``processes`` > 1 the fits run in ``processes`` - 1 worker processes while this one draws the sections
+    before theirs."""
+    with EFits(frame, per_space=fit_sample, seed=seed, top=top, processes=processes) as fitting:
+        return _render(frame, meta, fitting, normalize=normalize, bins=bins, samples=samples, top=top, seed=seed,
+                       figures_dir=figures_dir, progress=progress, fit_sample=fit_sample)
+
+
+def _render(frame: pd.DataFrame, meta: dict[str, Any], fitting: EFits, *, normalize: str, bins: int, samples: int,
+            top: int, seed: int, figures_dir: str | None, progress: bool, fit_sample: int | None) -> str:
+    """The page of ``build_report``, its linear fits from ``fitting``."""
     page = _Page(figures_dir)
     name = str(meta.get("name", "results"))
     counts = frame.groupby("space").size()
@@ -158,7 +190,7 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any], *, normalize: str = 
     page.figure(plots.error_vs_figure(frame, axes), "error_vs_complexity")
 
     page.heading("Quantized linear fit")
-    fitted = with_e_fit(frame, progress, per_space=fit_sample, seed=seed, top=top, processes=processes)
+    fitted = fitting.fitted(progress)
     if fitted["e_fit"].notna().any():
         count = int(fitted["e_fit"].notna().sum())
         if count < fitted.attrs["known"]:

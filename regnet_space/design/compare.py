@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.edf import Binning, permute_within_bins
+from ..analysis.edf import Binning, edf_gaps, permute_within_bins, stratum_weights
 
 _CHUNK = 128
 
@@ -62,19 +62,13 @@ def one_sided_tests(parent: tuple[np.ndarray, np.ndarray], candidate: tuple[np.n
         return OneSided(0.0, 1.0, 0.0, 1.0, dropped)
     order = np.argsort(errors, kind="stable")
     errors, is_candidate, bins = errors[order], is_candidate[order], bins[order]
-    k = len(shared)
-    weight = np.zeros((2, k))  # weight of one model of (group, bin): 1 / (k * m_group,bin)
-    for group in (0, 1):
-        counts = np.bincount(bins[is_candidate == bool(group)], minlength=k)
-        weight[group] = 1.0 / (k * counts)
+    weights = stratum_weights(is_candidate, bins, len(shared))
     last_of_tie = np.r_[errors[1:] != errors[:-1], True]
 
     def statistics(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(D_better, D_worse) for each row of labels (True = candidate)."""
-        w_c = np.where(labels, weight[1][bins], 0.0)
-        w_p = np.where(labels, 0.0, weight[0][bins])
-        diff = (np.cumsum(w_c, axis=1) - np.cumsum(w_p, axis=1))[:, last_of_tie]
-        return np.maximum(diff.max(axis=1), 0.0), np.maximum((-diff).max(axis=1), 0.0)
+        gaps = edf_gaps(labels, bins, weights, last_of_tie)
+        return np.maximum(gaps.max(axis=1), 0.0), np.maximum((-gaps).max(axis=1), 0.0)
 
     observed_better, observed_worse = (float(s[0]) for s in statistics(is_candidate[None, :]))
     rng = np.random.default_rng(seed)
