@@ -98,3 +98,32 @@ def test_stop_signal_during_set_up_exits_with_its_code(tmp_path, sig, code):
     assert done.stderr.strip().splitlines()[-1] in ("regnet-space: interrupted",
                                                    f"regnet-space: stopped by {sig.name}")
     assert worker_pids(spec) == []
+
+
+@pytest.mark.parametrize("where", ["after the claim", "while storing the result"])
+def test_a_signal_outside_training_leaves_no_model_running(tmp_path, monkeypatch, where):
+    # A stop signal a moment after the claim (before training starts), or once training is over (while the
+    # result is stored), must mark the model interrupted like one during training does, not leave it RUNNING.
+    from regnet_space.study import load_study_spec
+    from regnet_space.study import worker
+    from regnet_space.study.session import open_study
+
+    def signal_now(*args, **kwargs):
+        raise KeyboardInterrupt  # what worker._raise_interrupt raises on SIGTERM
+
+    if where == "after the claim":
+        monkeypatch.setattr(worker.AnyNetSpec, "from_json", signal_now)
+    else:
+        monkeypatch.setattr(worker, "finish", signal_now)
+    session = open_study(load_study_spec(tiny_spec(tmp_path, name="outside", n=1)), directory=str(tmp_path / "d"))
+    handlers = {sig: signal.getsignal(sig) for sig in worker.STOP_SIGNALS}
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            worker.run_worker(session, name="w")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    trials = load("outside", tmp_path / "d").trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in trials if t.user_attrs.get("interrupted")]
+    assert len(interrupted) == 1 and interrupted[0].state == TrialState.FAIL

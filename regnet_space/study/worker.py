@@ -164,14 +164,14 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
             trial = retry(whole(lambda: contact.track(lambda: claim(study, storage, name, stale_after=spec.stale_after,
                                                                     connected_since=contact.since))),
                           what="claiming a model", timeout=outage)
+            trained = trial is not None and _train_trial(session, trial, dataset, device, contact)
         except KeyboardInterrupt:
+            # Claimed, training or being stored: wherever the signal came, the model must not stay RUNNING.
             _release_claims(session, name)
             raise
         if trial is not None:
-            if _train_trial(session, trial, dataset, device, contact):
-                report.trained += 1
-            else:
-                report.failed += 1
+            report.trained += trained
+            report.failed += not trained
             continue
         if retry(whole(lambda: running_count(session)), what="reading the study", timeout=outage):
             time.sleep(poll)  # another worker is busy; wait in case it dies and its model needs us
@@ -188,11 +188,16 @@ def running_count(session: StudySession) -> int:
 
 
 def _release_claims(session: StudySession, name: str) -> None:
-    """Interrupted while claiming: a trial this worker had just moved to RUNNING must not stay there."""
-    for trial in session.storage.get_all_trials(session.study._study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get(WORKER) == name:
-            fail(session.storage, trial._trial_id, reason="interrupted while being claimed; a rerun trains it",
-                 **{INTERRUPTED: True})
+    """Interrupted by a stop signal: the trial this worker runs (just claimed, training, or being stored) is
+    marked interrupted, so it does not stay RUNNING; a rerun trains it again."""
+    def release() -> None:
+        for trial in session.storage.get_all_trials(session.study._study_id, deepcopy=False,
+                                                    states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get(WORKER) == name:
+                fail(session.storage, trial._trial_id, reason="interrupted (a stop signal); a rerun trains it again",
+                     **{INTERRUPTED: True})
+
+    retry(release, what="marking the model interrupted", attempts=4)
 
 
 def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device: str, contact: Contact) -> bool:
@@ -208,10 +213,6 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
             result = train_model(model_spec, dataset, ProxyConfig.from_dict(spec.proxy), seed=seed, device=device,
                                  time_limit=spec.time_limit, progress=False)
             latency = _latency(model_spec, device) if spec.measure_latency else None
-        except KeyboardInterrupt:
-            retry(lambda: fail(storage, trial_id, reason="interrupted (a stop signal); a rerun trains it again",
-                               **{INTERRUPTED: True}), what="marking the model interrupted", attempts=4)
-            raise
         except Exception as exc:  # a model that cannot train is data about the space, not a crash of the study
             reason = f"{type(exc).__name__}: {exc}"
             retry(whole(lambda: fail(storage, trial_id, reason=reason)), what="storing a failure",
