@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from .edf import Binning, shared_range
+from .table import Columns, as_columns, group_rows
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MIN_PER_BIN = 3
 
@@ -31,10 +36,13 @@ class BinChoice:
                 f"every space in every bin, over the range all spaces share")
 
 
-def choose_bins(frame: pd.DataFrame, metric: str, *, by: str = "space", max_bins: int = 10,
+def choose_bins(frame: pd.DataFrame | Columns, metric: str, *, by: str = "space", max_bins: int = 10,
                 min_per_bin: int = MIN_PER_BIN, value_range: tuple[float, float] | None = None) -> BinChoice:
-    """The bin count the rule above gives for ``frame``'s groups on ``metric``."""
-    groups = {str(name): g[metric].dropna().to_numpy(dtype=float) for name, g in frame.groupby(by)}
+    """The bin count the rule above gives for ``frame``'s groups (a DataFrame or ``table.Columns``) on
+    ``metric``."""
+    columns = as_columns(frame, [by, metric])
+    values = np.asarray(columns[metric], dtype=float)
+    groups = {name: values[rows][~np.isnan(values[rows])] for name, rows in group_rows(columns[by]).items()}
     lo, hi = value_range or shared_range(groups, metric)
     for bins in range(max_bins, 0, -1):
         binning = Binning(lo, hi, bins)

@@ -12,11 +12,15 @@ within each complexity bin, so every resample keeps the bin counts that define t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from ..errors import UserError
 from .table import complexity_columns, parameter_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _CHUNK = 512
 
@@ -63,6 +67,8 @@ def good_ranges(frame: pd.DataFrame, columns: list[str] | None = None, *, sample
         low, median, high = np.percentile(values[winners], [tail, 50, 100 - tail])
         rows[column] = {"low": low, "median": median, "high": high, "best": values[np.argmin(errors)],
                         "min": values.min(), "max": values.max()}
+    import pandas as pd
+
     return pd.DataFrame.from_dict(rows, orient="index", columns=["low", "median", "high", "best", "min", "max"])
 
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..errors import UserError
 from .bootstrap import mean_difference_ci
+from .table import Columns, as_columns, column_names, group_rows, missing
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _PERMUTATION_CHUNK = 64
 
@@ -263,41 +266,45 @@ def _pair_tests(kept: dict[str, tuple[np.ndarray, np.ndarray | None]], num_bins:
     return tests
 
 
-def compare(frame: pd.DataFrame, by: str = "space", *, normalize: str | None = None, bins: int = 10,
-            value_range: tuple[float, float] | None = None, permutations: int = 1000, seed: int = 0,
+def compare(frame: pd.DataFrame | Columns, by: str = "space", *, normalize: str | None = None,
+            bins: int = 10, value_range: tuple[float, float] | None = None, permutations: int = 1000, seed: int = 0,
             level: float = 0.95, ci_samples: int = 2000) -> Comparison:
-    """The (normalised) EDF of each group of ``frame`` (grouped by column ``by``), KS tests between every pair
-    (Holm-adjusted over the pairs) and bootstrap intervals at ``level`` for their differences in mean error."""
-    if by not in frame.columns:
-        raise UserError(f"--by {by}: no such column (columns: {', '.join(map(str, frame.columns))})")
+    """The (normalised) EDF of each group of ``frame`` (a DataFrame or ``table.Columns``, grouped by column
+    ``by``), KS tests between every pair (Holm-adjusted over the pairs) and bootstrap intervals at ``level`` for
+    their differences in mean error."""
+    if by not in column_names(frame):
+        raise UserError(f"--by {by}: no such column (columns: {', '.join(column_names(frame))})")
     if not 0 < level < 1:
         raise UserError(f"the interval level must be in (0, 1), got {level}")
-    groups = {str(name): g for name, g in frame.groupby(by, sort=True)}
+    columns = as_columns(frame, [by, "error"] + ([normalize] if normalize else []))
+    groups = group_rows(columns[by])
+    errors = np.asarray(columns["error"], dtype=float)
     options = {"permutations": permutations, "seed": seed, "level": level, "ci_samples": ci_samples}
     if normalize is None:
-        edfs = {name: edf(g["error"].to_numpy()) for name, g in groups.items()}
-        plain = {name: (g["error"].to_numpy(), None) for name, g in groups.items()}
+        edfs = {name: edf(errors[rows]) for name, rows in groups.items()}
+        plain = {name: (errors[rows], None) for name, rows in groups.items()}
         return Comparison(edfs, _pair_tests(plain, 0, **options), level=level)
-    if normalize not in frame.columns or frame[normalize].isna().all():
+    if normalize not in columns or missing(columns[normalize]).all():
         raise UserError(f"--normalize {normalize}: the table has no {normalize!r} column")
     if bins < 1:
         raise UserError(f"--bins must be >= 1, got {bins}")
-    sizes = {name: len(g) for name, g in groups.items()}
-    groups = {name: g[g[normalize].notna()] for name, g in groups.items()}
-    lo, hi = value_range or shared_range({n: g[normalize].to_numpy() for n, g in groups.items()}, normalize)
+    metric = np.asarray(columns[normalize], dtype=float)
+    sizes = {name: len(rows) for name, rows in groups.items()}
+    groups = {name: rows[~np.isnan(metric[rows])] for name, rows in groups.items()}
+    lo, hi = value_range or shared_range({name: metric[rows] for name, rows in groups.items()}, normalize)
     if not lo < hi:
         raise UserError(f"--range {lo:g}:{hi:g}: lo must be below hi")
     binning = Binning(lo, hi, bins)
     kept, dropped = {}, {}
-    for name, g in groups.items():
-        index = binning.assign(g[normalize].to_numpy())
+    for name, rows in groups.items():
+        index = binning.assign(metric[rows])
         counts = np.bincount(index[index >= 0], minlength=bins)
         if not counts.all():
             j = int(np.flatnonzero(counts == 0)[0])
             edges = binning.edges()
             raise UserError(f"group {name!r}: no models with {normalize} in bin {j + 1}/{bins} "
                             f"[{edges[j]:g}, {edges[j + 1]:g}]; use fewer --bins or another --range")
-        kept[name] = (g["error"].to_numpy()[index >= 0], index[index >= 0])
+        kept[name] = (errors[rows][index >= 0], index[index >= 0])
         dropped[name] = sizes[name] - len(kept[name][0])  # outside the range, or no value
     edfs = {name: edf(errors, normalised_weights(index, bins)) for name, (errors, index) in kept.items()}
     return Comparison(edfs, _pair_tests(kept, bins, **options), normalize, binning, dropped, level)

@@ -11,32 +11,38 @@ sweep's ``sweep.json``, an NDS JSON file; see ``published.py`` and docs/imports.
 
 from __future__ import annotations
 
+import csv
 import json
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..errors import UserError
 from ..regnet import quantized_block_widths
 from ..spec import AnyNetSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REQUIRED = ("space", "error", "flops", "params")
 COMPLEXITY = ("flops", "params", "acts", "mac", "latency")
 ANYNET_PARAMETERS = tuple(f"{name}{i}" for name in "dwbg" for i in range(1, 5))
 REGNET_PARAMETERS = ("depth", "w0", "wa", "wm", "group_width", "bottleneck_ratio", "se_ratio")
 PARAMETERS = ANYNET_PARAMETERS + REGNET_PARAMETERS
+NUMERIC = REQUIRED[1:] + COMPLEXITY + PARAMETERS
 # Names a study export (`regnet-space study export`) uses, read as the analysis's own when those are absent.
 ALIASES = {"val_error": "error", "latency_ms": "latency"}
+# Cells read as missing in a CSV file: pandas' defaults, so both readers of a CSV file agree.
+NA_TOKENS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
-_READERS = {
-    ".csv": pd.read_csv,
-    ".parquet": pd.read_parquet,
-    ".pq": pd.read_parquet,
-    ".jsonl": lambda path: pd.read_json(path, lines=True),
-    ".ndjson": lambda path: pd.read_json(path, lines=True),
-}
+# A table as columns: name -> numpy array, numbers as int/float/bool arrays (NaN: missing), anything else as an
+# object array (None: missing). The analyses that need no DataFrame (``edf``) take this form, which CSV and JSON-lines
+# files are read into without pandas: importing pandas takes half a second, more than the rest of such a command.
+Columns = Mapping[str, np.ndarray]
 
 
 def load(source: str, *, dir: str | None = None, storage: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -45,6 +51,8 @@ def load(source: str, *, dir: str | None = None, storage: str | None = None) -> 
     The metadata of a study holds ``name``, ``dataset``, ``proxy``, ``seed`` and ``spec_toml``; a results
     file gives only ``name`` (the file's stem).
     """
+    import pandas as pd
+
     if source.endswith(".toml"):
         try:
             from ..study import load_study_table
@@ -52,57 +60,256 @@ def load(source: str, *, dir: str | None = None, storage: str | None = None) -> 
             raise UserError(f"{source}: reading a study needs regnet_space.study ({exc})") from None
         frame, meta = load_study_table(source, dir=dir, storage=storage)
     else:
-        if dir is not None or storage is not None:
-            raise UserError("--dir/--storage apply to a study spec (.toml), not to a results file")
-        paths = [p for p in source.split(",") if p]
+        paths = _results_paths(source, dir, storage)
         frame = pd.concat([read_results(p) for p in paths], ignore_index=True) if len(paths) > 1 else read_results(source)
-        meta = {"name": "+".join(Path(p).stem for p in paths)}
+        meta = _results_meta(paths)
     return validate(frame, source), dict(meta)
 
 
+def load_columns(source: str, *, dir: str | None = None, storage: str | None = None) -> tuple[Columns, dict[str, Any]]:
+    """``load`` as columns (see ``Columns``): CSV and JSON-lines files are read without pandas, anything else
+    through ``load``."""
+    paths = [] if source.endswith(".toml") else _results_paths(source, dir, storage)
+    if not paths or any(Path(p).suffix.lower() not in _PLAIN_READERS for p in paths):
+        frame, meta = load(source, dir=dir, storage=storage)
+        return to_columns(frame), meta
+    return validate_columns(_concatenated([_read_plain(p) for p in paths]), source), _results_meta(paths)
+
+
+def _results_paths(source: str, dir: str | None, storage: str | None) -> list[str]:
+    if dir is not None or storage is not None:
+        raise UserError("--dir/--storage apply to a study spec (.toml), not to a results file")
+    return [p for p in source.split(",") if p]
+
+
+def _results_meta(paths: list[str]) -> dict[str, Any]:
+    return {"name": "+".join(Path(p).stem for p in paths)}
+
+
 def read_results(path: str) -> pd.DataFrame:
-    suffix = Path(path).suffix.lower()
+    import pandas as pd
+
+    readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet,
+               ".jsonl": lambda p: pd.read_json(p, lines=True), ".ndjson": lambda p: pd.read_json(p, lines=True)}
+    suffix = _checked_suffix(path, readers)
     if suffix == ".json":
         from .published import read_published
 
         return read_published(path)
-    if suffix not in _READERS:
-        raise UserError(f"{path}: unknown results format {suffix or '(no suffix)'!r} "
-                        f"(use one of {', '.join(sorted(_READERS))}, or .json "
-                        f"from a pycls sweep or NDS)")
-    if not Path(path).is_file():
-        raise UserError(f"{path}: no such file")
     try:
-        return _READERS[suffix](path)
+        return readers[suffix](path)
     except (ValueError, OSError) as exc:
         raise UserError(f"{path}: cannot read as {suffix[1:]} ({exc})") from None
 
 
+def _checked_suffix(path: str, readers: Mapping[str, Any]) -> str:
+    """The file's suffix, once it is a known results format (``.json``: a published population) and exists."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return suffix
+    if suffix not in readers:
+        raise UserError(f"{path}: unknown results format {suffix or '(no suffix)'!r} "
+                        f"(use one of {', '.join(sorted(readers))}, or .json "
+                        f"from a pycls sweep or NDS)")
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such file")
+    return suffix
+
+
+def _read_plain(path: str) -> dict[str, np.ndarray]:
+    """A CSV or JSON-lines results file as columns, without pandas."""
+    suffix = _checked_suffix(path, _PLAIN_READERS)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return _PLAIN_READERS[suffix](handle, path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path}: cannot read as {suffix[1:]} ({exc})") from None
+
+
+def _csv_columns(handle, path: str) -> dict[str, np.ndarray]:
+    rows = csv.reader(handle)
+    header = next(rows, None)
+    if not header:
+        raise UserError(f"{path}: cannot read as csv (no header row)")
+    if len(set(header)) < len(header):
+        raise UserError(f"{path}: cannot read as csv (a column name appears twice)")
+    body = []
+    for row in rows:
+        if len(row) != len(header):
+            if not row:
+                continue  # a blank line, as pandas skips it
+            if len(row) > len(header):
+                raise UserError(f"{path}: cannot read as csv (line {rows.line_num} has {len(row)} fields, the "
+                                f"header {len(header)})")
+            row.extend([""] * (len(header) - len(row)))  # a short row's last cells are missing
+        body.append(row)
+    cells = list(zip(*body)) if body else [()] * len(header)
+    return {name: _typed_cells(column) for name, column in zip(header, cells)}
+
+
+def _typed_cells(cells: Sequence[str]) -> np.ndarray:
+    """One CSV column: integers (when every cell is one), else numbers (NaN for missing cells), else text (None
+    for missing cells)."""
+    gaps = np.fromiter(map(NA_TOKENS.__contains__, cells), bool, len(cells))
+    if not gaps.any():
+        for parse in (int, float):
+            try:
+                return np.array(list(map(parse, cells)), dtype=np.int64 if parse is int else float)
+            except (ValueError, OverflowError):
+                pass
+        return np.array(cells, dtype=object)
+    try:
+        return np.array([math.nan if gap else float(cell) for cell, gap in zip(cells, gaps.tolist())], dtype=float)
+    except ValueError:
+        return np.array([None if gap else cell for cell, gap in zip(cells, gaps.tolist())], dtype=object)
+
+
+def _jsonl_columns(handle, path: str) -> dict[str, np.ndarray]:
+    records = []
+    for line, text in enumerate(handle, start=1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except ValueError as exc:
+            raise UserError(f"{path}: cannot read as jsonl (line {line}: {exc})") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path}: cannot read as jsonl (line {line} is not an object)")
+        records.append(record)
+    names = list(dict.fromkeys(name for record in records for name in record))
+    return {name: _typed_values([record.get(name) for record in records]) for name in names}
+
+
+def _typed_values(values: list[Any]) -> np.ndarray:
+    """One JSON-lines column: integers (every value a whole number, as pandas reads them), numbers (NaN for null
+    or absent) or anything else as objects."""
+    present = [v for v in values if v is not None]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        numbers = np.array([math.nan if v is None else v for v in values], dtype=float)
+        if len(present) == len(values) and all(isinstance(v, int) or v.is_integer() for v in present):
+            try:
+                return np.array([int(v) for v in values], dtype=np.int64)
+            except OverflowError:
+                pass
+        return numbers
+    return np.array(values, dtype=object)
+
+
+_PLAIN_READERS = {".csv": _csv_columns, ".jsonl": _jsonl_columns, ".ndjson": _jsonl_columns}
+
+
+def _concatenated(tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Several files' columns as one table (a column one file lacks is missing in its rows)."""
+    if len(tables) == 1:
+        return tables[0]
+    names = list(dict.fromkeys(name for table in tables for name in table))
+    out = {}
+    for name in names:
+        parts = [table.get(name, np.full(len(next(iter(table.values()), [])), np.nan)) for table in tables]
+        out[name] = np.concatenate(parts if len({p.dtype.kind for p in parts}) == 1 else
+                                   [p.astype(object) for p in parts])
+    return out
+
+
+def to_columns(frame: pd.DataFrame, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """A DataFrame (its ``names`` columns, default all) as ``Columns``."""
+    out = {}
+    for name in frame.columns if names is None else names:
+        series = frame[name]
+        gaps = series.isna().to_numpy()
+        if series.dtype.kind in "biuf":  # numbers, also in pandas' nullable and Arrow types
+            out[name] = (series.to_numpy(dtype=float, na_value=np.nan) if gaps.any() else
+                         series.to_numpy(dtype=getattr(series.dtype, "numpy_dtype", series.dtype)))
+        else:
+            out[name] = np.where(gaps, None, series.to_numpy(dtype=object))
+    return out
+
+
+def as_columns(table: pd.DataFrame | Columns, names: list[str]) -> Columns:
+    """The ``names`` columns (those present) of a DataFrame or of ``Columns``, as ``Columns``."""
+    if isinstance(table, Mapping):
+        return {name: table[name] for name in names if name in table}
+    return to_columns(table, [name for name in names if name in table.columns])
+
+
+def column_names(table: pd.DataFrame | Columns) -> list[str]:
+    return list(table) if isinstance(table, Mapping) else [str(c) for c in table.columns]
+
+
+def missing(values: np.ndarray) -> np.ndarray:
+    """Which entries of a column are missing (NaN, None)."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        return np.fromiter((v is None or v != v for v in values), bool, len(values))
+    return np.zeros(len(values), bool)
+
+
+def group_rows(values: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows of each distinct value of a column, in ascending order of the values (as pandas' ``groupby``
+    sorts), named by ``str`` of the value; rows with a missing value belong to no group."""
+    present = np.flatnonzero(~missing(values))
+    try:
+        keys, inverse = np.unique(values[present], return_inverse=True)
+    except TypeError:
+        raise UserError("cannot group by a column that mixes text and numbers") from None
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(keys) + 1))
+    return {str(key): present[order[bounds[i]:bounds[i + 1]]] for i, key in enumerate(keys)}
+
+
 def validate(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Check the required columns and numbers; keep only complete models (``status``, when present)."""
-    frame = frame.rename(columns={a: c for a, c in ALIASES.items() if a in frame.columns and c not in frame.columns})
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise UserError(f"{source}: missing column {missing[0]!r} (required: {', '.join(REQUIRED)})")
-    if "status" in frame.columns:
-        frame = frame[frame["status"].astype(str).str.lower() == "complete"]
-    if frame.empty:
+    """``validate_columns`` of a DataFrame."""
+    import pandas as pd
+
+    return pd.DataFrame(validate_columns(to_columns(frame), source))
+
+
+def validate_columns(columns: Columns, source: str) -> dict[str, np.ndarray]:
+    """Check the required columns and numbers; keep only complete models (``status``, when present). Row
+    numbers in messages are those of the file (0 = first data row)."""
+    renamed = {alias: name for alias, name in ALIASES.items() if alias in columns and name not in columns}
+    columns = {renamed.get(name, name): values for name, values in columns.items()}
+    absent = [c for c in REQUIRED if c not in columns]
+    if absent:
+        raise UserError(f"{source}: missing column {absent[0]!r} (required: {', '.join(REQUIRED)})")
+    rows = np.arange(len(columns["space"]))
+    if "status" in columns:
+        complete = np.array([str(v).lower() == "complete" for v in columns["status"]], bool)
+        columns, rows = {name: values[complete] for name, values in columns.items()}, rows[complete]
+    if rows.size == 0:
         raise UserError(f"{source}: no complete models")
-    frame = frame.copy()  # row numbers in messages stay those of the file (0 = first data row)
-    frame["space"] = frame["space"].astype(str)
-    for column in [c for c in frame.columns if c in REQUIRED[1:] + COMPLEXITY + PARAMETERS]:
-        values = pd.to_numeric(frame[column], errors="coerce")
+    columns = dict(columns)
+    columns["space"] = np.array([str(v) for v in columns["space"]], dtype=object)
+    for name in [c for c in columns if c in NUMERIC]:
+        values = columns[name]
+        numbers = values if values.dtype.kind in "iuf" else _numbers(values)
+        gaps = np.isnan(numbers) if numbers.dtype.kind == "f" else np.zeros(len(numbers), bool)
         # Required columns need a number in every row; optional ones may be empty but not garbage.
-        bad = (values.isna() & (frame[column].notna() | (column in REQUIRED))) | np.isinf(values)
+        bad = (gaps & (~missing(values) | (name in REQUIRED))) | np.isinf(numbers)
         if bad.any():
-            row = frame.index[np.flatnonzero(bad)[0]]
-            raise UserError(f"{source}: row {row}: {column}={frame[column][row]!r} is not a finite number")
-        frame[column] = values
-    out_of_range = ~frame["error"].between(0, 100)
+            i = int(np.flatnonzero(bad)[0])
+            raise UserError(f"{source}: row {rows[i]}: {name}={values[i]!r} is not a finite number")
+        columns[name] = numbers
+    out_of_range = ~((columns["error"] >= 0) & (columns["error"] <= 100))
     if out_of_range.any():
-        row = frame.index[np.flatnonzero(out_of_range)[0]]
-        raise UserError(f"{source}: row {row}: error={frame['error'][row]} is not a top-1 error in % (0..100)")
-    return frame.reset_index(drop=True)
+        i = int(np.flatnonzero(out_of_range)[0])
+        raise UserError(f"{source}: row {rows[i]}: error={columns['error'][i]} is not a top-1 error in % (0..100)")
+    return columns
+
+
+def _numbers(values: np.ndarray) -> np.ndarray:
+    """An object or bool column as floats, NaN where an entry is not a number (nor a text that reads as one)."""
+    out = np.full(len(values), np.nan)
+    for i, value in enumerate(values):
+        if isinstance(value, (int, float, np.number, np.bool_)):
+            out[i] = float(value)
+        elif isinstance(value, str):
+            try:
+                out[i] = float(value)
+            except ValueError:
+                pass
+    return out
 
 
 def parameter_columns(frame: pd.DataFrame) -> list[str]:

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         from ..analysis.plots import check_figure_path
 
         check_figure_path(args.plot)
-    frame, _ = table.load(args.study, dir=args.dir, storage=args.storage)
+    frame, _ = table.load_columns(args.study, dir=args.dir, storage=args.storage)
     bins, rule = args.bins or 10, None
     if args.normalize is not None and args.bins is None:
         from ..analysis.bins import choose_bins
