@@ -38,3 +38,13 @@ def test_unreachable_database_fails_with_a_clear_message(tmp_path):
     assert result.returncode == 2
     assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
     assert "bob:***@127.0.0.1" in result.stderr
+
+
+def test_status_of_a_database_without_optuna_tables_says_there_is_no_study(tmp_path, postgres_server):
+    # `study status` opens a database without Optuna's table creation and schema check (a reader's shortcut);
+    # a database with no tables at all must still give the plain message, not an SQL error.
+    postgres_server.pg("createdb", "-h", "127.0.0.1", "-p", str(postgres_server.port), "-U", "postgres", "empty")
+    url = postgres_server.url.rsplit("/", 1)[0] + "/empty"
+    result = cli("study", "status", str(tiny_spec(tmp_path, name="absent", n=1)), "--storage", url)
+    assert result.returncode == 2, result.stderr
+    assert "no study named 'absent'" in result.stderr and "Traceback" not in result.stderr

@@ -131,7 +131,7 @@ class PendingFits:
             for indices, stack in self._batches:
                 yield indices, _search(stack, *self._options)
             return
-        # Workers take batches in order, so once the last unstarted one is taken back every earlier one is started.
+        # Workers take batches in order: once one cannot be taken back (a worker has it), every earlier one is taken.
         stolen = 0
         for future, (indices, stack) in zip(reversed(self._futures), reversed(self._batches)):
             if not future.cancel():

@@ -21,8 +21,8 @@ from .best import best_config
 from .bins import choose_bins
 from .bootstrap import good_ranges
 from .edf import Comparison, compare
-from .power import Pilot, simulated_power
 from .linear_fit import PendingFits
+from .power import Pilot, simulated_power
 from .table import block_widths, complexity_columns, frame_block_widths, parameter_columns
 
 _STYLE = """
@@ -71,7 +71,7 @@ class EFits:
                  processes: int = 1) -> None:
         widths = pd.Series(frame_block_widths(frame), index=frame.index, dtype=object)
         chosen = widths.notna()
-        self.known = int(chosen.sum())
+        self._known = int(chosen.sum())
         if per_space is not None:
             rng = np.random.default_rng(seed)
             keep = pd.Series(False, index=frame.index)
@@ -95,7 +95,7 @@ class EFits:
         out = self._frame.copy()
         out["e_fit"] = [np.nan if f is None else f.e_fit for f in fits]
         out["_fit"] = fits
-        out.attrs["known"] = self.known
+        out.attrs["known"] = self._known
         return out
 
 
