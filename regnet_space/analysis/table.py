@@ -279,7 +279,6 @@ def validate_columns(columns: Columns, source: str) -> dict[str, np.ndarray]:
         columns, rows = {name: values[complete] for name, values in columns.items()}, rows[complete]
     if rows.size == 0:
         raise UserError(f"{source}: no complete models")
-    columns = dict(columns)
     columns["space"] = np.array([str(v) for v in columns["space"]], dtype=object)
     for name in [c for c in columns if c in NUMERIC]:
         values = columns[name]
