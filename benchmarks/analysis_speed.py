@@ -17,7 +17,7 @@ fresh process, default settings) on one core, and again on all N cores the scrip
 model; and, on the first ``--fit-n`` models, the vectorised fit and the per-model fit interleaved. It checks
 that the two fits agree (same w0, wa, wm, widths; e_fit to 1e-9) and prints medians and the ratio; and it
 times the start-up of ``regnet-space edf results.csv --json`` (a fresh process importing the CLI, without
-torch) against the whole command.
+torch or pandas) against the whole command.
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ def report_speed(args: argparse.Namespace) -> None:
             fit_p.append(time.perf_counter() - t)
         command = [sys.executable, "-m", "regnet_space", "edf", str(csv), "--json"]
         imports = [sys.executable, "-c", "import sys, regnet_space.cli, regnet_space.commands.edf, "
-                   "regnet_space.analysis.table, regnet_space.analysis.edf; assert 'torch' not in sys.modules"]
+                   "regnet_space.analysis.table, regnet_space.analysis.edf; "
+                   "assert 'torch' not in sys.modules and 'pandas' not in sys.modules"]
         whole = [timed(command) for _ in range(args.repeats)]
         start = [timed(imports) for _ in range(args.repeats)]
     r, f, v, p = (statistics.median(x) for x in (report, fits, fit_v, fit_p))
