@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 
@@ -53,6 +54,9 @@ def _run(argv: list[str] | None) -> int:
     except StopSignal as stop:
         print(f"regnet-space: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
         return 128 + stop.signum
+    except BrokenPipeError:  # the reader of our output went away (`| head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return 1
     except Exception:  # a bug: keep the traceback for the report, but never with a password in it
         import traceback
 

@@ -265,3 +265,16 @@ def test_edf_plot_creates_no_folders(tmp_path, capsys):
     table(10).to_csv(csv, index=False)
     assert main(["edf", str(csv), "--plot", str(tmp_path / "a" / "b" / "e.png")]) == 2
     assert not (tmp_path / "a").exists()
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly():
+    # `regnet-space sample ... | head`: the pipe closes under the command; no traceback, exit 1 (as other tools).
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "regnet_space", "sample", "regnetx", "-n", "2000", "--flops", "100M:800M"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.read(100)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1 and stderr == ""

@@ -38,7 +38,8 @@ _LOG_COLUMNS = {"flops", "params", "acts", "mac", "latency", "w0", "wa", "group_
 def edf_figure(comparison: Comparison, alpha: float = 0.05) -> Figure:
     """Each group's EDF (weighted for the normalised one: the steps of ``EDF.cdf``) with its (1 - alpha)
     simultaneous DKW band; the KS result in the legend. A long tail of errors (e.g. diverged models at chance)
-    gets a clipped x-axis and a note, so the bulk of the distribution is not squashed into a corner."""
+    gets a clipped x-axis and a note in its label (where no legend can cover it), so the bulk of the
+    distribution is not squashed into a corner."""
     fig, ax = _one_axes(6.4, 4.4)
     for color, (name, e) in zip(_colors(len(comparison.edfs)), comparison.edfs.items()):
         left_out = f", {comparison.dropped[name]} outside the range" if comparison.dropped else ""
@@ -48,7 +49,7 @@ def edf_figure(comparison: Comparison, alpha: float = 0.05) -> Figure:
         ax.fill_between(e.errors, lower, upper, step="post", color=color, alpha=0.2, linewidth=0)
     lo, hi, clipped = _bulk_range(comparison)
     ax.set_xlim(lo, hi)
-    ax.set_xlabel("error (%)")
+    ax.set_xlabel("error (%)" + (f"; {clipped}" if clipped else ""))
     if comparison.binning is not None:
         b = comparison.binning
         ax.set_ylabel("normalised cumulative prob.")
@@ -57,8 +58,6 @@ def edf_figure(comparison: Comparison, alpha: float = 0.05) -> Figure:
     else:
         ax.set_ylabel("cumulative prob.")
         ax.set_title("error EDF", fontsize=10)
-    if clipped:
-        ax.annotate(clipped, xy=(1, 0.02), xycoords="axes fraction", ha="right", fontsize=7, color="#a40")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7.5, loc="best", title=_ks_legend_title(comparison), title_fontsize=7.5)
     return fig
