@@ -112,11 +112,11 @@ def error_vs_figure(frame: pd.DataFrame, columns: list[str], ranges: pd.DataFram
     width, height = 3.6 * cols, 3.0 * rows
     fig = _figure(width, height, left=0.7, right=0.15, bottom=0.5, top=0.15)
     fig.subplots_adjust(wspace=0.3, hspace=0.4)
-    # Every panel plots the same models' errors: one error axis, labelled on the left column only.
+    # Every panel plots the same models' errors: one error axis (shared ticks), labelled on the left column only.
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    axes[0, 0].yaxis.set_major_locator(MaxNLocator(5))
     for ax in axes[:, 0]:
         ax.set_ylabel("error")
-        ax.yaxis.set_major_locator(MaxNLocator(5))
     axes = axes.ravel()
     hue = hue if hue in frame.columns and frame[hue].nunique() > 1 else None
     groups = list(frame.groupby(hue, sort=False)) if hue else [(None, frame)]

@@ -203,9 +203,10 @@ def _concatenated(tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if len(tables) == 1:
         return tables[0]
     names = list(dict.fromkeys(name for table in tables for name in table))
+    lengths = [len(next(iter(table.values()), [])) for table in tables]
     out = {}
     for name in names:
-        parts = [table.get(name, np.full(len(next(iter(table.values()), [])), np.nan)) for table in tables]
+        parts = [table[name] if name in table else np.full(n, np.nan) for table, n in zip(tables, lengths)]
         out[name] = np.concatenate(parts if len({p.dtype.kind for p in parts}) == 1 else
                                    [p.astype(object) for p in parts])
     return out
