@@ -48,3 +48,54 @@ def test_status_of_a_database_without_optuna_tables_says_there_is_no_study(tmp_p
     result = cli("study", "status", str(tiny_spec(tmp_path, name="absent", n=1)), "--storage", url)
     assert result.returncode == 2, result.stderr
     assert "no study named 'absent'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_reads_postgres_as_optuna_stores_it(tmp_path, postgres_server):
+    """`study status` reads PostgreSQL with two statements through a plain engine (session.read_postgres_study),
+    not through Optuna's storage: it must see every trial as Optuna does, and make open_study's checks."""
+    from optuna.trial import TrialState
+
+    from regnet_space.errors import UserError
+    from regnet_space.study.results import _STATUS_ATTRS, status_summary, stored_status
+    from regnet_space.study.session import open_study, read_postgres_study
+    from regnet_space.study.spec import load_study_spec
+
+    postgres_server.pg("createdb", "-h", "127.0.0.1", "-p", str(postgres_server.port), "-U", "postgres", "reader")
+    url = postgres_server.url.rsplit("/", 1)[0] + "/reader"
+    spec = load_study_spec(str(tiny_spec(tmp_path, name="s", n=4)))
+    optuna.create_study(study_name="other", storage=url).enqueue_trial({"x": 1.0})  # ids count other studies too
+    session = open_study(spec, storage_url=url)
+    storage, study = session.storage, session.study
+    for i in range(6):
+        study.enqueue_trial({"x": float(i)}, user_attrs={"space": spec.spaces[i % 2].label, "model_index": i // 2,
+                                                         "spec": "{}", "flops": 1000 + i})
+    ids = [t._trial_id for t in storage.get_all_trials(study._study_id)]
+    for trial_id in ids[:4]:
+        storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+        storage.set_trial_user_attr(trial_id, "heartbeat", 4e9)  # fresh until 2096
+        storage.set_trial_user_attr(trial_id, "worker", "w0")  # not a status attribute
+    for trial_id, error in ((ids[0], 12.5), (ids[3], float("nan"))):
+        storage.set_trial_user_attr(trial_id, "val_error", error)
+        storage.set_trial_user_attr(trial_id, "seconds", 2.0)
+        storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [error])
+    storage.set_trial_user_attr(ids[1], "error", "boom")
+    storage.set_trial_state_values(ids[1], TrialState.FAIL)
+
+    location, views = read_postgres_study(spec, url, _STATUS_ATTRS)
+    assert "postgres:***@" in location
+    expected = storage.get_all_trials(study._study_id)
+    assert [(v._trial_id, v.number, v.state, v.datetime_start, v.user_attrs) for v in views] == [
+        (t._trial_id, t.number, t.state, t.datetime_start,
+         {k: t.user_attrs[k] for k in _STATUS_ATTRS if k in t.user_attrs}) for t in expected]
+    assert views[0].value == 12.5 and views[0]._trial_id == ids[0] > 1
+    fast, through_optuna = stored_status(spec, directory=None, storage_url=url), status_summary(session)
+    fast.pop("time"), through_optuna.pop("time")
+    assert fast == through_optuna and fast["complete"] == 2
+
+    (tmp_path / "changed").mkdir()
+    changed = load_study_spec(str(tiny_spec(tmp_path / "changed", name="s", n=5)))
+    with pytest.raises(UserError, match="created from a different spec"):
+        stored_status(changed, directory=None, storage_url=url)
+    absent = load_study_spec(str(tiny_spec(tmp_path, name="absent", n=1)))
+    with pytest.raises(UserError, match="no study named 'absent'"):
+        stored_status(absent, directory=None, storage_url=url)

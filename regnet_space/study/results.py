@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from .session import StudySession, open_study, read_journal_study
+from .session import StudySession, open_study, read_journal_study, read_postgres_study
 from .spec import StudySpec
 from .snapshot import trial_views
 from .trials import (ERROR, HEARTBEAT, INDEX, INTERRUPTED, LOST, SPACE, SUPERSEDED, WORKER, decode_params,
@@ -60,10 +60,15 @@ def status_summary(session: StudySession) -> dict[str, Any]:
 
 def stored_status(spec: StudySpec, *, directory: str | None, storage_url: str | None) -> dict[str, Any]:
     """The status of a study this process has not opened: a journal is read straight from its file (Optuna's
-    replay of it would take seconds at 10,000 models), a database through one query."""
-    if storage_url or spec.storage:
-        return status_summary(open_study(spec, directory=directory, storage_url=storage_url, create=False))
-    location, views = read_journal_study(spec, directory, _STATUS_ATTRS)
+    replay of it would take seconds at 10,000 models), PostgreSQL through a plain engine and one query, another
+    database through Optuna."""
+    url = storage_url or spec.storage
+    if url and url.startswith("postgresql+"):
+        location, views = read_postgres_study(spec, url, _STATUS_ATTRS)
+    elif url:
+        return status_summary(open_study(spec, directory=directory, storage_url=url, create=False))
+    else:
+        location, views = read_journal_study(spec, directory, _STATUS_ATTRS)
     return summarize_status(spec, location, views)
 
 

@@ -13,9 +13,9 @@ import optuna
 from ..errors import UserError
 from .spec import StudySpec
 from ..redaction import redact
-from .snapshot import TrialView, read_journal
+from .snapshot import TrialView, postgres_trial_views, read_journal
 from .storage import (JOURNAL_FILE, JournalDamaged, check_journal, default_dir, describe_storage, journal_records,
-                      no_study_at, open_storage, retry)
+                      no_study_at, open_engine, open_storage, retry)
 
 FINGERPRINT = "population_fingerprint"
 SPEC_TEXT = "spec_toml"
@@ -98,3 +98,33 @@ def read_journal_study(spec: StudySpec, directory: str | None, keys: Iterable[st
         raise UserError(f"no study named {spec.name!r} in {location}")
     _refuse_another_population(spec, study.user_attrs.get(FINGERPRINT), location)
     return location, study.trials
+
+
+def read_postgres_study(spec: StudySpec, url: str, keys: Iterable[str]) -> tuple[str, list[TrialView]]:
+    """``read_journal_study`` for a study on PostgreSQL: two statements on Optuna's tables through a plain
+    engine, with the checks open_study makes, instead of Optuna's storage set-up (table creation, schema
+    check) that a fresh process pays for before its first read."""
+    from sqlalchemy import text
+
+    location = describe_storage(url, Path("."))
+    engine = open_engine(url)
+
+    def read() -> tuple[int, str | None] | None:
+        with engine.connect() as connection:
+            if connection.execute(text("SELECT to_regclass('studies')")).scalar() is None:
+                return None  # a database Optuna never used
+            row = connection.execute(text("""
+                SELECT s.study_id, a.value_json FROM studies s
+                LEFT JOIN study_user_attributes a ON a.study_id = s.study_id AND a.key = :key
+                WHERE s.study_name = :name"""), {"name": spec.name, "key": FINGERPRINT}).first()
+            return None if row is None else (row[0], row[1])
+
+    try:
+        found = retry(read, what="reading the study")
+        if found is None:
+            raise UserError(f"no study named {spec.name!r} in {location}")
+        study_id, stored = found
+        _refuse_another_population(spec, json.loads(stored) if stored is not None else None, location)
+        return location, retry(lambda: postgres_trial_views(engine, study_id, tuple(keys)), what="reading the study")
+    finally:
+        engine.dispose()

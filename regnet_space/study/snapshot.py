@@ -57,10 +57,16 @@ def trial_views(study: optuna.Study, storage: optuna.storages.BaseStorage, keys:
     left out), in one pass."""
     keys = tuple(keys)
     states = tuple(states) if states is not None else None
-    if not is_postgres(storage):
-        return [TrialView(t._trial_id, t.number, t.state, t.datetime_start, t.value if t.values else None,
-                          {k: t.user_attrs[k] for k in keys if k in t.user_attrs})
-                for t in storage.get_all_trials(study._study_id, deepcopy=False, states=states)]
+    if is_postgres(storage):
+        return postgres_trial_views(storage.engine, study._study_id, keys, states)
+    return [TrialView(t._trial_id, t.number, t.state, t.datetime_start, t.value if t.values else None,
+                      {k: t.user_attrs[k] for k in keys if k in t.user_attrs})
+            for t in storage.get_all_trials(study._study_id, deepcopy=False, states=states)]
+
+
+def postgres_trial_views(engine: Any, study_id: int, keys: tuple[str, ...],
+                         states: tuple[TrialState, ...] | None = None) -> list[TrialView]:
+    """``trial_views`` on PostgreSQL, through any SQLAlchemy engine on Optuna's tables: one statement."""
     from sqlalchemy import bindparam, text
 
     # The state names are the enum's own, written into the statement so a partial index on them applies. Each
@@ -76,8 +82,8 @@ def trial_views(study: optuna.Study, storage: optuna.storages.BaseStorage, keys:
         LEFT JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key IN :keys
         WHERE t.study_id = :s{in_states}
         GROUP BY t.trial_id ORDER BY t.number""").bindparams(bindparam("keys", expanding=True))
-    with storage.engine.connect() as connection:
-        rows = connection.execute(query, {"s": study._study_id, "keys": list(keys)}).all()
+    with engine.connect() as connection:
+        rows = connection.execute(query, {"s": study_id, "keys": list(keys)}).all()
     attrs = json.loads("[" + ",".join(row[5] for row in rows) + "]")
     return [TrialView(trial_id, number, TrialState[state], stored_time(start), value, attrs[i])
             for i, (trial_id, number, state, start, value, _) in enumerate(rows)]

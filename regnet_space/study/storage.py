@@ -38,14 +38,7 @@ def open_storage(url: str | None, directory: Path, *, create: bool = True) -> op
     install_log_redaction()
     if url:
         url = normalize_url(url)
-        if url.startswith("postgresql://"):
-            raise UserError(f"storage {redact(url)}: name the driver, e.g. postgresql+psycopg://...")
-        try:
-            return retry(lambda: _create_rdb_storage(url), what=f"connecting to {redact(url)}")
-        except UserError:
-            raise
-        except Exception as exc:  # SQLAlchemy's errors for a bad URL or a missing driver
-            raise UserError(f"storage {redact(url)}: {redact(str(exc)).splitlines()[0]}") from None
+        return _connect(url, lambda: _create_rdb_storage(url))
     journal = directory / JOURNAL_FILE
     if not create and not journal.exists():
         raise no_study_at(journal)
@@ -53,6 +46,35 @@ def open_storage(url: str | None, directory: Path, *, create: bool = True) -> op
     if journal.exists():
         check_journal(journal)
     return optuna.storages.JournalStorage(CheckedJournalBackend(str(journal)))
+
+
+def open_engine(url: str):
+    """A plain SQLAlchemy engine on a study database, connected once: for a reader (``study status``) that
+    needs neither Optuna's table creation and schema check nor its ORM, which cost a fresh process most of a
+    second before a single row is read."""
+    from sqlalchemy import create_engine
+
+    install_log_redaction()
+    url = normalize_url(url)
+
+    def connected():
+        engine = create_engine(url)
+        engine.connect().close()  # a refused password or a server that is down shows here, where retry sees it
+        return engine
+
+    return _connect(url, connected)
+
+
+def _connect(url: str, connect: Callable[[], T]) -> T:
+    """``connect()`` to the database at ``url``, retrying an outage; a URL that cannot work is a UserError."""
+    if url.startswith("postgresql://"):
+        raise UserError(f"storage {redact(url)}: name the driver, e.g. postgresql+psycopg://...")
+    try:
+        return retry(connect, what=f"connecting to {redact(url)}")
+    except UserError:
+        raise
+    except Exception as exc:  # SQLAlchemy's errors for a bad URL or a missing driver
+        raise UserError(f"storage {redact(url)}: {redact(str(exc)).splitlines()[0]}") from None
 
 
 def no_study_at(journal: Path) -> UserError:
