@@ -50,14 +50,17 @@ def test_status_of_a_database_without_optuna_tables_says_there_is_no_study(tmp_p
     assert "no study named 'absent'" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_status_reads_postgres_as_optuna_stores_it(tmp_path, postgres_server):
+def test_status_and_export_read_postgres_as_optuna_stores_it(tmp_path, postgres_server):
     """`study status` reads PostgreSQL with two statements through a plain engine (session.read_postgres_study),
-    not through Optuna's storage: it must see every trial as Optuna does, and make open_study's checks."""
+    not through Optuna's storage, and an export reads every trial's attributes and parameters with two more
+    (snapshot.postgres_trial_views): both must see every trial as Optuna does, and status make open_study's
+    checks."""
     from optuna.trial import TrialState
 
     from regnet_space.errors import UserError
     from regnet_space.study.results import _STATUS_ATTRS, status_summary, stored_status
     from regnet_space.study.session import open_study, read_postgres_study
+    from regnet_space.study.snapshot import postgres_trial_views
     from regnet_space.study.spec import load_study_spec
 
     postgres_server.pg("createdb", "-h", "127.0.0.1", "-p", str(postgres_server.port), "-U", "postgres", "reader")
@@ -66,9 +69,14 @@ def test_status_reads_postgres_as_optuna_stores_it(tmp_path, postgres_server):
     optuna.create_study(study_name="other", storage=url).enqueue_trial({"x": 1.0})  # ids count other studies too
     session = open_study(spec, storage_url=url)
     storage, study = session.storage, session.study
+    distributions = {"depth": optuna.distributions.IntDistribution(1, 16),
+                     "wm": optuna.distributions.FloatDistribution(1.5, 3.0, log=True),
+                     "block": optuna.distributions.CategoricalDistribution(["x", "y", None, 2])}
     for i in range(6):
-        study.enqueue_trial({"x": float(i)}, user_attrs={"space": spec.spaces[i % 2].label, "model_index": i // 2,
-                                                         "spec": "{}", "flops": 1000 + i})
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, params={"depth": i + 1, "wm": 1.5 + i / 4, "block": [None, "y", 2][i % 3]},
+            distributions=distributions, user_attrs={"space": spec.spaces[i % 2].label, "model_index": i // 2,
+                                                     "spec": "{}", "flops": 1000 + i, "param_legacy": [i, "a"]}))
     ids = [t._trial_id for t in storage.get_all_trials(study._study_id)]
     for trial_id in ids[:4]:
         storage.set_trial_state_values(trial_id, TrialState.RUNNING)
@@ -88,6 +96,10 @@ def test_status_reads_postgres_as_optuna_stores_it(tmp_path, postgres_server):
         (t._trial_id, t.number, t.state, t.datetime_start,
          {k: t.user_attrs[k] for k in _STATUS_ATTRS if k in t.user_attrs}) for t in expected]
     assert views[0].value == 12.5 and views[0]._trial_id == ids[0] > 1
+    whole = postgres_trial_views(storage.engine, study._study_id, None, params=True)  # what an export reads
+    assert [(v.number, v.state, v.user_attrs, v.params) for v in whole] == [
+        (t.number, t.state, t.user_attrs, t.params) for t in expected]
+    assert whole[2].params == {"depth": 3, "wm": 2.0, "block": 2} and whole[2].user_attrs["param_legacy"] == [2, "a"]
     fast, through_optuna = stored_status(spec, directory=None, storage_url=url), status_summary(session)
     fast.pop("time"), through_optuna.pop("time")
     assert fast == through_optuna and fast["complete"] == 2

@@ -21,7 +21,7 @@ STATUSES = ("complete", "running", "failed", "pending")
 def model_rows(session: StudySession) -> list[dict[str, Any]]:
     """Every model of the population with its status and, once trained, its metrics (one read of the study)."""
     spec = session.spec
-    trials = session.study.get_trials(deepcopy=False)
+    trials = trial_views(session.study, session.storage, None, params=True)
     states = model_states(trials, spec.population_sizes, stale_after=spec.stale_after,
                           max_attempts=spec.max_attempts)
     queued = {(t.user_attrs.get("space"), t.user_attrs.get("model_index")): t for t in trials if "spec" in t.user_attrs}
