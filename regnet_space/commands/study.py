@@ -147,11 +147,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..study.results import check_export_path, export_rows, model_rows
+    from ..study.results import check_export_path, export_rows, stored_model_rows
 
     check_export_path(args.out)
-    session, _ = _session(args, create=False)
-    rows = model_rows(session)
+    spec, url = _spec_and_url(args)
+    _, rows = stored_model_rows(spec, directory=args.dir, storage_url=url)
     export_rows(rows, args.out)
     print(f"wrote {len(rows)} models to {args.out}", file=sys.stderr)
     return 0

@@ -20,8 +20,19 @@ STATUSES = ("complete", "running", "failed", "pending")
 
 def model_rows(session: StudySession) -> list[dict[str, Any]]:
     """Every model of the population with its status and, once trained, its metrics (one read of the study)."""
-    spec = session.spec
-    trials = trial_views(session.study, session.storage, None, params=True)
+    return _rows(session.spec, trial_views(session.study, session.storage, None, params=True))
+
+
+def stored_model_rows(spec: StudySpec, *, directory: str | None, storage_url: str | None
+                      ) -> tuple[str, list[dict[str, Any]]]:
+    """``model_rows`` of a study this process has not opened (an export, an analysis of a study spec), and where
+    the study is."""
+    location, trials = _stored_trials(spec, directory, storage_url, None, params=True)
+    return location, _rows(spec, trials)
+
+
+def _rows(spec: StudySpec, trials: list) -> list[dict[str, Any]]:
+    """``model_rows`` from every trial of the study with all its attributes and parameters."""
     states = model_states(trials, spec.population_sizes, stale_after=spec.stale_after,
                           max_attempts=spec.max_attempts)
     queued = {(t.user_attrs.get("space"), t.user_attrs.get("model_index")): t for t in trials if "spec" in t.user_attrs}
@@ -59,17 +70,25 @@ def status_summary(session: StudySession) -> dict[str, Any]:
 
 
 def stored_status(spec: StudySpec, *, directory: str | None, storage_url: str | None) -> dict[str, Any]:
-    """The status of a study this process has not opened: a journal is read straight from its file (Optuna's
-    replay of it would take seconds at 10,000 models), PostgreSQL through a plain engine and one query, another
-    database through Optuna."""
+    """The status of a study this process has not opened."""
+    return summarize_status(spec, *_stored_trials(spec, directory, storage_url, _STATUS_ATTRS))
+
+
+def _stored_trials(spec: StudySpec, directory: str | None, storage_url: str | None, keys: tuple[str, ...] | None,
+                   *, params: bool = False) -> tuple[str, list]:
+    """Where the study is, and its trials with the attributes in ``keys`` (None: all) and, with ``params``, their
+    parameters, read without Optuna's storage where it would cost the most: a journal straight from its file
+    (Optuna replays every record of it, seconds at 10,000 models; for named attributes without parameters, all
+    that reader reads), PostgreSQL through a plain engine (Optuna's set-up of its storage costs a fresh process most of a
+    second, and its reader builds an object per trial, attribute and parameter); another database through
+    Optuna."""
     url = storage_url or spec.storage
     if url and url.startswith("postgresql+"):
-        location, views = read_postgres_study(spec, url, _STATUS_ATTRS)
-    elif url:
-        return status_summary(open_study(spec, directory=directory, storage_url=url, create=False))
-    else:
-        location, views = read_journal_study(spec, directory, _STATUS_ATTRS)
-    return summarize_status(spec, location, views)
+        return read_postgres_study(spec, url, keys, params=params)
+    if url or params or keys is None:
+        session = open_study(spec, directory=directory, storage_url=url, create=False)
+        return session.location, trial_views(session.study, session.storage, keys, params=params)
+    return read_journal_study(spec, directory, keys)
 
 
 def summarize_status(spec: StudySpec, location: str, views: list) -> dict[str, Any]:
@@ -110,8 +129,8 @@ def load_study_table(spec_path: str, *, dir: str | None = None, storage: str | N
     from .spec import load_study_spec
 
     spec = load_study_spec(spec_path)
-    session = open_study(spec, directory=dir, storage_url=storage, create=False)
-    rows = [r for r in model_rows(session) if r["status"] == "complete"]
+    location, rows = stored_model_rows(spec, directory=dir, storage_url=storage)
+    rows = [r for r in rows if r["status"] == "complete"]
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame = frame.rename(columns={"val_error": "error", "latency_ms": "latency"})
@@ -120,7 +139,7 @@ def load_study_table(spec_path: str, *, dir: str | None = None, storage: str | N
 
     meta = {"name": spec.name, "dataset": spec.dataset, "proxy": ProxyConfig.from_dict(spec.proxy).to_dict(),
             "seed": spec.seed,
-            "spec_toml": redact(spec.text), "storage": session.location}
+            "spec_toml": redact(spec.text), "storage": location}
     return frame, meta
 
 

@@ -100,10 +100,12 @@ def read_journal_study(spec: StudySpec, directory: str | None, keys: Iterable[st
     return location, study.trials
 
 
-def read_postgres_study(spec: StudySpec, url: str, keys: Iterable[str]) -> tuple[str, list[TrialView]]:
-    """``read_journal_study`` for a study on PostgreSQL: two statements on Optuna's tables through a plain
-    engine, with the checks open_study makes, instead of Optuna's storage set-up (table creation, schema
-    check) that a fresh process pays for before its first read."""
+def read_postgres_study(spec: StudySpec, url: str, keys: Iterable[str] | None, *, params: bool = False
+                        ) -> tuple[str, list[TrialView]]:
+    """``read_journal_study`` for a study on PostgreSQL (``keys`` None: every attribute; ``params``: and the
+    parameters): a few statements on Optuna's tables through a plain engine, with the checks open_study makes,
+    instead of Optuna's storage set-up (table creation, schema check) that a fresh process pays for before its
+    first read."""
     from sqlalchemy import text
 
     location = describe_storage(url, Path("."))
@@ -125,6 +127,8 @@ def read_postgres_study(spec: StudySpec, url: str, keys: Iterable[str]) -> tuple
             raise UserError(f"no study named {spec.name!r} in {location}")
         study_id, stored = found
         _refuse_another_population(spec, json.loads(stored) if stored is not None else None, location)
-        return location, retry(lambda: postgres_trial_views(engine, study_id, tuple(keys)), what="reading the study")
+        keys = tuple(keys) if keys is not None else None
+        return location, retry(lambda: postgres_trial_views(engine, study_id, keys, params=params),
+                               what="reading the study")
     finally:
         engine.dispose()
