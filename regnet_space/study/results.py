@@ -77,10 +77,10 @@ def stored_status(spec: StudySpec, *, directory: str | None, storage_url: str | 
 def _stored_trials(spec: StudySpec, directory: str | None, storage_url: str | None, keys: tuple[str, ...] | None,
                    *, params: bool = False) -> tuple[str, list]:
     """Where the study is, and its trials with the attributes in ``keys`` (None: all) and, with ``params``, their
-    parameters, read without Optuna's storage where it would cost the most: a journal straight from its file
-    (Optuna replays every record of it, seconds at 10,000 models; for named attributes without parameters, all
-    that reader reads), PostgreSQL through a plain engine (Optuna's set-up of its storage costs a fresh process most of a
-    second, and its reader builds an object per trial, attribute and parameter); another database through
+    parameters, read without Optuna's storage where it costs the most: PostgreSQL through a plain engine
+    (Optuna's set-up of its storage costs a fresh process most of a second, and its reader builds an object per
+    trial, attribute and parameter); a journal straight from its file when named attributes without parameters
+    are wanted, all that reader reads (Optuna replays every record, seconds at 10,000 models); the rest through
     Optuna."""
     url = storage_url or spec.storage
     if url and url.startswith("postgresql+"):

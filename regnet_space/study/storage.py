@@ -49,9 +49,9 @@ def open_storage(url: str | None, directory: Path, *, create: bool = True) -> op
 
 
 def open_engine(url: str):
-    """A plain SQLAlchemy engine on a study database, connected once: for a reader (``study status``) that
-    needs neither Optuna's table creation and schema check nor its ORM, which cost a fresh process most of a
-    second before a single row is read."""
+    """A plain SQLAlchemy engine on a study database, connected once: for a reader (``study status``, an export)
+    that needs neither Optuna's table creation and schema check nor its ORM, which cost a fresh process most of
+    a second before a single row is read."""
     from sqlalchemy import create_engine
 
     install_log_redaction()
@@ -59,7 +59,11 @@ def open_engine(url: str):
 
     def connected():
         engine = create_engine(url)
-        engine.connect().close()  # a refused password or a server that is down shows here, where retry sees it
+        try:
+            engine.connect().close()  # a refused password or a server that is down shows here, where retry sees it
+        except BaseException:
+            engine.dispose()
+            raise
         return engine
 
     return _connect(url, connected)
