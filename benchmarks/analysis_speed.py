@@ -13,11 +13,11 @@ vectorised bootstrap alone, and the loop bootstrap alone. Medians over repeats a
 ``--report`` samples n models with the real sampler (half AnyNetX_A, half RegNetX, 360-400 MFLOPs at 224 px;
 errors synthetic), writes them as a results CSV and times, per repeat: ``regnet-space report`` on it (a
 fresh process, default settings) on one core, and again on all N cores the script may use (the default
-``--jobs N``: the linear fits in N - 1 worker processes while the report draws); the vectorised fit of every
-model; and, on the first ``--fit-n`` models, the vectorised fit and the per-model fit interleaved. It checks
-that the two fits agree (same w0, wa, wm, widths; e_fit to 1e-9) and prints medians and the ratio; and it
-times the start-up of ``regnet-space edf results.csv --json`` (a fresh process importing the CLI, without
-torch or pandas) against the whole command.
+``--jobs N``: the spaces' comparison and the linear fits in N - 1 worker processes while the report draws);
+the vectorised fit of every model; and, on the first ``--fit-n`` models, the vectorised fit and the per-model
+fit interleaved. It checks that the two fits agree (same w0, wa, wm, widths; e_fit to 1e-9) and prints
+medians and the ratio; and it times the start-up of ``regnet-space edf results.csv --json`` (a fresh process
+importing the CLI, without torch or pandas) against the whole command.
 """
 
 from __future__ import annotations
@@ -138,8 +138,9 @@ def report_speed(args: argparse.Namespace) -> None:
           f"1 core, median of {args.repeats}")
     print(f"regnet-space report (a fresh process, defaults) on 1 core: {r:.2f} s (target < 10 s)")
     if spread:
-        print(f"regnet-space report (a fresh process, defaults) on {len(args.cores)} cores (the linear fits in "
-              f"{len(args.cores) - 1} worker process(es) while the report draws): {statistics.median(spread):.2f} s")
+        print(f"regnet-space report (a fresh process, defaults) on {len(args.cores)} cores (the comparison and "
+              f"the linear fits in {len(args.cores) - 1} worker process(es) while the report draws): "
+              f"{statistics.median(spread):.2f} s")
     print(f"linear fit of all {len(widths)} models, vectorised: {f:.2f} s ({len(widths) / f:.0f} models/s)")
     print(f"linear fit of {len(sample)} models: vectorised {v:.3f} s, per model {p:.3f} s, ratio {p / v:.1f}x; "
           f"same w0, wa, wm, widths and e_fit (to 1e-9) for all {len(sample)}")

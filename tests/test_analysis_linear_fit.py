@@ -107,6 +107,22 @@ def test_fits_spread_over_processes_are_the_same_fits_in_order(processes):
     assert fit_many(models, processes=processes) == fit_many(models)
 
 
+def test_fits_in_a_pool_they_share_wait_behind_its_earlier_work_and_leave_it_open():
+    # A report hands its worker process the comparison of the spaces first, then the fits.
+    from regnet_space.analysis.linear_fit import PendingFits, worker_pool
+
+    models = _width_sequences(random.Random(12), 300)
+    with worker_pool(1) as pool:
+        earlier = pool.submit(sum, [1, 2, 3])
+        with PendingFits(models, pool=pool) as pending:
+            fits = pending.result()
+        assert earlier.result() == 6 and pool.submit(abs, -4).result() == 4  # the pool outlives the fits
+        with PendingFits(models, pool=pool):
+            pass  # left without the result: its unstarted batches are cancelled, the pool still works
+        assert pool.submit(abs, -5).result() == 5
+    assert fits == fit_many(models)
+
+
 def test_fit_many_rejects_bad_widths():
     with pytest.raises(UserError, match="positive block widths"):
         fit_many([[8, 16], [8, 0]])

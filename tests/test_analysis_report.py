@@ -75,6 +75,19 @@ def test_report_fits_a_stated_sample_of_each_space_and_always_the_best_models(tm
     assert refused.value.code == 2 and "-1 must be >= 0" in capsys.readouterr().err
 
 
+def test_a_report_spread_over_processes_is_the_same_page():
+    """With 2 processes the comparison of the spaces and the linear fits run in a worker process (the
+    comparison first) while this one draws the rest: the page must be the same, byte for byte."""
+    from regnet_space.analysis.linear_fit import SPREAD_FROM
+    from regnet_space.analysis.report import build_report
+
+    frame = table(SPREAD_FROM // 2 + 20, seed=3)  # enough models to be spread, and to fit in batches
+    options = {"samples": 200, "fit_sample": None, "seed": 2}
+    alone = build_report(frame, {"name": "t"}, processes=1, **options)
+    assert build_report(frame, {"name": "t"}, processes=2, **options) == alone
+    assert "is better than" in alone or "cannot be told apart" in alone
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_report_renders_in_headless_chromium(tmp_path):
     out = tmp_path / "report.html"

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack, contextmanager
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterator, Sequence
@@ -38,7 +39,7 @@ _REFINE_ROUNDS = 4
 _CELL_WA = 16  # wa values per bounded cell (see _score_grid)
 _CHUNK_ELEMENTS = 1 << 18  # candidates x blocks scored per step: bounds memory, keeps arrays near the cache
 _BATCH = 64  # models per task when the fits are spread over processes
-_SPREAD_FROM = 256  # fewer models fit in about a second: less than starting processes takes
+SPREAD_FROM = 256  # fewer models fit in about a second: less than starting processes takes
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,13 @@ class PendingFits:
     processes) ``processes`` - 1 worker processes start on them now, so they run while this process does other
     work (a report draws its figures); when ``result`` is called, this process searches the batches no worker
     has started yet, the last ones first, then waits for the rest. Otherwise every fit is searched in ``result``.
-    Use it as a context manager: leaving it early cancels the fits no worker has started."""
+    ``pool``: worker processes to submit to instead of starting new ones (``processes`` is then ignored), behind
+    whatever was submitted to them before. Use it as a context manager: leaving it early cancels the fits no
+    worker has started."""
 
     def __init__(self, models: Sequence[Sequence[int]], *, q: int = 8,
-                 wm_range: tuple[float, float] = (1.5, 3.0), wa_max: float = 256.0, processes: int = 1) -> None:
+                 wm_range: tuple[float, float] = (1.5, 3.0), wa_max: float = 256.0, processes: int = 1,
+                 pool: Executor | None = None) -> None:
         self._observed = [np.asarray(widths, dtype=float) for widths in models]
         for widths, values in zip(models, self._observed):
             if values.size == 0 or np.any(values <= 0):
@@ -90,16 +94,15 @@ class PendingFits:
         by_depth: dict[int, list[int]] = defaultdict(list)
         for i, values in enumerate(self._observed):
             by_depth[values.size].append(i)
-        spread = processes > 1 and len(self._observed) >= _SPREAD_FROM
+        spread = (pool is not None or processes > 1) and len(self._observed) >= SPREAD_FROM
         # Batches of one depth (models of equal depth share arrays); more batches than processes to share the work.
         size = _BATCH if spread else len(self._observed)
         batches = [(indices, np.stack([self._observed[i] for i in indices])) for _, rows in sorted(by_depth.items())
                    for indices in (rows[s:s + size] for s in range(0, len(rows), size))]
-        self._pool: ProcessPoolExecutor | None = None
-        self._batches = batches
+        self._pool: Executor | None = None
+        self._batches, self._futures, self._own = batches, [], ExitStack()
         if spread and len(batches) > 1:
-            # Fresh interpreters ("spawn"), not forks of a process that may hold threads (a progress bar's).
-            self._pool = ProcessPoolExecutor(processes - 1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = pool if pool is not None else self._own.enter_context(worker_pool(processes - 1))
             self._batches = sorted(batches, key=lambda batch: -batch[1].size)  # largest first, smallest stolen
             self._futures = [self._pool.submit(_search, stack, *self._options) for _, stack in self._batches]
 
@@ -107,8 +110,9 @@ class PendingFits:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=exc_info[0] is None, cancel_futures=True)
+        for future in self._futures:  # the pool may be another's, and outlive this
+            future.cancel()
+        self._own.__exit__(*exc_info)
 
     def result(self, progress: bool = False) -> list[LinearFit]:
         """Every model's fit, in the order given."""
@@ -142,6 +146,20 @@ class PendingFits:
         order = {future: i for i, future in enumerate(started)}
         for done in as_completed(started):
             yield self._batches[order[done]][0], done.result()
+
+
+@contextmanager
+def worker_pool(processes: int) -> Iterator[ProcessPoolExecutor]:
+    """``processes`` worker processes, as a context: fresh interpreters ("spawn"), not forks of a process that
+    may hold threads (a progress bar's). Leaving it cancels the tasks no worker has started; leaving early (an
+    error, a signal) does not wait for the others either."""
+    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(cancel_futures=True)
 
 
 def _search(observed: np.ndarray, q: int, wm_range: tuple[float, float], wa_max: float

@@ -9,7 +9,8 @@ from __future__ import annotations
 import html
 import json
 import os
-from typing import Any
+from concurrent.futures import Executor
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -18,12 +19,11 @@ from ..errors import UserError
 from ..summary import compact, percent
 from . import plots
 from .best import best_config
-from .bins import choose_bins
 from .bootstrap import good_ranges
-from .edf import Comparison, compare
-from .linear_fit import PendingFits
-from .power import Pilot, simulated_power
+from .edf import Comparison
+from .linear_fit import SPREAD_FROM, PendingFits, worker_pool
 from .table import block_widths, complexity_columns, frame_block_widths, parameter_columns
+from .verdict import SpaceComparison, compare_spaces
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1200px; color: #222; }
@@ -63,12 +63,12 @@ def with_e_fit(frame: pd.DataFrame, progress: bool = False, *, per_space: int | 
 
 class EFits:
     """``with_e_fit`` started ahead: the models to fit are chosen and, with ``processes`` > 1, their fits started
-    at once in ``processes`` - 1 worker processes (``PendingFits``), so a report draws its other sections
-    meanwhile; ``fitted`` takes part in what is left and waits for the rest. A context manager: leaving it early
-    cancels the fits no worker has started."""
+    at once in ``processes`` - 1 worker processes (``PendingFits``; or in ``pool``'s), so a report draws its
+    other sections meanwhile; ``fitted`` takes part in what is left and waits for the rest. A context manager:
+    leaving it early cancels the fits no worker has started."""
 
     def __init__(self, frame: pd.DataFrame, *, per_space: int | None = None, seed: int = 0, top: int = 0,
-                 processes: int = 1) -> None:
+                 processes: int = 1, pool: Executor | None = None) -> None:
         widths = pd.Series(frame_block_widths(frame), index=frame.index, dtype=object)
         chosen = widths.notna()
         self._known = int(chosen.sum())
@@ -80,7 +80,7 @@ class EFits:
             keep[frame[chosen].sort_values(["error", "flops"], kind="stable").index[:top]] = True
             chosen &= keep
         self._frame, self._chosen = frame, chosen
-        self._fits = PendingFits(widths[chosen].tolist(), processes=processes)
+        self._fits = PendingFits(widths[chosen].tolist(), processes=processes, pool=pool)
 
     def __enter__(self) -> "EFits":
         return self
@@ -137,26 +137,40 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any], *, normalize: str = 
                  samples: int = 10_000, top: int = 10, seed: int = 0, figures_dir: str | None = None,
                  progress: bool = False, fit_sample: int | None = FIT_SAMPLE, processes: int = 1) -> str:
     """The HTML text of the report of ``frame`` (one row per model) and its study metadata ``meta``. The linear
-    fit covers at most ``fit_sample`` models per space (None: every model) and always the ``top`` best; with
-    ``processes`` > 1 the fits run in ``processes`` - 1 worker processes while this one draws the sections
-    before theirs."""
-    with EFits(frame, per_space=fit_sample, seed=seed, top=top, processes=processes) as fitting:
-        return _render(frame, meta, fitting, normalize=normalize, bins=bins, samples=samples, top=top, seed=seed,
-                       figures_dir=figures_dir, progress=progress, fit_sample=fit_sample)
+    fit covers at most ``fit_sample`` models per space (None: every model) and always the ``top`` best.
+
+    With ``processes`` > 1 and enough models, ``processes`` - 1 worker processes take the comparison of the
+    spaces (``verdict.compare_spaces``) first, then the linear fits, while this one computes the good ranges
+    and draws the figures; this process then draws the comparison's figures, and searches the fits no worker
+    has started. The page is the same either way."""
+    if processes < 2 or len(frame) < SPREAD_FROM:
+        with EFits(frame, per_space=fit_sample, seed=seed, top=top) as fitting:
+            return _render(frame, meta, fitting, lambda: compare_spaces(frame, normalize, bins, seed),
+                           normalize=normalize, samples=samples, top=top, seed=seed, figures_dir=figures_dir,
+                           progress=progress, fit_sample=fit_sample)
+    with worker_pool(processes - 1) as pool:
+        needed = [column for column in ("space", "error", normalize) if column in frame.columns]
+        comparison = pool.submit(compare_spaces, frame[needed], normalize, bins, seed)  # ahead of the fits
+        with EFits(frame, per_space=fit_sample, seed=seed, top=top, pool=pool) as fitting:
+            return _render(frame, meta, fitting, comparison.result, normalize=normalize, samples=samples, top=top,
+                           seed=seed, figures_dir=figures_dir, progress=progress, fit_sample=fit_sample)
 
 
-def _render(frame: pd.DataFrame, meta: dict[str, Any], fitting: EFits, *, normalize: str, bins: int, samples: int,
-            top: int, seed: int, figures_dir: str | None, progress: bool, fit_sample: int | None) -> str:
-    """The page of ``build_report``, its linear fits from ``fitting``."""
+def _render(frame: pd.DataFrame, meta: dict[str, Any], fitting: EFits, comparison: Callable[[], SpaceComparison],
+            *, normalize: str, samples: int, top: int, seed: int, figures_dir: str | None, progress: bool,
+            fit_sample: int | None) -> str:
+    """The page of ``build_report``: its linear fits from ``fitting``, and the comparison of its spaces from
+    ``comparison()``, called once the sections that do not need it are drawn."""
+    ranges = _Page(figures_dir)
+    _good_ranges(ranges, frame, samples, seed)
+    found = comparison()
+    plain, normalised = found.plain, found.normalised
+
     page = _Page(figures_dir)
     name = str(meta.get("name", "results"))
     counts = frame.groupby("space").size()
-    plain = compare(frame, seed=seed)
-    normalised, binning_notes = _normalised(frame, normalize, bins, seed)
-
     page.heading("Verdict")
-    sentences, sure = verdict(frame, plain, normalised, seed=seed)
-    page.verdict(sentences, sure)
+    page.verdict(found.verdict, found.sure)
     page.text(f"{len(frame)} models: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
     if meta.get("dataset") is not None or meta.get("proxy") is not None:
         page.heading("Data and proxy")
@@ -169,7 +183,7 @@ def _render(frame: pd.DataFrame, meta: dict[str, Any], fitting: EFits, *, normal
     page.figure(plots.edf_figure(plain), "edf")
     _edf_summary(page, plain)
     page.heading(f"Error EDFs at equal {normalize}")
-    for line in binning_notes:
+    for line in found.binning_notes:
         page.text(line, note=normalised is None)
     if normalised is not None:
         page.parts.append('<div id="normalised-edf">')
@@ -177,17 +191,7 @@ def _render(frame: pd.DataFrame, meta: dict[str, Any], fitting: EFits, *, normal
         page.parts.append("</div>")
         _edf_summary(page, normalised)
     page.figure(plots.random_search_figure(plain), "random_search")
-
-    page.heading("Good ranges (bootstrap)")
-    for space, models in frame.groupby("space"):
-        columns = parameter_columns(models) + complexity_columns(models)
-        ranges = good_ranges(models, columns, samples=samples, seed=seed)
-        page.text(f"{space}: 95% interval and median of the best model of {samples} resamples of 25% of its "
-                  f"{len(models)} models")
-        page.table(ranges)
-        page.figure(plots.error_vs_figure(models, columns, ranges, hue=None), f"error_vs_{space}")
-    axes = [c for c in ("flops", "latency") if c in frame.columns and frame[c].notna().any()]
-    page.figure(plots.error_vs_figure(frame, axes), "error_vs_complexity")
+    page.parts += ranges.parts
 
     page.heading("Quantized linear fit")
     fitted = fitting.fitted(progress)
@@ -232,6 +236,21 @@ def _render(frame: pd.DataFrame, meta: dict[str, Any], fitting: EFits, *, normal
             f"<style>{_STYLE}</style></head><body><h1>{title}</h1>\n" + "\n".join(page.parts) + "\n</body></html>\n")
 
 
+def _good_ranges(page: _Page, frame: pd.DataFrame, samples: int, seed: int) -> None:
+    """The good-ranges section: per space, the bootstrap ranges of every parameter and complexity, and the
+    errors against them; then the errors against flops and latency."""
+    page.heading("Good ranges (bootstrap)")
+    for space, models in frame.groupby("space"):
+        columns = parameter_columns(models) + complexity_columns(models)
+        ranges = good_ranges(models, columns, samples=samples, seed=seed)
+        page.text(f"{space}: 95% interval and median of the best model of {samples} resamples of 25% of its "
+                  f"{len(models)} models")
+        page.table(ranges)
+        page.figure(plots.error_vs_figure(models, columns, ranges, hue=None), f"error_vs_{space}")
+    axes = [c for c in ("flops", "latency") if c in frame.columns and frame[c].notna().any()]
+    page.figure(plots.error_vs_figure(frame, axes), "error_vs_complexity")
+
+
 def _edf_summary(page: _Page, comparison: Comparison) -> None:
     rows = {name: {"n": e.n, "min error": percent(e.min_error), "mean error": percent(e.mean_error)}
             for name, e in comparison.edfs.items()}
@@ -255,64 +274,3 @@ def _number(value: float) -> str:
     if abs(value) >= 1e4:
         return compact(value)
     return f"{value:.4g}"
-
-
-def _normalised(frame: pd.DataFrame, metric: str, max_bins: int, seed: int) -> tuple[Comparison | None, list[str]]:
-    """The normalised comparison with bins chosen by the rule of ``bins.py``, and the sentences that say which
-    bins, why, and how many models each space lost to the range (or why there is no normalised EDF)."""
-    if metric not in frame.columns or frame[metric].isna().all():
-        return None, [f"no EDF normalised by {metric}: the table has no {metric} column"]
-    try:
-        choice = choose_bins(frame, metric, max_bins=max_bins)
-    except UserError as exc:
-        return None, [f"no EDF normalised by {metric}: {exc}"]
-    rng = f"{compact(choice.lo)}..{compact(choice.hi)}"
-    if choice.bins is None:
-        return None, [f"no EDF normalised by {metric}: some space has fewer than {choice.min_per_bin} models with "
-                      f"{metric} in {rng}, the range every space covers, so not even one bin can be filled."]
-    comparison = compare(frame, normalize=metric, bins=choice.bins, value_range=(choice.lo, choice.hi), seed=seed)
-    sizes = frame.groupby("space").size()
-    lost = "; ".join(f"{name} {comparison.dropped[name]} of {sizes[name]}" for name in comparison.edfs)
-    return comparison, [
-        f"{choice.bins} bins of {metric} over {rng}: {choice.rule()}. Each model weighs 1/(bins x models of its "
-        f"space in its bin), so every space counts as if its {metric} were uniform over the range.",
-        f"Models left out because their {metric} lies outside {rng} (the range every space covers) or is unknown: "
-        f"{lost}."]
-
-
-def verdict(frame: pd.DataFrame, plain: Comparison, normalised: Comparison | None, *, seed: int = 0,
-            alpha: float = 0.05) -> tuple[list[str], bool]:
-    """The report's first words: which space is better, by how much (mean error, with its CI), how sure
-    (Holm-adjusted KS p) and how much the comparison could see (power). Judged at equal complexity when the
-    normalised EDF exists. Returns (sentences, whether the best space beats every other significantly)."""
-    comparison = normalised or plain
-    basis = (f"at equal {normalised.normalize} (normalised EDF)" if normalised is not None else
-             "on the plain EDF (no normalised EDF could be drawn)")
-    means = {name: e.mean_error for name, e in comparison.edfs.items()}
-    if len(means) < 2:
-        return [f"One space only ({next(iter(means), 'none')}): nothing to compare."], False
-    best = min(means, key=means.get)
-    errors = {str(name): g["error"].to_numpy(dtype=float) for name, g in frame.groupby("space")}
-    family = len(comparison.ks)
-    sentences, sure = [], True
-    for other in sorted((n for n in means if n != best), key=means.get):
-        test = comparison.pair(other, best)  # mean_diff = other - best > 0
-        lo, hi = test["mean_diff_ci"]
-        significant = test["p_holm"] < alpha and lo > 0
-        sure &= significant
-        head = (f"{best} is better than {other}" if significant else
-                f"{best} and {other} cannot be told apart yet")
-        sentences.append(
-            f"{head} {basis}: mean error {percent(means[best])} vs {percent(means[other])}, "
-            f"{test['mean_diff']:.1f} points lower ({1 - alpha:.0%} CI {lo:.1f} to {hi:.1f}); KS D = "
-            f"{test['statistic']:.2f}, Holm-adjusted p = {test['p_holm']:.2g} over {family} comparison"
-            f"{'s' if family > 1 else ''}.")
-        n = min(len(errors[best]), len(errors[other]))
-        if n >= 5:
-            power = simulated_power(Pilot.of(errors[best]), Pilot.of(errors[other]), n, test="ks",
-                                    alpha=alpha / family, seed=seed)
-            sentences.append(
-                f"Power: with {n} models per space, the KS test at level {alpha:g}/{family} (Holm's first step) "
-                f"rejects in {power:.0%} of 400 studies simulated from the two spaces' smoothed error "
-                f"distributions (plain EDFs); `regnet-space power` gives the n for 80%.")
-    return sentences, sure

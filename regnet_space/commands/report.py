@@ -23,8 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="fit e_fit on a random N models per space, plus the --top best (default: 500, "
                              "the report's FIT_SAMPLE; 0: every model)")
     parser.add_argument("--jobs", type=positive_int, metavar="N",
-                        help="processes in all: with N > 1 the linear fits run in N - 1 worker processes while "
-                             "this one draws the rest (default: the CPUs this process may use)")
+                        help="processes in all: with N > 1 the comparison of the spaces and the linear fits run in "
+                             "N - 1 worker processes while this one draws the rest; the page is the same "
+                             "(default: the CPUs this process may use)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the bootstrap, the permutation tests and the fit sample")
     parser.set_defaults(handler=run)
