@@ -19,7 +19,19 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .errors import UserError
+
+
+def loads_json(text: str | bytes) -> Any:
+    """JSON text parsed with orjson (2-3x the json module: a report parses 10,000 model specs, a status 10,000
+    models' journal records), and with json where orjson refuses what json accepts (NaN and infinities, which
+    Python's json writes; integers beyond 64 bits). A text neither accepts raises json's error (a ValueError)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def read_text(path: Path, what: str = "file") -> str:

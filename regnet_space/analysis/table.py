@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import UserError
 from ..regnet import quantized_block_widths
 from ..spec import AnyNetSpec
+from ..userfiles import loads_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -326,14 +327,14 @@ def row_spec(row: pd.Series) -> AnyNetSpec | None:
     text = row.get("spec")
     if not isinstance(text, str) or not text:
         return None
-    return AnyNetSpec.from_dict(json.loads(text))
+    return AnyNetSpec.from_dict(loads_json(text))
 
 
 def block_widths(row: pd.Series | dict[str, Any]) -> list[int] | None:
     """The output width of every block of the model in ``row``: from its spec, d1..d4/w1..w4 or RegNet columns."""
     text = row.get("spec")
     if isinstance(text, str) and text:
-        return _spec_block_widths(json.loads(text))
+        return _spec_block_widths(loads_json(text))
     if all(_present(row, f"{name}{i}") for name in "dw" for i in range(1, 5)):
         return [int(row[f"w{i}"]) for i in range(1, 5) for _ in range(int(row[f"d{i}"]))]
     if all(_present(row, name) for name in ("depth", "w0", "wa", "wm")):

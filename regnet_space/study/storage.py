@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 import optuna
-import orjson
 
 from ..errors import UserError
 from ..redaction import install_log_redaction, normalize_url, redact
+from ..userfiles import loads_json
 
 T = TypeVar("T")
 
@@ -191,20 +191,17 @@ def journal_records(path: Path, user_attrs: frozenset[str] | None = None) -> Ite
 
     With ``user_attrs``, a trial user-attribute record of any other key is left out unparsed: most of a
     journal's records are these (a dozen results per model, one per attribute, and the heartbeats), and a
-    status needs a few keys. Records are parsed with orjson (2.5x the json module on a 10,000-model journal),
-    and with json where orjson refuses them (a NaN, which Python's json writes)."""
+    status needs a few keys. Records are parsed with ``loads_json`` (orjson: 2.5x the json module on a
+    10,000-model journal)."""
     parsed = None if user_attrs is None else user_attrs | {None}  # None: not a user-attribute record
     data = path.read_bytes()
     for line in data[:data.rfind(b"\n") + 1].splitlines():
         if parsed is not None and _attr_key(line) not in parsed:
             continue
         try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            try:
-                record = json.loads(line)
-            except ValueError:  # JSONDecodeError, UnicodeDecodeError
-                record = None
+            record = loads_json(line)
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            record = None
         if not isinstance(record, dict) or "op_code" not in record:
             raise _damaged(path, "a line that is not a journal record")
         yield record
