@@ -149,7 +149,7 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any], *, normalize: str = 
                            normalize=normalize, samples=samples, top=top, seed=seed, figures_dir=figures_dir,
                            progress=progress, fit_sample=fit_sample)
     with worker_pool(processes - 1) as pool:
-        needed = [column for column in ("space", "error", normalize) if column in frame.columns]
+        needed = [column for column in dict.fromkeys(("space", "error", normalize)) if column in frame.columns]
         comparison = pool.submit(compare_spaces, frame[needed], normalize, bins, seed)  # ahead of the fits
         with EFits(frame, per_space=fit_sample, seed=seed, top=top, pool=pool) as fitting:
             return _render(frame, meta, fitting, comparison.result, normalize=normalize, samples=samples, top=top,
