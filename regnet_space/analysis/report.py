@@ -10,6 +10,7 @@ import html
 import json
 import os
 from concurrent.futures import Executor
+from contextlib import ExitStack
 from typing import Any, Callable
 
 import numpy as np
@@ -143,17 +144,16 @@ def build_report(frame: pd.DataFrame, meta: dict[str, Any], *, normalize: str = 
     spaces (``verdict.compare_spaces``) first, then the linear fits, while this one computes the good ranges
     and draws the figures; this process then draws the comparison's figures, and searches the fits no worker
     has started. The page is the same either way."""
-    if processes < 2 or len(frame) < SPREAD_FROM:
-        with EFits(frame, per_space=fit_sample, seed=seed, top=top) as fitting:
-            return _render(frame, meta, fitting, lambda: compare_spaces(frame, normalize, bins, seed),
-                           normalize=normalize, samples=samples, top=top, seed=seed, figures_dir=figures_dir,
-                           progress=progress, fit_sample=fit_sample)
-    with worker_pool(processes - 1) as pool:
-        needed = [column for column in dict.fromkeys(("space", "error", normalize)) if column in frame.columns]
-        comparison = pool.submit(compare_spaces, frame[needed], normalize, bins, seed)  # ahead of the fits
-        with EFits(frame, per_space=fit_sample, seed=seed, top=top, pool=pool) as fitting:
-            return _render(frame, meta, fitting, comparison.result, normalize=normalize, samples=samples, top=top,
-                           seed=seed, figures_dir=figures_dir, progress=progress, fit_sample=fit_sample)
+    with ExitStack() as stack:
+        if processes < 2 or len(frame) < SPREAD_FROM:
+            pool, comparison = None, lambda: compare_spaces(frame, normalize, bins, seed)
+        else:
+            pool = stack.enter_context(worker_pool(processes - 1))
+            needed = [column for column in dict.fromkeys(("space", "error", normalize)) if column in frame.columns]
+            comparison = pool.submit(compare_spaces, frame[needed], normalize, bins, seed).result  # ahead of the fits
+        fitting = stack.enter_context(EFits(frame, per_space=fit_sample, seed=seed, top=top, pool=pool))
+        return _render(frame, meta, fitting, comparison, normalize=normalize, samples=samples, top=top, seed=seed,
+                       figures_dir=figures_dir, progress=progress, fit_sample=fit_sample)
 
 
 def _render(frame: pd.DataFrame, meta: dict[str, Any], fitting: EFits, comparison: Callable[[], SpaceComparison],

@@ -108,7 +108,7 @@ def read_postgres_study(spec: StudySpec, url: str, keys: Iterable[str] | None, *
     first read."""
     from sqlalchemy import text
 
-    location = describe_storage(url, Path("."))
+    location = redact(url)
     engine = open_engine(url)
 
     def read() -> tuple[int, str | None] | None:
