@@ -42,9 +42,9 @@ from plain_linear_fit import plain_fit  # noqa: E402
 from regnet_space.analysis.bootstrap import bootstrap_winners, good_ranges  # noqa: E402
 from regnet_space.analysis.edf import compare  # noqa: E402
 from regnet_space.analysis.linear_fit import fit_many  # noqa: E402
-from regnet_space.counts import complexity  # noqa: E402
+from regnet_space.models.complexity import complexity  # noqa: E402
+from regnet_space.models.spec import AnyNetSpec  # noqa: E402
 from regnet_space.spaces.sampling import sample_models  # noqa: E402
-from regnet_space.spec import AnyNetSpec  # noqa: E402
 
 
 def population(n: int, seed: int = 0) -> pd.DataFrame:

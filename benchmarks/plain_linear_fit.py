@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from regnet_space.analysis.linear_fit import LinearFit, e_fit
-from regnet_space.regnet import quantized_block_widths
+from regnet_space.models.regnet import quantized_block_widths
 
 _REFINE_TOP = 8  # coarse optima refined
 _REFINE_ROUNDS = 4

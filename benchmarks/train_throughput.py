@@ -1,4 +1,4 @@
-"""Training throughput: a plain tutorial PyTorch loop vs regnet_space.train, side by side in one run.
+"""Training throughput: a plain tutorial PyTorch loop vs regnet_space.proxy.train, side by side in one run.
 
     .venv/bin/python benchmarks/train_throughput.py [--regnet K=V,...] [--images 6144] [--repeats 5] [--device cpu]
         [--threads N] [--ablation]
@@ -10,7 +10,7 @@ Both train the same model on the same --images Fashion-MNIST images, interleaved
 is timed over the training steps only (no model building, no evaluation). Printed: median images/s of each,
 the median of the per-repeat ratios, and achieved GFLOP/s next to fp32 and bf16 matmul peaks measured in
 this run. Training FLOPs per image = 3 x forward MACs x 2 (backward costs about twice the forward; one
-multiply-add is 2 FLOPs), with forward MACs from regnet_space.complexity.
+multiply-add is 2 FLOPs), with forward MACs from regnet_space.models.complexity.
 
 --ablation instead times our trainer in its four settings of memory format x precision, interleaved, which is
 how the defaults (channels_last, bf16 autocast where the CPU has native bf16) were chosen.
@@ -31,9 +31,9 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from regnet_space import AnyNet, complexity  # noqa: E402
-from regnet_space.data import load_dataset  # noqa: E402
-from regnet_space.resolve import parse_regnet  # noqa: E402
-from regnet_space.train import ProxyConfig, train_model  # noqa: E402
+from regnet_space.models.resolve import parse_regnet  # noqa: E402
+from regnet_space.proxy.data import load_dataset  # noqa: E402
+from regnet_space.proxy.train import ProxyConfig, train_model  # noqa: E402
 
 # A RegNetX of 2.2 MFLOPs at 28x28, the median model of the sample the default proxy was chosen on
 # (analysis/proxy_fidelity, flops window 1-3 M): model 5 there.

@@ -2,10 +2,10 @@
 
 import math
 
-from regnet_space.counts import complexity
-from regnet_space.resolve import resolve_model
-from regnet_space.scaling import scale_to_flops, strategy
-from regnet_space.summary import human
+from regnet_space.models.complexity import complexity
+from regnet_space.models.resolve import resolve_model
+from regnet_space.models.scaling import scale_to_flops, strategy
+from regnet_space.models.summary import human
 
 base = resolve_model("regnetx_002")
 b = complexity(base)

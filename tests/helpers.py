@@ -8,7 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from regnet_space import AnyNet, AnyNetSpec, HeadSpec, StageSpec, StemSpec, make_compatible
-from regnet_space.spec import PROJECTION_BLOCKS, STRIDE_1X1_BLOCKS
+from regnet_space.models.spec import PROJECTION_BLOCKS, STRIDE_1X1_BLOCKS
 
 
 def torch_counts(spec: AnyNetSpec) -> tuple[int, int]:

@@ -13,8 +13,8 @@ from regnet_space import build_model
 from regnet_space import AnyNetSpec, RegNetParams, StageSpec, complexity
 from regnet_space.analysis.best import MAX_E_FIT, best_config, best_row
 from regnet_space.analysis.table import REGNET_PARAMETERS
-from regnet_space.resolve import resolve_model
 from regnet_space.cli import main
+from regnet_space.models.resolve import resolve_model
 
 
 def _run(capsys, *argv):

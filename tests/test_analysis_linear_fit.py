@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from regnet_space.analysis.linear_fit import e_fit, fit_many, fit_quantized_linear
-from regnet_space.catalog import REGNET_ZOO
 from regnet_space.errors import UserError
-from regnet_space.regnet import quantized_block_widths
+from regnet_space.models.catalog import REGNET_ZOO
+from regnet_space.models.regnet import quantized_block_widths
 
 
 def _random_regnet(rng):

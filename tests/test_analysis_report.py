@@ -14,7 +14,7 @@ from regnet_space.analysis.report import FIT_SAMPLE, with_e_fit
 from regnet_space.analysis.table import block_widths, frame_block_widths
 from regnet_space.cli import main
 from regnet_space.errors import UserError
-from regnet_space.spec import AnyNetSpec
+from regnet_space.models.spec import AnyNetSpec
 
 CHROMIUM = shutil.which("chromium")
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from regnet_space import AnyNet, AnyNetSpec, UserError, complexity
-from regnet_space.blocks import SqueezeExcite, SplitAttention, channel_shuffle
-from regnet_space.counts import make_divisible
-from regnet_space.complexity import ComplexityCounter
-from regnet_space.presets import PRESETS
-from regnet_space.spec import BLOCK_TYPES, STEM_TYPES
+from regnet_space.models.blocks import SqueezeExcite, SplitAttention, channel_shuffle
+from regnet_space.models.complexity import make_divisible
+from regnet_space.models.counter import ComplexityCounter
+from regnet_space.models.presets import PRESETS
+from regnet_space.models.spec import BLOCK_TYPES, STEM_TYPES
 
 from helpers import random_spec, torch_counts
 
@@ -150,7 +150,7 @@ def test_se_resnet_se_sits_after_the_last_bn_with_divisible_width():
 
 
 def test_regnety_se_sits_after_the_3x3_with_width_from_the_block_input():
-    from regnet_space.catalog import REGNET_ZOO
+    from regnet_space.models.catalog import REGNET_ZOO
 
     model = AnyNet(REGNET_ZOO["regnety_002"].to_spec())
     first = model.stages[0][0]

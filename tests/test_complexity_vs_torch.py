@@ -5,7 +5,7 @@ import random
 import pytest
 
 from regnet_space import complexity
-from regnet_space.catalog import REGNET_ZOO
+from regnet_space.models.catalog import REGNET_ZOO
 
 from helpers import random_spec, torch_counts
 

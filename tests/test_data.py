@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from regnet_space import UserError
-from regnet_space.data import FASHION_MNIST_DIR, FASHION_MNIST_FILES, augment_batch, load_dataset
+from regnet_space.proxy.data import FASHION_MNIST_DIR, FASHION_MNIST_FILES, augment_batch, load_dataset
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -9,8 +9,8 @@ import pickle
 import numpy as np
 import pytest
 
-from regnet_space.data import load_dataset, restricted_load
 from regnet_space.errors import UserError
+from regnet_space.proxy.data import load_dataset, restricted_load
 
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 

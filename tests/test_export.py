@@ -5,8 +5,8 @@ import json
 import pytest
 
 from regnet_space.cli import main as cli
-from regnet_space.regnet import RegNetParams
-from regnet_space.resolve import resolve_model
+from regnet_space.models.regnet import RegNetParams
+from regnet_space.models.resolve import resolve_model
 
 
 def export(tmp_path, model, fmt, *extra, suffix=None):

@@ -9,7 +9,7 @@ import pytest
 
 from regnet_space import RegNetParams, complexity
 from regnet_space.cli import main
-from regnet_space.resolve import resolve_model
+from regnet_space.models.resolve import resolve_model
 from regnet_space.spaces import load_space, sample_models
 from regnet_space.spaces.input_form import SMALL_BELOW, for_input, resolve_form, tiny_stage_warning
 from regnet_space.spaces.limits import meets_limits, reference_network, within_limits

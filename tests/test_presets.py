@@ -7,8 +7,8 @@ import pytest
 
 from regnet_space import AnyNetSpec, complexity, resolve_model
 from regnet_space.cli import main
-from regnet_space.presets import PRESETS
-from regnet_space.resolve import catalog
+from regnet_space.models.presets import PRESETS
+from regnet_space.models.resolve import catalog
 
 from helpers import torch_counts
 

@@ -8,7 +8,7 @@ import torch
 
 from regnet_space import AnyNet, UserError, resolve_model
 from regnet_space.cli import main
-from regnet_space.latency import compare_latency, measure_latency
+from regnet_space.proxy.latency import compare_latency, measure_latency
 
 
 def tiny(name="regnetx_002"):

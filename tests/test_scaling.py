@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from regnet_space.counts import complexity
 from regnet_space.cli import main as cli
 from regnet_space.errors import UserError
-from regnet_space.resolve import resolve_model
-from regnet_space.scaling import scale_to_flops, strategy
+from regnet_space.models.complexity import complexity
+from regnet_space.models.resolve import resolve_model
+from regnet_space.models.scaling import scale_to_flops, strategy
 
 BASE = resolve_model("regnetx_002")
 BASE_CX = complexity(BASE)

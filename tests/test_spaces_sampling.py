@@ -10,12 +10,12 @@ from scipy import stats
 from regnet_space import RegNetParams, complexity
 from regnet_space.cli import main
 from regnet_space.errors import UserError
-from regnet_space.regnet import make_compatible, quantized_block_widths, runs
+from regnet_space.models.regnet import make_compatible, quantized_block_widths, runs
 from regnet_space.spaces import load_space, parse_window, sample_models
-from regnet_space.spaces.distributions import Distribution, draw_non_decreasing, parse_distribution
-from regnet_space.spaces.space import parse_toml
 from regnet_space.spaces import vectorized
+from regnet_space.spaces.distributions import Distribution, draw_non_decreasing, parse_distribution
 from regnet_space.spaces.sampling import _Sampler
+from regnet_space.spaces.space import parse_toml
 
 WINDOW_400MF = {"flops": parse_window("360M:400M")}
 MNIST = dict(resolution=28, in_channels=1, num_classes=10)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from regnet_space import AnyNetSpec, RegNetParams, StageSpec, UserError, make_compatible
-from regnet_space.regnet import quantized_block_widths, runs
+from regnet_space.models.regnet import quantized_block_widths, runs
 
 from helpers import random_spec
 

@@ -10,8 +10,8 @@ import torch
 
 from regnet_space import RegNetParams, UserError
 from regnet_space.cli import main
-from regnet_space.data import FASHION_MNIST_DIR, FASHION_MNIST_FILES, load_dataset
-from regnet_space.train import ProxyConfig, learning_rate, train_model
+from regnet_space.proxy.data import FASHION_MNIST_DIR, FASHION_MNIST_FILES, load_dataset
+from regnet_space.proxy.train import ProxyConfig, learning_rate, train_model
 
 TINY = "depth=2,w0=8,wa=8,wm=2.0,group_width=8,stem_width=8"
 # Enough steps for the synthetic set to be learned: 410 training images, batches of 32, 6 epochs = 72 steps.
@@ -114,7 +114,7 @@ def test_config_round_trip_and_validation():
 def test_no_weight_decay_on_norm_and_bias(synthetic):
     """Conv and linear weights decay; BN parameters and biases (1-D) do not, and every parameter is in a group."""
     from regnet_space import AnyNet
-    from regnet_space.train import _param_groups
+    from regnet_space.proxy.train import _param_groups
 
     model = AnyNet(tiny_spec(synthetic))
     groups = _param_groups(model, ProxyConfig(weight_decay=0.1))
@@ -168,7 +168,7 @@ def test_cli_fashion_mnist_learns_in_one_short_epoch(capsys):
 
 
 def test_auto_precision_avoids_bf16_for_narrow_groups(synthetic):
-    from regnet_space.train import _use_bf16
+    from regnet_space.proxy.train import _use_bf16
 
     cpu = torch.device("cpu")
     narrow = RegNetParams(depth=2, w0=8, wa=8, wm=2.0, group_width=1).to_spec()

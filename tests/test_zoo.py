@@ -3,7 +3,7 @@
 import pytest
 
 from regnet_space import complexity
-from regnet_space.catalog import REGNET_ZOO
+from regnet_space.models.catalog import REGNET_ZOO
 
 # (flops, params, acts) at 224x224, 1000 classes, as pycls publishes them (dev/model_complexity.json).
 PUBLISHED = {
@@ -58,7 +58,7 @@ def test_regnetx_400mf_half_to_even_tie():
 
 
 def test_regnety_se_width_follows_block_input_width():
-    from regnet_space.counts import se_width
+    from regnet_space.models.complexity import se_width
 
     spec = REGNET_ZOO["regnety_002"].to_spec()
     assert se_width(32, spec.stages[0]) == 8  # first block: input is the 32-wide stem

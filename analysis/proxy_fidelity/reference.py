@@ -32,11 +32,11 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from regnet_space.data import load_dataset  # noqa: E402
-from regnet_space.spec import AnyNetSpec  # noqa: E402
+from regnet_space.models.spec import AnyNetSpec  # noqa: E402
+from regnet_space.proxy.data import load_dataset  # noqa: E402
+from regnet_space.proxy.train import ProxyConfig, train_model  # noqa: E402
 from regnet_space.study.population import space_seed  # noqa: E402
 from regnet_space.study.spec import load_study_spec  # noqa: E402
-from regnet_space.train import ProxyConfig, train_model  # noqa: E402
 
 # name -> (ProxyConfig overrides on top of the study's proxy, seed offset added to the study's model seed)
 SCHEDULES = {

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from regnet_space import RegNetParams, complexity  # noqa: E402
-from regnet_space.data import load_dataset  # noqa: E402
-from regnet_space.train import ProxyConfig, train_model  # noqa: E402
+from regnet_space.proxy.data import load_dataset  # noqa: E402
+from regnet_space.proxy.train import ProxyConfig, train_model  # noqa: E402
 
 # name -> (ProxyConfig overrides, seed). "ref-5ep-f0.2" is the long schedule, 5x the 1-epoch proxy on the same
 # images; the two seeds of "1ep-f0.2" measure the proxy's own noise.

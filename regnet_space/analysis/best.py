@@ -21,10 +21,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..counts import complexity
 from ..errors import UserError
-from ..regnet import RegNetParams
-from ..spec import AnyNetSpec
+from ..models.complexity import complexity
+from ..models.regnet import RegNetParams
+from ..models.spec import AnyNetSpec
 from .linear_fit import fit_quantized_linear
 from .table import REGNET_PARAMETERS, row_spec
 

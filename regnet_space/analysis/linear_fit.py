@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import defaultdict
-from contextlib import ExitStack, contextmanager
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterator, Sequence
@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..regnet import quantized_block_widths
+from ..models.regnet import quantized_block_widths
 
 _REFINE_TOP = 8  # coarse optima refined
 _REFINE_ROUNDS = 4

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from ..errors import UserError
-from ..summary import compact, percent
+from ..models.summary import compact, percent
 from ..userfiles import check_output, safe_name, write_output
 from .edf import Comparison
 from .linear_fit import LinearFit

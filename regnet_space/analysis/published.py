@@ -25,9 +25,9 @@ import pandas as pd
 
 from .. import userfiles
 from ..errors import UserError
-from ..export import PYCLS_BLOCKS, PYCLS_STEMS
-from ..regnet import RegNetParams
-from ..spec import AnyNetSpec, StageSpec, StemSpec
+from ..models.export import PYCLS_BLOCKS, PYCLS_STEMS
+from ..models.regnet import RegNetParams
+from ..models.spec import AnyNetSpec, StageSpec, StemSpec
 
 _STEMS = {v: k for k, v in PYCLS_STEMS.items()}
 _BLOCKS = {v: k for k, v in PYCLS_BLOCKS.items()}

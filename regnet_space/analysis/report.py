@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..summary import compact, percent
+from ..models.summary import compact, percent
 from . import plots
 from .best import best_config
 from .bootstrap import good_ranges

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import UserError
-from ..regnet import quantized_block_widths
-from ..spec import AnyNetSpec
+from ..models.regnet import quantized_block_widths
+from ..models.spec import AnyNetSpec
 from ..userfiles import loads_json
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..errors import UserError
-from ..summary import compact, percent
+from ..models.summary import compact, percent
 from .bins import choose_bins
 from .edf import Comparison, compare
 

@@ -1,4 +1,5 @@
-"""One module per CLI command. Each has ``register(subparsers)``, which adds its parser and sets ``handler``.
+"""Layer 7, commands: one module per CLI command; may import every layer. Each has ``register(subparsers)``,
+which adds its parser and sets ``handler``.
 
 Handlers import the heavy libraries themselves so ``regnet-space --help`` stays fast.
 """

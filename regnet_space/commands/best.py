@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import best, table
-    from ..summary import human
+    from ..models.summary import human
     from ..userfiles import check_output, write_output
 
     if args.out:
@@ -67,10 +67,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _verify(config: dict, meta: dict, *, seed: int, device: str) -> dict:
     """Train the emitted config with the study's proxy on the study's data: its own, measured error."""
-    from ..data import load_dataset
     from ..errors import UserError
-    from ..resolve import regnet_from_json
-    from ..train import ProxyConfig, train_model
+    from ..models.resolve import regnet_from_json
+    from ..proxy.data import load_dataset
+    from ..proxy.train import ProxyConfig, train_model
 
     if not meta.get("dataset") or meta.get("proxy") is None:
         raise UserError("--verify needs a study spec (its dataset and proxy), not a results table")

@@ -19,9 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..resolve import regnet_params_of, resolve_model
+    from ..models.resolve import regnet_params_of, resolve_model
+    from ..models.summary import human, summarize
     from ..spaces.input_form import tiny_stage_warning
-    from ..summary import human, summarize
 
     spec = resolve_model(args.model, regnet=args.regnet, resolution=args.resolution,
                          in_channels=args.in_channels, num_classes=args.num_classes)

@@ -32,17 +32,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis.best import best_config
-    from ..errors import UserError
-    from ..data import load_dataset
     from ..design import design_space
     from ..design.loop import binning_for
     from ..design.report import build_design_report
     from ..design.spec import load_design_spec
     from ..design.study_evaluate import StudyEvaluator
+    from ..errors import UserError
+    from ..proxy.config import ProxyConfig
+    from ..proxy.data import load_dataset
     from ..spaces import load_space
     from ..study.runner import STORAGE_ENV
     from ..study.storage import default_dir, redact
-    from ..proxy_config import ProxyConfig
 
     spec = load_design_spec(args.spec)
     directory = Path(args.dir) if args.dir else default_dir(spec.name)

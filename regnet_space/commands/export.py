@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from ..export import export_onnx, pycls_yaml, timm_config
-    from ..resolve import regnet_params_of, resolve_model
+    from ..models.export import export_onnx, pycls_yaml, timm_config
+    from ..models.resolve import regnet_params_of, resolve_model
 
     spec = resolve_model(args.model, regnet=args.regnet, resolution=args.resolution,
                          in_channels=args.in_channels, num_classes=args.num_classes)

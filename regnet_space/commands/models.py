@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def family(entry: Any) -> str:
     """RegNetX/RegNetY for a zoo entry, the preset's own family otherwise."""
-    from ..regnet import RegNetParams
+    from ..models.regnet import RegNetParams
 
     if isinstance(entry, RegNetParams):
         return "RegNetY" if entry.se_ratio else "RegNetX"
@@ -25,8 +25,8 @@ def family(entry: Any) -> str:
 
 
 def rows() -> list[dict[str, Any]]:
-    from ..counts import complexity
-    from ..resolve import catalog, resolve_model
+    from ..models.complexity import complexity
+    from ..models.resolve import catalog, resolve_model
 
     result = []
     for name, entry in catalog().items():
@@ -37,7 +37,7 @@ def rows() -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..summary import human
+    from ..models.summary import human
 
     table = rows()
     if args.json:

@@ -37,9 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def profile(names: list[str], *, device: str = "cpu", batch_size: int | None = None, resolution: int | None = None,
             warmup: int = 2, repeats: int = 10, threads: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Complexity and measured speed of each named model, ranked by batch-1 latency."""
-    from ..counts import complexity
-    from ..latency import compare_latency
-    from ..resolve import resolve_model
+    from ..models.complexity import complexity
+    from ..models.resolve import resolve_model
+    from ..proxy.latency import compare_latency
 
     batch_size = batch_size or _DEFAULT_BATCH[device]
     specs = [resolve_model(name, resolution=resolution) for name in names]
@@ -61,8 +61,8 @@ def profile(names: list[str], *, device: str = "cpu", batch_size: int | None = N
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import resolve_device
-    from ..summary import human
+    from ..models.summary import human
+    from ..proxy.data import resolve_device
 
     resolve_device(args.device)
     report = profile(args.models, device=args.device, batch_size=args.batch_size, resolution=args.resolution,

@@ -33,10 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..models.summary import summarize
     from ..spaces import load_space, parse_window
     from ..spaces.input_form import tiny_stage_warning
     from ..spaces.sampling import sample_with_stats
-    from ..summary import summarize
     from ..userfiles import check_output, write_output
 
     if args.out is not None:

@@ -31,12 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..counts import complexity
     from ..errors import UserError
-    from ..resolve import resolve_model
-    from ..scaling import scale_to_flops, strategy
+    from ..models.complexity import complexity
+    from ..models.resolve import resolve_model
+    from ..models.scaling import scale_to_flops, strategy
+    from ..models.summary import human
     from ..spaces import parse_window
-    from ..summary import human
 
     try:
         target = parse_window(f"{args.flops}:")[0]

@@ -90,9 +90,9 @@ def _session(args: argparse.Namespace, *, create: bool):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..data import resolve_device
-    from ..study.runner import run_local
+    from ..proxy.data import resolve_device
     from ..study.results import status_summary
+    from ..study.runner import run_local
 
     resolve_device(args.device)
     session, url = _session(args, create=True)
@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
 def _warn_tiny_stages(spec) -> None:
     """Warn before training when models of the population have a stage at <= 2x2 px (the data's shape fixes the
     population, so this reads the dataset once)."""
-    from ..data import load_dataset
+    from ..proxy.data import load_dataset
     from ..study.population import DataShape, build_population, tiny_stage_warning
 
     data = load_dataset(**spec.dataset)
@@ -120,7 +120,7 @@ def _warn_tiny_stages(spec) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from ..data import resolve_device
+    from ..proxy.data import resolve_device
     from ..study.worker import run_worker
 
     resolve_device(args.device)

@@ -33,9 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import load_dataset
-    from ..resolve import resolve_model
-    from ..train import ProxyConfig, train_model
+    from ..models.resolve import resolve_model
+    from ..proxy.data import load_dataset
+    from ..proxy.train import ProxyConfig, train_model
 
     overrides = {key: value for key, value in (("epochs", args.epochs), ("train_fraction", args.train_fraction),
                                                ("lr", args.lr), ("batch_size", args.batch_size))

@@ -1,4 +1,5 @@
-"""The design loop: narrow a design space round by round, keeping only what the error EDFs support.
+"""Layer 6, design: the loop that narrows a design space round by round, keeping only what the evidence
+supports. May import every layer below it; never ``commands``.
 
     result = design_space(load_space("anynetx_a"), evaluate, rounds=3, population=24,
                           windows={"flops": (2e6, 8e6)}, resolution=28, in_channels=1, num_classes=10, seed=0)

@@ -32,8 +32,8 @@ import pandas as pd
 
 from ..analysis.edf import Binning, holm
 from ..analysis.refine import MIN_MODELS
-from ..counts import complexity
 from ..errors import UserError
+from ..models.complexity import complexity
 from ..spaces import DesignSpace, SampledModel, sample_models
 from .candidates import Candidate, candidates, compose, slug
 from .compare import one_sided_tests

@@ -1,4 +1,5 @@
-"""Design spaces as data: built-in and TOML-defined spaces, sampled reproducibly under complexity windows.
+"""Layer 2, spaces: design spaces as data (built-in and TOML-defined), sampled reproducibly under complexity
+windows. May import ``models`` only (and ``errors``/``userfiles``); never torch.
 
     space = load_space("anynetx_a")            # or a path to a TOML file (docs/spaces.md)
     models = sample_models(space, 100, seed=0, windows={"flops": parse_window("360M:400M")})

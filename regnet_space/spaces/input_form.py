@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..errors import UserError
-from ..spec import AnyNetSpec
+from ..models.spec import AnyNetSpec
 from .space import DesignSpace
 
 INPUT_FORMS = ("auto", "imagenet", "small")

@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-from ..spec import AnyNetSpec, StemSpec
+from ..models.spec import AnyNetSpec, StemSpec
 
 REFERENCE_INPUT = {"resolution": 224, "in_channels": 3, "num_classes": 1000}
 
@@ -37,7 +37,7 @@ def reference_network(spec: AnyNetSpec) -> AnyNetSpec:
 
 def meets_limits(spec: AnyNetSpec) -> bool:
     """Whether ``spec``'s network meets the rule where it was fitted (see the module docstring)."""
-    from ..counts import complexity
+    from ..models.complexity import complexity
 
     cx = complexity(reference_network(spec))
     return bool(within_limits(cx.flops, cx.params, cx.acts))

@@ -20,17 +20,17 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..counts import complexity
 from ..errors import UserError
-from ..regnet import RegNetParams, make_compatible, quantized_block_widths, runs
-from ..spec import AnyNetSpec, HeadSpec, StageSpec, StemSpec
-from ..summary import human
+from ..models.complexity import complexity
+from ..models.regnet import RegNetParams, make_compatible, quantized_block_widths, runs
+from ..models.spec import AnyNetSpec, HeadSpec, StageSpec, StemSpec
+from ..models.summary import human
 from . import vectorized
 from .distributions import Distribution, draw_non_decreasing
-from .space import (HEAD_TYPES, REGNET_FIELDS, STAGE_ALIASES, STAGE_TYPES, STEM_TYPES, DesignSpace,
-                    field_defaults, load_space)
 from .input_form import for_input
 from .limits import REFERENCE_INPUT, meets_limits, within_limits
+from .space import (HEAD_TYPES, REGNET_FIELDS, STAGE_ALIASES, STAGE_TYPES, STEM_TYPES, DesignSpace,
+                    field_defaults, load_space)
 from .windows import check_windows
 
 BATCH = 16384  # draws per batch; fixed so that the stream of draws depends on the seed alone

@@ -25,8 +25,8 @@ from typing import Any
 
 from .. import userfiles
 from ..errors import UserError
-from ..regnet import RegNetParams
-from ..spec import HeadSpec, StageSpec, StemSpec
+from ..models.regnet import RegNetParams
+from ..models.spec import HeadSpec, StageSpec, StemSpec
 from .distributions import Distribution, check_value, is_number, parse_distribution
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"

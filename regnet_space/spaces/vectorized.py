@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..complexity import ComplexityCounter
-from ..counts import count_conv_bn, count_head, count_se, count_stem
-from ..spec import HeadSpec, StemSpec
+from ..models.complexity import count_conv_bn, count_head, count_se, count_stem
+from ..models.counter import ComplexityCounter
+from ..models.spec import HeadSpec, StemSpec
 
 _TOTALS = ("flops", "params", "acts", "mac", "bias_flops")
 

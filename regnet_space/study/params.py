@@ -30,12 +30,12 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from ..models.regnet import RegNetParams
+from ..models.spec import StageSpec
 from ..spaces.distributions import Distribution
 from ..spaces.sampling import REGNET_PARAMS, SampledModel, stage_key
 from ..spaces.space import (HEAD_TYPES, REGNET_FIELDS, STAGE_ALIASES, STAGE_TYPES, STEM_TYPES, DesignSpace,
                             field_defaults)
-from ..regnet import RegNetParams
-from ..spec import StageSpec
 
 CATEGORICAL_TYPES = (str, int, float, bool, type(None))
 _UNALIASED = {alias: name for name, alias in STAGE_ALIASES.items()}

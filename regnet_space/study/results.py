@@ -10,8 +10,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from .session import StudySession, open_study, read_journal_study, read_postgres_study
-from .spec import StudySpec
 from .snapshot import trial_views
+from .spec import StudySpec
 from .trials import (ERROR, HEARTBEAT, INDEX, INTERRUPTED, LOST, SPACE, SUPERSEDED, WORKER, decode_params,
                      model_states)
 
@@ -134,8 +134,8 @@ def load_study_table(spec_path: str, *, dir: str | None = None, storage: str | N
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame = frame.rename(columns={"val_error": "error", "latency_ms": "latency"})
+    from ..proxy.config import ProxyConfig
     from ..redaction import redact
-    from ..proxy_config import ProxyConfig
 
     meta = {"name": spec.name, "dataset": spec.dataset, "proxy": ProxyConfig.from_dict(spec.proxy).to_dict(),
             "seed": spec.seed,

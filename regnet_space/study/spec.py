@@ -6,11 +6,11 @@
     time_limit = 600                # seconds per model; a model over it is stored with status "timeout"
     # storage = "postgresql+psycopg://user:pw@host/db"   # optional; default: an embedded journal in --dir
 
-    [dataset]                       # regnet_space.data.load_dataset arguments
+    [dataset]                       # regnet_space.proxy.data.load_dataset arguments
     name = "fashion-mnist"          # fashion-mnist | cifar10:DIR | folder:DIR | synthetic
     val_size = 10000
 
-    [proxy]                         # any regnet_space.proxy_config.ProxyConfig field
+    [proxy]                         # any regnet_space.proxy.config.ProxyConfig field
     epochs = 2
 
     [complexity]                    # complexity window applied to every space (K/M/G suffixes)
@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import userfiles
-from ..data_options import check_dataset_options
 from ..errors import UserError
+from ..proxy.data_options import check_dataset_options
 from ..redaction import remember_url
 
 COMPLEXITY_METRICS = ("flops", "params", "acts", "mac")
@@ -241,7 +241,7 @@ def _check_proxy(proxy: dict[str, Any]) -> None:
     type or out of range (the trainer's own checks, run on the spec's values)."""
     from dataclasses import fields
 
-    from ..proxy_config import ProxyConfig
+    from ..proxy.config import ProxyConfig
 
     kinds = {f.name: type(f.default) for f in fields(ProxyConfig)}
     unknown = sorted(set(proxy) - set(kinds))

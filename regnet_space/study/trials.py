@@ -26,7 +26,7 @@ from typing import Any, Iterable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..summary import summarize
+from ..models.summary import summarize
 from .queue import HEARTBEAT, WORKER, add_waiting, claim_next, exclusive, finish, waiting_retry
 from .snapshot import trial_views
 

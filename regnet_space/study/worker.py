@@ -22,10 +22,10 @@ from typing import Any, Callable, TypeVar
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..spec import AnyNetSpec
+from ..models.spec import AnyNetSpec
 from .population import DataShape, build_population, population_distributions, space_seed, tiny_stage_warning
-from .session import StudySession
 from .queue import ensure_index, finish
+from .session import StudySession
 from .storage import retry
 from .trials import (HEARTBEAT, INDEX, INTERRUPTED, SPACE, WORKER, claim, enqueue_missing, enqueue_population, fail,
                      recover_stale)
@@ -137,7 +137,7 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
     """Train models of the study until none is left to claim and no other worker is still running one."""
     import torch
 
-    from ..data import load_dataset
+    from ..proxy.data import load_dataset
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_interrupt)
@@ -201,7 +201,7 @@ def _release_claims(session: StudySession, name: str) -> None:
 
 
 def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device: str, contact: Contact) -> bool:
-    from ..train import ProxyConfig, train_model
+    from ..proxy.train import ProxyConfig, train_model
 
     spec, storage = session.spec, session.storage
     trial_id = trial._trial_id
@@ -243,6 +243,6 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
 
 
 def _latency(spec: AnyNetSpec, device: str) -> float:
-    from ..latency import measure_latency
+    from ..proxy.latency import measure_latency
 
     return float(measure_latency(spec, device=device, batch_size=1).median_ms)

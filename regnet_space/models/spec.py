@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import userfiles
-from .errors import UserError
+from .. import userfiles
+from ..errors import UserError
 
 SPEC_FORMAT = "regnet_space.anynet/1"
 
@@ -190,7 +190,7 @@ class StageSpec:
             _check(self.conv_width % self.group_width == 0, f"{where}.group_width",
                    f"{self.group_width} does not divide the {'split' if self.scale > 1 else 'bottleneck'} width "
                    f"{self.conv_width} (width {self.width} / b {self.bottleneck_ratio}); "
-                   f"see regnet_space.regnet.make_compatible")
+                   f"see regnet_space.models.regnet.make_compatible")
         if self.block == "resnest":
             _check(self.conv_width % (self.groups * self.radix) == 0, f"{where}.radix",
                    f"the split conv has {self.groups} groups x radix {self.radix}, which must divide the "

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import userfiles
-from .errors import UserError
+from .. import userfiles
+from ..errors import UserError
 from .regnet import RegNetParams
 from .spec import AnyNetSpec
 

@@ -17,9 +17,9 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from .builder import AnyNet
-from .errors import UserError
-from .spec import AnyNetSpec
+from ..errors import UserError
+from ..models.builder import AnyNet
+from ..models.spec import AnyNetSpec
 
 
 @dataclass(frozen=True)

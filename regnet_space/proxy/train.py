@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .builder import AnyNet
+from ..errors import UserError
+from ..models.builder import AnyNet
+from ..models.spec import AnyNetSpec
+from .config import ProxyConfig
 from .data import Dataset, augment_batch
-from .errors import UserError
-from .proxy_config import ProxyConfig
-from .spec import AnyNetSpec
 
 # On the CPU, bf16 autocast loses to fp32 for grouped convs narrower than this (group width 1: 0.39x,
 # 2: 0.53x, 4: 1.10x, 8: 1.19x of channels_last fp32; benchmarks/train_throughput.py --ablation).

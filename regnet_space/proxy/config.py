@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UserError
-from .spec import dataclass_from_mapping
+from ..errors import UserError
+from ..models.spec import dataclass_from_mapping
 
 PRECISIONS = ("auto", "fp32", "bf16")
 

@@ -1,7 +1,7 @@
 """Build a torch.nn.Module from an AnyNetSpec.
 
 ``build_model`` walks the structure (stem, stages of blocks, head) that ``counts.complexity`` counts from the
-spec alone; the per-layer counts are in ``counts.py``, one function per module built here and in ``blocks.py``.
+spec alone; the per-layer counts are in ``complexity.py``, one function per module built here and in ``blocks.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .blocks import BLOCKS, conv_bn
-from .counts import stage_inputs
+from .complexity import stage_inputs
 from .spec import STEM_FIRST_CONV, AnyNetSpec, HeadSpec, StemSpec
 
 

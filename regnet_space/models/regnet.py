@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UserError
+from ..errors import UserError
 from .spec import STEM_TYPES, AnyNetSpec, StageSpec, StemSpec, dataclass_from_mapping
 
 

@@ -1,6 +1,6 @@
 """Residual blocks as PyTorch modules.
 
-Every block class takes ``(w_in, stage, stride)``; ``counts.py`` has the analytic count of exactly the layers
+Every block class takes ``(w_in, stage, stride)``; ``complexity.py`` has the analytic count of exactly the layers
 each one builds (``counts.BLOCK_COUNTS``, kept apart so that counting needs no PyTorch). Tests hold the two
 equal (params, and flops against PyTorch's FlopCounterMode), so change them together.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .counts import (se_reduced, shufflenet_v1_first_groups, needs_projection, split_attention_width,
+from .complexity import (se_reduced, shufflenet_v1_first_groups, needs_projection, split_attention_width,
                      stride_split)
 from .spec import StageSpec
 

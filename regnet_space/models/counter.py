@@ -1,4 +1,5 @@
-"""Analytic complexity: flops, params, acts and memory access cost, from a spec alone.
+"""The per-layer tally behind ``complexity(spec)`` (complexity.py): a ComplexityCounter adds up flops, params,
+acts and memory access cost layer by layer, and ``Complexity`` holds the totals.
 
 Conventions (those of the RegNet paper and pycls, so published numbers match):
 - ``flops`` are multiply-adds of conv and linear layers, bias additions included;

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import UserError
+from ..errors import UserError
 from .regnet import RegNetParams
 from .spec import AnyNetSpec, StageSpec
 
@@ -123,7 +123,7 @@ def to_yaml(config: dict[str, dict[str, Any]], comments: list[str] = ()) -> str:
 
 
 def pycls_yaml(spec: AnyNetSpec, regnet: RegNetParams | None) -> str:
-    comments = ["pycls config written by regnet-space (BOT_MUL = 1/b; see regnet_space/export.py)"]
+    comments = ["pycls config written by regnet-space (BOT_MUL = 1/b; see regnet_space/models/export.py)"]
     if spec.in_channels != 3:
         comments.append(f"this model takes {spec.in_channels} input channels; pycls's stems take 3")
     return to_yaml(pycls_config(spec, regnet), comments)

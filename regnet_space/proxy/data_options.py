@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import UserError
+from ..errors import UserError
 
 DATASET_KINDS = ("fashion-mnist", "cifar10", "folder", "synthetic")
 SYNTHETIC_DEFAULTS = {"train": 512, "test": 256, "res": 8, "channels": 1, "classes": 4, "noise": 1.0}

@@ -1,6 +1,7 @@
-"""The analytic count of every layer the builder makes: stems, heads and each block type, walked on a
-ComplexityCounter, and ``complexity(spec)`` for a whole network; without PyTorch, so that sampling and analysis
-never import it.
+"""``complexity(spec)``: a whole network's flops, params, acts and MAC, from its spec alone (the public face of the
+counting; ``counter.py`` holds the per-layer tally and the conventions). Here is the analytic count of every layer
+the builder makes, stems, heads and each block type, walked on a ComplexityCounter; without PyTorch, so that
+sampling and analysis never import it.
 
 Each ``count_*`` function walks exactly the layers its module in ``blocks.py``/``builder.py`` builds (the block
 of the same name in ``BLOCK_COUNTS`` and ``blocks.BLOCKS``). Tests hold the two equal (params, and flops against
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .complexity import Complexity, ComplexityCounter
+from .counter import Complexity, ComplexityCounter
 from .spec import STEM_FIRST_CONV, AnyNetSpec, HeadSpec, StageSpec, StemSpec
 
 

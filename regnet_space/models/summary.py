@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .counts import complexity
+from .complexity import complexity
 from .regnet import RegNetParams
 from .spec import AnyNetSpec
 

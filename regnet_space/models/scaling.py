@@ -27,7 +27,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .errors import UserError
+from ..errors import UserError
 from .regnet import make_compatible
 from .spec import AnyNetSpec
 
@@ -109,7 +109,7 @@ def scale_to_flops(spec: AnyNetSpec, target_flops: float, how: Strategy) -> tupl
     Factors s·2^(k/64) for |k| <= 64 around s = target / flops are tried; the nearest in log-flops wins, ties
     going to the factor nearest s.
     """
-    from .counts import complexity
+    from .complexity import complexity
 
     base = complexity(spec).flops
     if target_flops <= 0:
