@@ -140,3 +140,29 @@ def test_inside_models_checks_spans_and_monotone():
                           "b4": 1, "w1": [8, 64, 8, 8], "w2": 16, "w3": 32, "w4": 64, "g1": 1, "g2": 1, "g3": 1,
                           "g4": 1, "error": 1.0})
     assert inside_models(space, frame).tolist() == [True, False, False, False]  # w shrinks; d1 = 5; b1 = 2
+
+
+def test_decisions_hold_flops_equal_inside_a_window():
+    """Inside a 200-800 MFLOPs window, with error a function of flops alone (30 - 3 log2(flops / 400M) + small
+    noise), every decision is false: it could only move models up the window. Held at equal flops, refine takes
+    one in at most 3 of 20 tables (nominal 1); without the complexity term it takes them in several (6 of 20 when
+    written). The full rates, 500 tables per condition, are in analysis/calibration/."""
+    from regnet_space.analysis.calibration import false_decisions, window_table
+
+    space = load_space("anynetx_a")
+    held = ignored = 0
+    for seed in range(20):
+        frame = window_table(space, 100, 900 + seed, effect="none")
+        frame["error"] = 30 - 3 * np.log2(frame["flops"] / 4e8) + np.random.default_rng(seed).normal(0, 0.3, 100)
+        held += bool(false_decisions(propose(space, frame, permutations=400, seed=seed), "flops"))
+        ignored += bool(false_decisions(propose(space, frame, permutations=400, seed=seed, complexity=None), "flops"))
+    assert held <= 3 and ignored >= 3
+
+
+def test_nan_errors_are_left_out_with_a_warning():
+    space = load_space("anynetx_a")
+    frame = parameter_table(space, 60, np.random.default_rng(0))
+    frame.loc[:4, "error"] = np.nan
+    with pytest.warns(UserWarning, match="5 models without a finite error"):
+        decisions = propose(space, frame, permutations=50)
+    assert decisions and all(np.isfinite(d.p_value) for d in decisions)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from regnet_space.analysis.calibration import PLANTED, parameter_table, recovered, two_space_table
+from regnet_space.analysis.calibration import (PLANTED, false_decisions, parameter_table, recovered, two_space_table,
+                                               window_table)
 from regnet_space.analysis.edf import compare
 from regnet_space.analysis.refine import propose, refine
 from regnet_space.spaces import load_space
@@ -131,27 +132,114 @@ def refine_planted(tables: int, n: int, permutations: int, seed: int) -> dict:
             "planted_penalties": PLANTED, "noise_sd": 2.0, "recovery": rates}
 
 
+def refine_window(space_name: str, effect: str, form: str, tables: int, n: int, permutations: int, seed: int
+                  ) -> dict:
+    """``refine.propose`` on models sampled in a flops window whose error depends on ``effect`` alone: how often
+    it takes a decision about a field without effect (target <= 5%); on ``planted`` tables, how often it finds
+    both planted constraints (non-decreasing widths and depths) and how often it takes anything else."""
+    space = load_space(space_name)
+    false = found = 0
+    fields: dict[str, int] = {}
+    for t in tqdm(range(tables), desc=f"refine {space_name} {form} error~{effect}", unit="table"):
+        decisions = propose(space, window_table(space, n, seed * 100_000 + t, effect=effect, form=form),
+                            permutations=permutations, seed=t)
+        taken = [d for d in decisions if d.taken]
+        if effect == "planted":
+            found += {("monotone", "width"), ("monotone", "depth")} <= {(d.kind, d.field) for d in taken}
+            wrong = [d for d in taken if d.kind != "monotone"]
+        else:
+            wrong = false_decisions(decisions, effect)
+        false += bool(wrong)
+        for d in wrong:
+            fields[d.field] = fields.get(d.field, 0) + 1
+    out = {"space": space_name, "form": form, "effect": effect, "models": n, "permutations": permutations,
+           "alpha": ALPHA, "tables_with_a_decision_on_a_field_without_effect": rate(false, tables),
+           "false_decisions_by_field": fields}
+    if effect == "planted":
+        out["both_planted_constraints_found"] = rate(found, tables)
+    return out
+
+
+def edf_skew(tables: int, permutations: int, seed: int) -> dict:
+    """The normalised comparison at the default bins (``bins.choose_bins``) on null tables whose flops are
+    skewed inside every bin (a high, b low; equal errors at equal flops), and its mean-difference interval's
+    coverage of the true 0, at n = 100 and n = 1,000 models per space; for contrast, binning without the
+    within-bin adjustment on the same tables."""
+    from regnet_space.analysis.bootstrap import mean_difference_ci
+    from regnet_space.analysis.edf import Binning, ks_test
+
+    out = {}
+    for n in (100, 1000):
+        rejected = covered = unadjusted = unadjusted_covered = 0
+        for t in tqdm(range(tables), desc=f"normalised KS, within-bin skew, n={n}", unit="table"):
+            frame = two_space_table(n, np.random.default_rng([seed, 11, n, t]), mixes="across-bins", bins=5,
+                                    within=3.0)
+            test = compare(frame, normalize="flops", permutations=permutations, ci_samples=1000, seed=t)
+            rejected += test.ks[0]["pvalue"] <= ALPHA
+            covered += test.ks[0]["mean_diff_ci"][0] <= 0 <= test.ks[0]["mean_diff_ci"][1]
+            binning = test.binning
+            index = binning.assign(frame["flops"].to_numpy())
+            inside = index >= 0
+            a, errors, index = (frame["space"].to_numpy() == "a")[inside], frame["error"].to_numpy()[inside], index[inside]
+            plain = ks_test(errors[a], errors[~a], index[a], index[~a], binning.bins, permutations=permutations,
+                            seed=t)
+            unadjusted += plain["pvalue"] <= ALPHA
+            lo, hi = mean_difference_ci(errors[a], errors[~a], index[a], index[~a], binning.bins, samples=1000,
+                                        seed=t)[1]
+            unadjusted_covered += lo <= 0 <= hi
+        out[f"n_{n}"] = {"normalised_ks_rejections": rate(rejected, tables),
+                         "mean_diff_ci_covers_0": rate(covered, tables),
+                         "context_unadjusted_bins_rejections": rate(unadjusted, tables),
+                         "context_unadjusted_bins_ci_covers_0": rate(unadjusted_covered, tables)}
+    return {"table": "space a's share rises 1..3 over 5 flops bins and b's falls 3..1; inside every bin a's flops "
+                     "lean to the top (1 - U^4) and b's to the bottom (U^4); error 25 - flops + N(0, 1)",
+            "bins": "default (choose_bins)", "permutations": permutations, "alpha": ALPHA, **out}
+
+
+WINDOW_CONDITIONS = [("anynetx_a", "flops", "imagenet"), ("anynetx_a", "depth", "imagenet"),
+                     ("anynetx_a", "flops", "small"), ("anynetx_a", "depth", "small"),
+                     ("regnetx", "flops", "imagenet"), ("regnetx", "depth", "imagenet")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", type=int, default=1000, help="null tables per EDF test (default 1000)")
     parser.add_argument("--refine-tables", type=int, default=500, help="noise tables per space for refine")
     parser.add_argument("--planted-tables", type=int, default=200, help="planted tables per size")
+    parser.add_argument("--window-tables", type=int, default=500, help="tables per window condition")
+    parser.add_argument("--parts", nargs="+", default=["edf", "refine", "window"],
+                        choices=["edf", "refine", "window", "skew"], help="which parts to run (the others keep their "
+                        "results from the existing file)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
     args = parser.parse_args()
-    results = {
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results.setdefault("runs", {})
+    if "command" in results:  # a file from before the parts: its one run made the edf and refine parts
+        results["runs"]["edf refine"] = {k: results.pop(k) for k in ("command", "commit", "python") if k in results}
+    results["runs"][" ".join(args.parts)] = {
         "command": "PYTHONPATH=. OMP_NUM_THREADS=1 python analysis/calibration/run.py "
-                   f"--tables {args.tables} --refine-tables {args.refine_tables} "
-                   f"--planted-tables {args.planted_tables} --seed {args.seed}",
+                   f"--tables {args.tables} --refine-tables {args.refine_tables} --planted-tables "
+                   f"{args.planted_tables} --window-tables {args.window_tables} --parts {' '.join(args.parts)} "
+                   f"--seed {args.seed}",
         "commit": subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                                  text=True).stdout.strip(),
-        "python": platform.python_version(),
-        "edf": edf_tests(args.tables, n=100, bins=5, permutations=500, seed=args.seed),
-        "refine_noise": [refine_noise("anynetx_a", args.refine_tables, 300, 1000, args.seed),
-                         refine_noise("regnet", args.refine_tables, 300, 1000, args.seed)],
-        "refine_planted": [refine_planted(args.planted_tables, n, 1000, args.seed) for n in (300, 500)],
-    }
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        "python": platform.python_version()}
+    if "edf" in args.parts:
+        results["edf"] = edf_tests(args.tables, n=100, bins=5, permutations=500, seed=args.seed)
+    if "refine" in args.parts:
+        results["refine_noise"] = [refine_noise("anynetx_a", args.refine_tables, 300, 1000, args.seed),
+                                   refine_noise("regnet", args.refine_tables, 300, 1000, args.seed)]
+        results["refine_planted"] = [refine_planted(args.planted_tables, n, 1000, args.seed) for n in (300, 500)]
+    if "skew" in args.parts:
+        results["edf_within_bin_skew"] = edf_skew(args.tables, 500, args.seed)
+    if "window" in args.parts:
+        results["refine_window"] = [refine_window(s, e, f, args.window_tables, 100, 1000, args.seed)
+                                    for s, e, f in WINDOW_CONDITIONS]
+        results["refine_window"].append(refine_window("anynetx_a", "planted", "imagenet",
+                                                      max(1, args.window_tables // 5), 100, 1000, args.seed))
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 

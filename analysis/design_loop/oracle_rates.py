@@ -1,14 +1,21 @@
-"""How often the design loop finds planted structure, and how often it calls noise "better" (issue 14).
+"""How often the design loop finds planted structure at equal flops, and how often it accepts anything on noise.
 
-    PYTHONPATH=. python analysis/design_loop/oracle_rates.py --seeds 10 --population 60 --rounds 4 \\
-        --out analysis/design_loop/oracle_rates.json
+    PYTHONPATH=. OMP_NUM_THREADS=1 python analysis/design_loop/oracle_rates.py --seeds 20 --population 100 \\
+        --rounds 5 --budget 800 --out analysis/design_loop/oracle_rates.json
 
-For each seed, the loop starts from AnyNetX_A (224x224x3 input, 200-800 MFLOPs: the paper's regime, in the
-ImageNet form) twice, with analytic oracles in place
-of training (regnet_space/design/oracles.py): ``planted`` (low error only for shared b = 1, non-decreasing
-widths and g in [4, 16], plus N(0, 1) noise) and ``noise`` (pure N(0, 1) noise). Reported: the recovery rate
-(all three planted constraints in the final space) and each constraint's; the rate of runs that called any
-candidate "better" on noise; models evaluated per run.
+For each seed and oracle the loop starts from AnyNetX_A (224x224x3 input, 200-800 MFLOPs: the paper's regime,
+ImageNet form) with an analytic oracle in place of training (regnet_space/design/oracles.py):
+
+- ``monotone``: error = 30 - 3 log2(flops / 400M) + 2 [some width decreases] + 2 [some depth decreases] + N(0, 1)
+  (the flops term is what every real study has; the planted part is non-decreasing widths and depths);
+- ``interaction``: the same flops term, + 4 unless widths *and* depths are non-decreasing;
+- ``planted``: issue 14's oracle, no flops term: 20 + 4 x (share of stages with b != 1 + [some width decreases]
+  + share of stages with g outside [4, 16]) + N(0, 1);
+- ``flops_only``: the flops term + N(0, 1): no constraint helps at equal flops;
+- ``noise``: heteroscedastic noise (scale 0.25x-2x with depth and width), no flops term.
+
+Reported: per oracle, the runs whose final space holds every planted constraint, and on the null oracles the
+runs that called anything better or accepted anything; models evaluated per run.
 """
 
 from __future__ import annotations
@@ -20,44 +27,52 @@ import time
 from regnet_space.design import design_space, oracles
 from regnet_space.spaces import load_space
 
+ORACLES = {  # name -> (evaluator factory, which planted constraints to check, or None for a null oracle)
+    "monotone": (lambda seed: oracles.monotone(seed=seed), oracles.recovered_monotone),
+    "interaction": (lambda seed: oracles.monotone(seed=seed, interaction=True), oracles.recovered_monotone),
+    "planted": (lambda seed: oracles.planted(seed=seed), oracles.recovered),
+    "flops_only": (lambda seed: oracles.flops_only(seed=seed), None),
+    "noise": (lambda seed: oracles.noise(seed=seed, heteroscedastic=True), None),
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--population", type=int, default=60)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--budget", type=int, default=None)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--population", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--budget", type=int, default=800)
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--oracles", nargs="+", default=list(ORACLES), choices=list(ORACLES))
     parser.add_argument("--out")
     args = parser.parse_args()
     runs = []
     start = time.time()
     for seed in range(args.seeds):
-        for kind in ("planted", "noise"):
-            evaluate = getattr(oracles, kind)(seed=seed)
-            result = design_space(load_space("anynetx_a"), evaluate, rounds=args.rounds, population=args.population,
+        for kind in args.oracles:
+            make, check = ORACLES[kind]
+            result = design_space(load_space("anynetx_a"), make(seed), rounds=args.rounds, population=args.population,
                                   windows={"flops": (200e6, 800e6)}, resolution=224, in_channels=3, num_classes=1000,
                                   seed=seed, alpha=args.alpha, budget=args.budget)
-            found = oracles.recovered(result.final_space)
-            run = {"seed": seed, "oracle": kind, "recovered": found, "all": all(found.values()),
+            found = check(result.final_space) if check else {}
+            run = {"seed": seed, "oracle": kind, "recovered": found, "all": all(found.values()) if found else None,
                    "better": [r["candidate"] for r in result.lineage if r["better"]],
                    "accepted": [r["candidate"] for r in result.lineage[1:] if r["accepted"]],
                    "models": sum(r["n"] for r in result.lineage), "stop": result.stop}
             runs.append(run)
             print(json.dumps(run), flush=True)
-    planted = [r for r in runs if r["oracle"] == "planted"]
-    noise = [r for r in runs if r["oracle"] == "noise"]
-    summary = {
-        "command": f"oracle_rates.py --seeds {args.seeds} --population {args.population} --rounds {args.rounds}"
-                   + (f" --budget {args.budget}" if args.budget else "") + f" --alpha {args.alpha}",
-        "recovery_rate": sum(r["all"] for r in planted) / len(planted),
-        "per_constraint": {k: sum(r["recovered"][k] for r in planted) / len(planted) for k in planted[0]["recovered"]},
-        "noise_better_rate": sum(bool(r["better"]) for r in noise) / len(noise),
-        "noise_accepted_any_rate": sum(bool(r["accepted"]) for r in noise) / len(noise),
-        "mean_models_planted": sum(r["models"] for r in planted) / len(planted),
-        "mean_models_noise": sum(r["models"] for r in noise) / len(noise),
-        "seconds": round(time.time() - start, 1),
-    }
+    summary = {"command": f"oracle_rates.py --seeds {args.seeds} --population {args.population} --rounds "
+                          f"{args.rounds} --budget {args.budget} --alpha {args.alpha} --oracles {' '.join(args.oracles)}",
+               "seconds": round(time.time() - start, 1)}
+    for kind in args.oracles:
+        mine = [r for r in runs if r["oracle"] == kind]
+        entry = {"runs": len(mine), "mean_models": sum(r["models"] for r in mine) / len(mine),
+                 "called_anything_better": sum(bool(r["better"]) for r in mine),
+                 "accepted_anything": sum(bool(r["accepted"]) for r in mine)}
+        if ORACLES[kind][1] is not None:
+            entry["recovered_all"] = sum(bool(r["all"]) for r in mine)
+            entry["per_constraint"] = {k: sum(r["recovered"][k] for r in mine) for k in mine[0]["recovered"]}
+        summary[kind] = entry
     print(json.dumps(summary, indent=1))
     if args.out:
         with open(args.out, "w") as handle:

@@ -20,7 +20,7 @@ from .table import Columns, as_columns, group_rows
 if TYPE_CHECKING:
     import pandas as pd
 
-MIN_PER_BIN = 3
+MIN_PER_BIN = 8  # fewer make a bin's mean, and the interval of a difference, unreliable (issue 27)
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,10 @@ def mean_difference_ci(errors_a: np.ndarray, errors_b: np.ndarray, bins_a: np.nd
 
     Without bins the means are plain and each group is resampled with replacement. With bins (complexity bin
     of each model, ``num_bins`` of them) a group's mean is the normalised-EDF mean, the average over its
-    non-empty bins of the bin's mean error (weights 1/(k*m_j)), and each bin is resampled on its own.
+    non-empty bins of the bin's mean error (weights 1/(k*m_j)), and each bin is resampled on its own. A
+    resampled mean of m values varies (m - 1)/m times as much as the mean itself, which makes a plain percentile
+    interval short when bins hold few models (issue 27: 80-90% coverage with 3-5 models in a bin); each
+    resampled mean's deviation is therefore scaled by sqrt(m / (m - 1)).
     """
     if samples < 1:
         raise UserError(f"bootstrap samples must be >= 1, got {samples}")
@@ -91,8 +94,14 @@ def mean_difference_ci(errors_a: np.ndarray, errors_b: np.ndarray, bins_a: np.nd
             raise UserError("a mean difference needs at least one model in each group")
         strata = [errors] if bins is None else [errors[bins == j] for j in range(num_bins) if np.any(bins == j)]
         point.append(np.mean([s.mean() for s in strata]))
-        draws.append(np.mean([s[rng.integers(0, s.size, size=(samples, s.size))].mean(axis=1) for s in strata],
-                             axis=0))
+        draws.append(np.mean([_resampled_means(s, samples, rng) for s in strata], axis=0))
     tail = 100 * (1 - level) / 2
     lo, hi = np.percentile(draws[0] - draws[1], [tail, 100 - tail])
     return float(point[0] - point[1]), (float(lo), float(hi))
+
+
+def _resampled_means(values: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """``samples`` bootstrap means of ``values``, their spread corrected to the mean's own (see above)."""
+    m = values.size
+    means = values[rng.integers(0, m, size=(samples, m))].mean(axis=1)
+    return values.mean() + (means - values.mean()) * np.sqrt(m / (m - 1)) if m > 1 else means

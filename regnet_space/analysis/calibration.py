@@ -28,10 +28,12 @@ NOISE_SD = 2.0
 
 
 def two_space_table(n: int, rng: np.random.Generator, *, mixes: str = "same", bins: int = 5,
-                    slope: float = -1.0, skew: float = 3.0) -> pd.DataFrame:
+                    slope: float = -1.0, skew: float = 3.0, within: float = 0.0) -> pd.DataFrame:
     """Spaces ``a`` and ``b`` of ``n`` models each, flops in [0, bins], error 25 + slope * flops + N(0, 1).
     With ``mixes="across-bins"``, a's share of models rises linearly from the lowest bin to the highest by the
-    factor ``skew`` and b's falls by it."""
+    factor ``skew`` and b's falls by it. ``within`` > 0 skews the flops *inside* every unit bin: a's models
+    toward its top (position 1 - U^(1 + within)), b's toward its bottom (U^(1 + within)), so binning alone no
+    longer compares them at equal flops although their errors are equal at every flops value."""
     if mixes == "same":
         flops = rng.uniform(0, bins, size=2 * n)
     elif mixes == "across-bins":
@@ -40,6 +42,9 @@ def two_space_table(n: int, rng: np.random.Generator, *, mixes: str = "same", bi
                                 _binned_uniform(n, weights_a[::-1] / weights_a.sum(), rng)])
     else:
         raise ValueError(f"unknown mixes {mixes!r}")
+    if within > 0:
+        u = rng.random(2 * n) ** (1 + within)
+        flops = np.floor(flops) + np.r_[1 - u[:n], u[n:]]
     error = 25 + slope * flops + rng.normal(0, 1, size=2 * n)
     return pd.DataFrame({"space": np.repeat(["a", "b"], n), "error": error, "flops": flops})
 
@@ -99,3 +104,53 @@ def recovered(space: DesignSpace) -> dict[str, bool]:
             "g_exact": all(s == {4, 8, 16} for s in g),
             "width_monotone": "width" in space.monotone,
             "depth_narrowed": any(support(i, "depth") != set(range(1, 17)) for i in stages)}
+
+
+# Complexity-window tables: models really sampled from a space under a flops window (so widths, depths and the
+# RegNet rule's parameters are coupled to flops and to each other as in a study), with errors from an effect.
+FORMS = {  # name -> (resolution, in_channels, num_classes, flops window)
+    "imagenet": (224, 3, 1000, (200e6, 800e6)),
+    "small": (28, 1, 10, (2e6, 8e6)),
+}
+EFFECTS = ("none", "flops", "depth", "planted")
+DIVERGED_SHARE = 0.02  # models whose training diverged: error at chance
+
+
+def window_table(space: DesignSpace, n: int, seed: int, *, effect: str, form: str = "imagenet") -> pd.DataFrame:
+    """``n`` models of ``space`` sampled in the form's flops window, with their sampled parameters, flops and an
+    error that depends on ``effect`` only: ``flops`` (-3 log2 of flops over the window's geometric middle),
+    ``depth`` (-2 log2 of total depth), ``planted`` (the flops term plus 2 points when some width decreases and 2
+    when some depth decreases, AnyNet only), or ``none``. The noise is what real tables have: Student t with 3
+    degrees of freedom, its scale growing with the error (heteroscedastic), skewed (a right tail), rounded to
+    0.1 (ties, as a 1,000-image validation set gives), and 2% of models diverged (error 90)."""
+    from ..models.complexity import complexity
+    from ..spaces import sample_models
+
+    resolution, channels, classes, window = FORMS[form]
+    models = sample_models(space, n, seed=seed, windows={"flops": window}, resolution=resolution,
+                           in_channels=channels, num_classes=classes)
+    frame = pd.DataFrame([m.params for m in models])
+    flops = np.array([complexity(m.spec).flops for m in models], dtype=float)
+    depth = np.array([sum(m.spec.depths) for m in models], dtype=float)
+    rng = np.random.default_rng([seed, 1])
+    signal = {"none": np.zeros(n), "flops": -3.0 * np.log2(flops / np.sqrt(window[0] * window[1])),
+              "depth": -2.0 * np.log2(depth / np.median(depth))}.get(effect)
+    if effect == "planted":
+        widths = np.array([m.spec.widths for m in models], dtype=float)
+        depths = np.array([m.spec.depths for m in models], dtype=float)
+        signal = (-3.0 * np.log2(flops / np.sqrt(window[0] * window[1]))
+                  + 2.0 * np.any(np.diff(widths, axis=1) < 0, axis=1) + 2.0 * np.any(np.diff(depths, axis=1) < 0, axis=1))
+    error = 30.0 + signal
+    noise = rng.standard_t(3, size=n) * (0.5 + 0.03 * error) + rng.exponential(0.5, size=n)
+    error = np.round(np.clip(error + noise, 0.0, 90.0), 1)
+    error[rng.random(n) < DIVERGED_SHARE] = 90.0
+    frame.insert(0, "error", error)
+    frame.insert(0, "space", space.name)
+    frame["flops"] = flops
+    return frame
+
+
+def false_decisions(decisions, effect: str) -> list:
+    """The taken decisions about a field that has no effect on the table's error: every one when the error
+    depends on flops or on nothing; every one but those on depth when it depends on depth."""
+    return [d for d in decisions if d.taken and not (effect == "depth" and d.field == "depth")]

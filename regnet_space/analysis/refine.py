@@ -1,5 +1,5 @@
 """Narrow a design space from the models sampled from it (the RegNet paper's A -> B -> ... -> E steps), taking
-only the steps the data supports.
+only the steps the data supports, at equal complexity.
 
 ``propose`` turns a results table into candidate decisions, each with a permutation p-value:
 - ``narrow`` a range: one stage's parameter (column ``d3``, ``w1``, ...), a shareable field in every stage at
@@ -8,38 +8,41 @@ only the steps the data supports.
   field in every stage are one candidate, so the better-supported of the two is proposed);
 - ``monotone`` (AnyNetX_D/E): non-decreasing widths or depths.
 
-Every candidate is scored by how strongly a feature of the models marks the low-error ones: the correlation of
-the feature with the models' error ranks (ranks, so one diverged model cannot dominate). A candidate has many
+Every candidate is scored by how strongly a feature of the models marks the low-error ones *among models of
+equal complexity and equal other parameters*: the partial correlation of the feature with the models' error
+ranks given a smooth function of log flops and the other fields' columns (``adjust.py``). Inside a flops
+window, error falls with flops and widths or depths move models up the window; a raw correlation would reward
+that (issue 27 measured 30% false narrowings of widths when error depends on flops only). A candidate has many
 features (every contiguous range of a column's values, every value to share), and its statistic is the best
-of them. Its null distribution comes from shuffling the errors among the models and recomputing that best, so
-the choice of range is part of the null: choosing the best of 35 ranges and then testing it as if fixed is
-what made the old bootstrap "good ranges" narrow pure noise. The p-values are Holm-adjusted over every
-candidate of the table, and a decision is taken when its adjusted p is <= alpha: on a table whose errors are
-noise, the chance that anything is taken is at most alpha. Calibration: analysis/calibration/.
+of them. Its null distribution comes from Freedman-Lane permutations (the reduced model's residuals shuffled and
+the adjustment redone in each), so the choice of range is part of the null too. The p-values are
+Holm-adjusted over every candidate of the table, and a decision is taken when its adjusted p is <= alpha.
+Calibration: analysis/calibration/.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import UserError
 from ..spaces import DesignSpace, Distribution
 from ..spaces.distributions import is_number, parse_distribution
 from ..spaces.space import REGNET_TYPES, STAGE_ALIASES, STAGE_TYPES
+from .adjust import complexity_basis, parameter_basis, partial_max_test
 from .edf import holm
 
 SHAREABLE = ("bottleneck_ratio", "group_width")
 MONOTONE = ("width", "depth")
 MAX_LEVELS = 8  # a column with more distinct values is cut into this many quantile levels
 MIN_MODELS = 5  # a feature must mark at least this many models, and leave at least this many unmarked
-_CHUNK = 256  # permutations per matrix product
+COMPLEXITY = "flops"  # the complexity axis decisions hold equal
 
 
 @dataclass(frozen=True)
@@ -109,15 +112,16 @@ def narrow(value, low: float, high: float, value_type: type, where: str):
 
 
 def propose(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, permutations: int = 1000,
-            seed: int = 0) -> list[Decision]:
-    """Every candidate decision for ``space`` from ``frame`` (its models and errors), with p-values."""
+            seed: int = 0, complexity: str | None = COMPLEXITY) -> list[Decision]:
+    """Every candidate decision for ``space`` from ``frame`` (its models and errors), with p-values at equal
+    ``complexity`` (a column of the table; None, or a table without it, compares at any complexity)."""
     if not 0 < alpha < 1:
         raise UserError(f"alpha must be in (0, 1), got {alpha}")
     if permutations < 1:
         raise UserError(f"permutations must be >= 1, got {permutations}")
     columns = _columns(space)
     _require(frame, columns, space)
-    frame = frame.dropna(subset=columns + ["error"])
+    frame = _usable(frame, columns, complexity)
     if len(frame) < 4 * MIN_MODELS:
         raise UserError(f"refining {space.name!r} needs at least {4 * MIN_MODELS} models with every sampled "
                         f"parameter, the table has {len(frame)}")
@@ -125,32 +129,73 @@ def propose(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, per
     candidates = [c for c in candidates if c.features.shape[1]]
     if not candidates:
         return []
-    scores = _standardise(np.concatenate([c.features for c in candidates], axis=1))
-    starts = np.cumsum([0] + [c.features.shape[1] for c in candidates])[:-1]
-    ranks = stats.rankdata(frame["error"].to_numpy())
-    low_error = -(ranks - ranks.mean()) / np.linalg.norm(ranks - ranks.mean())  # high = good model
-    observed_all = low_error @ scores
-    observed = np.maximum.reduceat(observed_all, starts)
+    held = complexity if complexity in frame.columns else None
+    base = complexity_basis(frame[held].to_numpy(float)) if held else np.ones((len(frame), 1))
+    errors = frame["error"].to_numpy(dtype=float)
     rng = np.random.default_rng(seed)
-    exceed = np.zeros(len(candidates), dtype=np.int64)
-    for done in range(0, permutations, _CHUNK):
-        size = min(_CHUNK, permutations - done)
-        shuffled = rng.permuted(np.broadcast_to(low_error, (size, len(low_error))), axis=1)
-        best = np.maximum.reduceat(shuffled @ scores, starts, axis=1)
-        exceed += np.sum(best >= observed - 1e-12, axis=0)
-    pvalues = (1 + exceed) / (1 + permutations)
-    adjusted = holm(pvalues)
-    errors = frame["error"].to_numpy()
+    tests = []
+    for candidate in candidates:
+        others = _other_parameters(frame, columns, space, candidate.field)
+        nuisance = np.concatenate([base, parameter_basis(others)], axis=1)
+        tests.append(partial_max_test(errors, candidate.features, nuisance, permutations=permutations, rng=rng))
+    adjusted = holm([p for _, _, p in tests])
+    equal = f"at equal {held} and other parameters" if held else "at equal other parameters (no complexity column)"
     decisions = []
-    for candidate, start, stat, p, p_holm in zip(candidates, starts, observed, pvalues, adjusted):
-        k = int(np.argmax(observed_all[start:start + candidate.features.shape[1]]))
-        taken = bool(p_holm <= alpha)
-        why = (f"{candidate.phrases[k]}; {_contrast(errors, candidate.features[:, k])}; score {stat:.3f} "
-               f"(best of {candidate.features.shape[1]}), p={p:.3g}, Holm p={p_holm:.3g} over "
+    for candidate, (each, stat, p), p_holm in zip(candidates, tests, adjusted):
+        k = int(np.argmax(each))
+        taken = bool(p_holm <= alpha and np.isfinite(stat))
+        why = (f"{candidate.phrases[k]}; {_contrast(errors, candidate.features[:, k])}; partial correlation "
+               f"{stat:.3f} {equal} (best of {candidate.features.shape[1]}), p={p:.3g}, Holm p={p_holm:.3g} over "
                f"{len(candidates)} -> {'taken' if taken else 'not taken'}")
         decisions.append(Decision(candidate.kinds[k], candidate.field, candidate.column, candidate.values[k],
                                   float(p), float(p_holm), taken, why, float(stat)))
     return decisions
+
+
+def _usable(frame: pd.DataFrame, columns: list[str], complexity: str | None) -> pd.DataFrame:
+    """The models a decision can use: every sampled parameter and a finite error (NaN errors are dropped with
+    a warning, never ranked), and a positive complexity when the table has that column."""
+    usable = frame.dropna(subset=columns)
+    errors = usable["error"].to_numpy(dtype=float)
+    if not np.isfinite(errors).all():
+        warnings.warn(f"refine: {int((~np.isfinite(errors)).sum())} models without a finite error are left out",
+                      stacklevel=3)
+        usable = usable[np.isfinite(errors)]
+    if complexity and complexity in usable.columns:
+        values = usable[complexity].to_numpy(dtype=float)
+        if not (np.isfinite(values) & (values > 0)).all():
+            raise UserError(f"refining needs a positive {complexity} for every model "
+                            f"({int((~(np.isfinite(values) & (values > 0))).sum())} have none); "
+                            f"drop them or give complexity=None")
+    return usable
+
+
+def _other_parameters(frame: pd.DataFrame, columns: list[str], space: DesignSpace, field: str
+                      ) -> dict[str, np.ndarray]:
+    """What a decision about ``field`` holds equal besides complexity: every other field. A RegNet space's few
+    parameters enter one by one; an AnyNet field enters as one summary over its stages (total depth; the
+    geometric mean width, b or g), since a column per stage (16 in AnyNetX_A) costs a population of 100 most
+    of its power while the window couples the fields mainly through these summaries (calibration:
+    analysis/calibration/)."""
+    if space.is_regnet:
+        return {c: frame[c].to_numpy(float) for c in columns if c != field}
+    out = {}
+    for other, alias in STAGE_ALIASES.items():
+        stage_columns = [c for c in columns if c[:1] == alias]
+        if other == field or not stage_columns:
+            continue
+        values = frame[stage_columns].to_numpy(float)
+        if other == "depth":
+            out["depth"] = _total_depth(frame, space)
+        else:
+            out[alias] = np.exp(np.log(values).mean(axis=1))  # geometric mean over the sampled stages
+    return out
+
+
+def _total_depth(frame: pd.DataFrame, space: DesignSpace) -> np.ndarray:
+    """Each model's total depth, from its d columns (a fixed stage depth from the space)."""
+    return sum(frame[f"d{i + 1}"].to_numpy(float) if f"d{i + 1}" in frame.columns
+               else np.full(len(frame), float(space.stage_value(i, "depth"))) for i in range(space.num_stages))
 
 
 def apply(space: DesignSpace, decisions: Sequence[Decision]) -> DesignSpace:
@@ -212,16 +257,17 @@ def apply(space: DesignSpace, decisions: Sequence[Decision]) -> DesignSpace:
 
 
 def refine(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, permutations: int = 1000,
-           seed: int = 0) -> Refinement:
+           seed: int = 0, complexity: str | None = COMPLEXITY) -> Refinement:
     """``space`` with the decisions the data supports imposed, and the rationale of every decision proposed."""
-    decisions = propose(space, frame, alpha=alpha, permutations=permutations, seed=seed)
+    decisions = propose(space, frame, alpha=alpha, permutations=permutations, seed=seed, complexity=complexity)
     taken = [d for d in decisions if d.taken]
     refined = dataclasses.replace(apply(space, taken), name=f"{space.name}_refined",
                                   description=f"{space.name} narrowed by `regnet-space refine` from "
                                               f"{len(frame)} models")
     inside = inside_models(refined, frame)
+    held = complexity if complexity in frame.columns else "other parameters only (no complexity column)"
     header = (f"{len(decisions)} candidate decisions from {len(frame)} models; each p from {permutations} "
-              f"shuffles of the errors among the models (seed {seed}), Holm-adjusted over the "
+              f"Freedman-Lane permutations at equal {held} (seed {seed}), Holm-adjusted over the "
               f"{len(decisions)}; taken when Holm p <= {alpha:g}: {len(taken)} taken; {int(inside.sum())} of the "
               f"{len(frame)} models lie in the refined space"
               + (f" (median error {frame['error'][inside].median():.2f}% vs {frame['error'].median():.2f}% "
@@ -400,12 +446,6 @@ def _regnet_candidates(space: DesignSpace, frame: pd.DataFrame) -> list[_Candida
 
 def _matrix(features: list[np.ndarray], n: int) -> np.ndarray:
     return np.stack(features, axis=1) if features else np.empty((n, 0))
-
-
-def _standardise(features: np.ndarray) -> np.ndarray:
-    """Columns centred and scaled to unit norm, so a product with unit-norm centred ranks is a correlation."""
-    centred = features - features.mean(axis=0)
-    return centred / np.linalg.norm(centred, axis=0)
 
 
 def _contrast(errors: np.ndarray, feature: np.ndarray) -> str:

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..analysis.best import best_config
     from ..design import design_space
-    from ..design.loop import binning_for
+    from ..design.report import binning_for
     from ..design.report import build_design_report
     from ..design.spec import load_design_spec
     from ..design.study_evaluate import StudyEvaluator
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
           + (f" and {spec.budget} models" if spec.budget else "") + f", storage {where}", file=sys.stderr)
     result = design_space(start, evaluate, rounds=spec.rounds, population=spec.population, windows=spec.windows,
                           resolution=data.resolution, in_channels=data.in_channels, num_classes=data.num_classes,
-                          seed=spec.seed, alpha=spec.alpha, budget=spec.budget, bins=spec.bins,
+                          seed=spec.seed, alpha=spec.alpha, budget=spec.budget,
                           log=lambda line: print(line, file=sys.stderr))
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "final_space.toml").write_text(

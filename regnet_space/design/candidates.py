@@ -1,11 +1,14 @@
 """The refinements a round of the design loop tries: the calibrated decisions of ``refine.propose``, grouped
-by the field they constrain, and the RegNet restriction when the good models' widths look like a quantized line.
+by the field they constrain; the RegNet paper's own steps that the parent population cannot judge; and the
+RegNet restriction when the good models' widths look like a quantized line at equal flops.
 
 Grouping by field follows the paper's steps (B: share b, C: share g, D: non-decreasing widths, E: non-decreasing
 depths): a candidate is every decision the data supports about one field (sharing b and fixing it to 1, say,
-or narrowing w1..w4 and making widths non-decreasing). Accepted candidates compose: their decisions are applied
-to the parent together (``refine.apply``), then the RegNet restriction if it was accepted (it turns an AnyNet
-space into a RegNet space, after which per-stage decisions no longer apply).
+or narrowing w1..w4 and making widths non-decreasing). A paper step no decision covers is tried as it is (its
+own population decides), because a parent population often cannot see it: about 1 AnyNetX_A model in 24 has
+non-decreasing widths, too few to mark. Accepted candidates compose: their decisions are applied to the parent
+together (``refine.apply``), then the RegNet restriction if it was accepted (it turns an AnyNet space into a
+RegNet space, after which per-stage decisions no longer apply).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..analysis.adjust import complexity_basis, partial_max_test
 from ..analysis.linear_fit import fit_many
 from ..analysis.refine import Decision, apply, propose
 from ..analysis.table import frame_block_widths
@@ -37,12 +41,14 @@ RULE_STAGE = {"stride": 2, "block": "res_bottleneck"}  # what RegNetParams.to_sp
 @dataclass(frozen=True)
 class Candidate:
     """A refinement of the parent space: ``name`` (stable, used in seeds and labels), the ``space`` it gives,
-    ``why`` it was proposed, and the ``decisions`` it imposes (none for the RegNet restriction)."""
+    ``why`` it was proposed, the ``decisions`` it imposes (none for the RegNet restriction), and whether the
+    parent population supports it (``evidence``) or it is one of the paper's steps tried without."""
 
     name: str
     space: DesignSpace
     why: str
     decisions: tuple[Decision, ...] = ()
+    evidence: bool = True  # proposed from the parent population's data; False: a paper step tried as it is
 
 
 def slug(name: str) -> str:
@@ -52,8 +58,9 @@ def slug(name: str) -> str:
 
 def candidates(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, seed: int = 0,
                permutations: int = 1000) -> list[Candidate]:
-    """The refinements of ``space`` that ``frame`` (its population: sampled parameters, ``error``) supports:
-    one per field with a taken decision (in the order ``propose`` lists them), then the RegNet restriction."""
+    """The refinements of ``space`` that ``frame`` (its population: sampled parameters, ``error``, ``flops``)
+    supports at equal flops: one per field with a taken decision (in the order ``propose`` lists them), then the
+    paper's steps no decision covers, then the RegNet restriction."""
     taken = [d for d in propose(space, frame, alpha=alpha, permutations=permutations, seed=seed) if d.taken]
     fields = list(dict.fromkeys(d.field for d in taken))
     out = []
@@ -61,9 +68,38 @@ def candidates(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, 
         mine = tuple(d for d in taken if d.field == field)
         kinds = "+".join(dict.fromkeys(d.kind for d in mine))
         out.append(Candidate(f"{kinds} {field}", apply(space, mine), "; ".join(d.why for d in mine), mine))
+    out += [step for step in paper_steps(space) if step.decisions[0].field not in fields]
     regnet = regnet_candidate(space, frame, alpha=alpha, seed=seed, permutations=permutations)
     if regnet is not None:
         out.append(regnet)
+    return out
+
+
+PAPER_STEPS = (("share", "bottleneck_ratio", "AnyNetX_B"), ("share", "group_width", "AnyNetX_C"),
+               ("monotone", "width", "AnyNetX_D"), ("monotone", "depth", "AnyNetX_E"))
+
+
+def paper_steps(space: DesignSpace) -> list[Candidate]:
+    """The RegNet paper's B-E steps that ``space`` (an AnyNet space) does not have yet, each as it is: share b
+    (one value drawn for all stages), share g, non-decreasing widths, non-decreasing depths."""
+    if space.is_regnet or space.num_stages < 2:
+        return []
+    out = []
+    for kind, field, name in PAPER_STEPS:
+        value = space.stage_value(0, field)
+        if kind == "share" and (field in space.shared or single_value(space, field) is not None
+                                or any(space.stage_value(i, field) != value for i in range(space.num_stages))):
+            continue  # already one value, or stages with different ranges (nothing one draw could share)
+        if kind == "monotone" and field in space.monotone:
+            continue
+        decision = Decision(kind, field, None, value if kind == "share" else None, float("nan"), float("nan"),
+                            True, f"the paper's {name} step, tried as it is", float("nan"))
+        try:
+            refined = apply(space, [decision])
+        except UserError:  # e.g. a monotone constraint no model of the space meets
+            continue
+        out.append(Candidate(f"{kind} {field}", refined, f"the paper's {name} step ({kind} {field}): the parent "
+                             "population cannot judge it, so its own population does", (decision,), evidence=False))
     return out
 
 
@@ -132,9 +168,10 @@ def e_fits(frame: pd.DataFrame) -> np.ndarray:
 
 def regnet_candidate(space: DesignSpace, frame: pd.DataFrame, *, alpha: float, seed: int,
                      permutations: int = 1000) -> Candidate | None:
-    """The RegNet restriction, proposed when models whose widths are nearer a quantized line have lower
-    errors: Spearman's correlation of e_fit with error, one-sided, with a permutation p-value (errors
-    shuffled among the models), at level ``alpha``. Only for an AnyNet space whose stages share b and g."""
+    """The RegNet restriction, proposed when models whose widths are nearer a quantized line have lower errors
+    at equal flops: the partial correlation of -e_fit with the low-error ranks given log flops, one-sided, with
+    a Freedman-Lane permutation p-value (``analysis.adjust``), at level ``alpha``. Only for an AnyNet space
+    whose stages share b and g and whose widths are non-decreasing."""
     if (space.is_regnet or "width" not in space.monotone
             or any(single_value(space, f) is None for f in ("bottleneck_ratio", "group_width", "se_ratio"))):
         return None
@@ -143,21 +180,19 @@ def regnet_candidate(space: DesignSpace, frame: pd.DataFrame, *, alpha: float, s
     except UserError:  # e.g. per-stage strides, which a RegNet space cannot express
         return None
     fits = e_fits(frame)
-    observed, p = rank_correlation_test(fits, frame["error"].to_numpy(float), permutations=permutations, seed=seed)
-    why = (f"e_fit vs error: Spearman {observed:+.2f}, one-sided permutation p={p:.3g} "
-           f"(median e_fit {np.median(fits):.3f})")
+    observed, p = e_fit_test(fits, frame["error"].to_numpy(float), frame["flops"].to_numpy(float),
+                             permutations=permutations, seed=seed)
+    why = (f"e_fit vs error at equal flops: partial rank correlation {observed:+.2f}, one-sided permutation "
+           f"p={p:.3g} (median e_fit {np.median(fits):.3f})")
     if not p <= alpha:
         return None
     return Candidate(REGNET, restricted, "RegNet restriction: " + why)
 
 
-def rank_correlation_test(x: np.ndarray, y: np.ndarray, *, permutations: int, seed: int) -> tuple[float, float]:
-    """Spearman's correlation of x and y, and its one-sided (positive) permutation p-value."""
-    from scipy.stats import rankdata
-
-    rx, ry = rankdata(x), rankdata(y)
-    rx, ry = (rx - rx.mean()) / rx.std(), (ry - ry.mean()) / ry.std()
-    observed = float(rx @ ry / len(rx))
-    rng = np.random.default_rng(seed)
-    null = rng.permuted(np.broadcast_to(ry, (permutations, len(ry))), axis=1) @ rx / len(rx)
-    return observed, float((1 + np.sum(null >= observed - 1e-12)) / (1 + permutations))
+def e_fit_test(fits: np.ndarray, errors: np.ndarray, flops: np.ndarray, *, permutations: int, seed: int
+               ) -> tuple[float, float]:
+    """How strongly a low e_fit marks low errors among models of equal flops: the partial correlation and its
+    one-sided permutation p-value."""
+    _, observed, p = partial_max_test(errors, -np.asarray(fits, float)[:, None], complexity_basis(flops),
+                                      permutations=permutations, rng=np.random.default_rng(seed))
+    return float(observed), float(p)

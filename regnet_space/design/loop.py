@@ -1,18 +1,21 @@
-"""The RegNet paper's narrowing loop, automated: propose refinements from the data, verify each on a fresh
-population, keep what the EDF supports.
+"""The RegNet paper's narrowing loop, automated: propose refinements, verify each on a fresh population, keep
+only what is better at equal complexity.
 
-Round r starts from the current space and its population (round 0: the start space). From that population
-``candidates`` proposes refinements; each candidate space gets a fresh population under the same complexity
-window, is evaluated, and is compared with the parent population by two one-sided stratified permutation
-tests on flops-normalised EDFs (``compare.py``), Holm-adjusted across the round's candidates:
-- *accepted* unless its EDF is significantly worse than the parent's (adjusted p_worse <= alpha);
-- *better* when its EDF is significantly better: adjusted p_better <= alpha / rounds. "Better" is a claim the
-  whole run makes, so its level is split over the rounds (Bonferroni across rounds, Holm within): on data with
-  no structure the chance that a run calls anything better stays <= alpha however many rounds it runs.
-Accepted changes compose (``candidates.compose``); when more than one is accepted, the composed space gets its
-own population, which becomes the next parent unless it is itself significantly worse than the round's parent
-(then the accepted candidate with the lowest mean error does). The loop stops when a round proposes or accepts
-nothing, after ``rounds`` rounds, or when the next population would exceed ``budget`` models.
+Round r starts from the current space and its population (round 0: the start space). ``candidates`` proposes
+refinements: the decisions ``refine.propose`` takes from the parent population at equal flops, and the paper's
+steps (share b, share g, non-decreasing widths, depths) that no decision covers. Each candidate space gets a
+fresh population under the same complexity window, is evaluated, and is compared with the parent population by
+two one-sided permutation tests on complexity-adjusted scores (``compare.py``), Holm-adjusted over the round:
+- *better* when significantly better at equal flops: adjusted p_better <= alpha / rounds. "Better" is a claim the
+  whole run makes, so its level is split over the rounds (Bonferroni across rounds, Holm within the round);
+- *not worse* unless significantly worse (adjusted p_worse <= alpha).
+When two or more candidates are not worse, their composition (``candidates.compose``) gets its own population
+and test in the same family: constraints that help only together (an interaction) are found this way.
+A candidate the parent's data proposed (its decision was significant at equal flops) is accepted when its own
+population is not worse, the paper's rule; a paper step tried without such evidence only when it is better, so
+on data without structure nothing is imposed. The next parent is the composition if it is acceptable, else the
+best acceptable single candidate (``_next_parent``); a round with nothing acceptable ends the loop, as do
+``rounds`` rounds and a ``budget`` the next population would exceed.
 
 Determinism: the population of label L (``start``, ``r1-refine``, ``r2-composed``, ...) is drawn with seed
 ``population_seed(seed, L)``; the refinement decisions are seeded from (seed, round), the tests from (seed, L).
@@ -30,7 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..analysis.edf import Binning, holm
+from ..analysis.edf import holm
 from ..analysis.refine import MIN_MODELS
 from ..errors import UserError
 from ..models.complexity import complexity
@@ -92,16 +95,16 @@ def population_table(models: Sequence[SampledModel], errors: Sequence[float], la
 
 def design_space(space: DesignSpace, evaluate: Evaluate, *, rounds: int, population: int,
                  windows: dict[str, tuple[float, float]] | None, resolution: int, in_channels: int, num_classes: int,
-                 seed: int, alpha: float = 0.05, budget: int | None = None, bins: int | None = None,
+                 seed: int, alpha: float = 0.05, budget: int | None = None,
                  permutations: int = 2000, propose: Callable[..., list[Candidate]] = candidates,
                  log: Callable[[str], None] | None = None) -> DesignResult:
     """Narrow ``space`` for up to ``rounds`` rounds; ``evaluate`` returns a population's errors in percent.
 
     Each lineage row: ``round``, ``candidate``, ``label``, ``space`` (its name), ``n``, ``mean_error``,
-    ``median_error``, ``ks`` (two-sided KS distance to the parent), ``p`` (Holm-adjusted p that it is worse),
+    ``median_error``, ``shift`` (its mean adjusted rank minus the parent's, ``compare.py``), ``ks`` (two-sided
+    KS distance of the adjusted scores to the parent's), ``p`` (Holm-adjusted p that it is worse),
     ``p_better`` (Holm-adjusted p that it is better; better when <= alpha / rounds), ``d_better``, ``d_worse``, ``accepted``, ``better``,
-    ``why`` and ``space_toml``. ``bins``: flops bins of the normalised EDFs (default population // 8, at
-    most 10; plain EDFs when there is no finite flops window).
+    ``why`` and ``space_toml``. ``p`` and ``p_better`` are at equal flops when the window is finite.
     """
     if rounds < 0 or population < MIN_POPULATION:
         raise UserError(f"design: need rounds >= 0 and population >= {MIN_POPULATION} (what refine needs), "
@@ -109,7 +112,8 @@ def design_space(space: DesignSpace, evaluate: Evaluate, *, rounds: int, populat
     if not 0 < alpha < 1:
         raise UserError(f"design: alpha must be in (0, 1), got {alpha}")
     windows = dict(windows or {})
-    binning = binning_for(windows, population, bins)
+    lo, hi = windows.get("flops", (0.0, float("inf")))
+    adjust = bool(np.isfinite(hi) and hi > lo)  # hold flops equal when the window has a finite span
     better_level = alpha / max(1, rounds)
     say = log or (lambda message: None)
     lineage: list[dict[str, Any]] = []
@@ -147,7 +151,7 @@ def design_space(space: DesignSpace, evaluate: Evaluate, *, rounds: int, populat
         proposed = propose(parent, parent_table, alpha=alpha, seed=population_seed(seed, f"r{round_}"),
                            permutations=permutations)
         if not proposed:
-            stop = f"round {round_}: no refinement is supported by the data"
+            stop = f"round {round_}: no refinement is proposed"
             break
         if not fits():
             stop = f"round {round_}: the budget ({budget} models) is spent"
@@ -159,48 +163,54 @@ def design_space(space: DesignSpace, evaluate: Evaluate, *, rounds: int, populat
             label = f"r{round_}-{slug(candidate.name)}"
             candidate = dataclasses.replace(candidate, space=_renamed(candidate.space, f"{space.name}_{label}"))
             table = run(label, candidate.space)
-            tested.append((candidate, label, table, _test(parent_table, table, binning, permutations, seed, label)))
+            tested.append((candidate, label, table, _test(parent_table, table, adjust, permutations, seed, label)))
+        not_worse = [t for t, worse in zip(tested, holm([t[3].p_worse for t in tested])) if worse > alpha]
+        if len(not_worse) >= 2 and fits():
+            members = [c for c, _, _, _ in not_worse]
+            names = " + ".join(c.name for c in members)
+            composed = _renamed(compose(parent, members), f"{space.name}_r{round_}-{COMPOSED}")
+            label = f"r{round_}-{COMPOSED}"
+            table = run(label, composed)
+            tested.append((Candidate(f"{COMPOSED}: {names}", composed, f"the candidates not worse, together "
+                                     f"({names})", tuple(d for c in members for d in c.decisions),
+                                     evidence=all(c.evidence for c in members)),
+                           label, table, _test(parent_table, table, adjust, permutations, seed, label)))
         p_worse = holm([t[3].p_worse for t in tested])
         p_better = holm([t[3].p_better for t in tested])
-        accepted = []
-        for (candidate, label, table, test), worse, better in zip(tested, p_worse, p_better):
-            ok = bool(worse > alpha)
-            lineage.append(_row(round_, candidate.name, label, candidate.space, table, test, accepted=ok,
-                                better=bool(ok and better <= better_level), why=candidate.why, p=worse,
-                                p_better=better))
+        better = [i for i, p in enumerate(p_better) if p <= better_level and p_worse[i] > alpha]
+        chosen = _next_parent(tested, p_worse, better, alpha)
+        for i, ((candidate, label, table, test), worse, p_b) in enumerate(zip(tested, p_worse, p_better)):
+            lineage.append(_row(round_, candidate.name, label, candidate.space, table, test, accepted=i == chosen,
+                                better=i in better, why=candidate.why, p=worse, p_better=p_b))
             say(f"round {round_}: {candidate.name}: mean error {table['error'].mean():.2f}% vs "
-                f"{parent_table['error'].mean():.2f}%, p_worse={worse:.3g}, p_better={better:.3g} -> "
-                f"{'accepted' if ok else 'rejected'}")
-            if ok:
-                accepted.append((candidate, label, table))
-        if not accepted:
-            stop = f"round {round_}: no refinement was accepted"
+                f"{parent_table['error'].mean():.2f}%, at equal flops p_worse={worse:.3g}, p_better={p_b:.3g} -> "
+                f"{'accepted' if i == chosen else 'better' if i in better else 'not better'}")
+        if chosen is None:
+            stop = f"round {round_}: no refinement is better at equal flops"
             break
-        if len(accepted) == 1:
-            candidate, parent_label, parent_table = accepted[0]
-            parent = candidate.space
-            continue
-        composed = _renamed(compose(parent, [c for c, _, _ in accepted]), f"{space.name}_r{round_}-{COMPOSED}")
-        names = " + ".join(c.name for c, _, _ in accepted)
-        if not fits():
-            stop = f"round {round_}: the budget ({budget} models) is spent before the composed space"
-            best = min(accepted, key=lambda a: a[2]["error"].mean())
-            parent, parent_label, parent_table = best[0].space, best[1], best[2]
-            break
-        label = f"r{round_}-{COMPOSED}"
-        table = run(label, composed)
-        test = _test(parent_table, table, binning, permutations, seed, label)
-        ok = bool(test.p_worse > alpha)
-        lineage.append(_row(round_, f"{COMPOSED}: {names}", label, composed, table, test, accepted=ok,
-                            better=bool(ok and test.p_better <= better_level),
-                            why=f"the accepted changes together ({names}); one test, not adjusted"))
-        if ok:
-            parent, parent_label, parent_table = composed, label, table
-        else:
-            best = min(accepted, key=lambda a: a[2]["error"].mean())
-            parent, parent_label, parent_table = best[0].space, best[1], best[2]
+        candidate, parent_label, parent_table, _ = tested[chosen]
+        parent = candidate.space
     say(f"stop: {stop}; final space {parent.name} (population {parent_label})")
     return DesignResult(parent, lineage, tables, path + ([parent_label] if path[-1] != parent_label else []), stop)
+
+
+def _next_parent(tested: list, p_worse: Sequence[float], better: list[int], alpha: float) -> int | None:
+    """Which tested population becomes the next parent (an index into ``tested``), or None.
+
+    A candidate is acceptable when it is better, or when it is not worse and the parent population's data
+    proposed it (``Candidate.evidence``: its decision was already significant at equal flops, and a fresh
+    population confirms it does no harm, the paper's rule). A paper step tried without evidence must be
+    better. The composition of the candidates not worse (tested last, when there were two or more) wins when
+    it is acceptable; else the acceptable single candidate that is better with the smallest p, else the one
+    with the largest p_worse."""
+    acceptable = [i for i, (candidate, _, _, _) in enumerate(tested)
+                  if i in better or (candidate.evidence and p_worse[i] > alpha)]
+    composed = [i for i in acceptable if tested[i][1].endswith(COMPOSED)]
+    if composed:
+        return composed[0]
+    if not acceptable:
+        return None
+    return min(acceptable, key=lambda i: (i not in better, tested[i][3].p_better, -p_worse[i], i))
 
 
 def _renamed(space: DesignSpace, name: str) -> DesignSpace:
@@ -210,19 +220,9 @@ def _renamed(space: DesignSpace, name: str) -> DesignSpace:
                                stages={i: dict(sorted(o.items())) for i, o in sorted(space.stages.items())})
 
 
-def binning_for(windows: dict[str, tuple[float, float]], population: int, bins: int | None = None) -> Binning | None:
-    """The flops bins the loop normalises EDFs with: ``bins`` (default population // 8, 1..10) equal-width bins
-    over the flops window; None (plain EDFs) without a finite window."""
-    lo, hi = windows.get("flops", (0.0, float("inf")))
-    if not np.isfinite(hi) or not hi > lo:
-        return None
-    return Binning(float(lo), float(hi), bins if bins is not None else min(10, max(1, population // 8)))
-
-
-def _test(parent: pd.DataFrame, candidate: pd.DataFrame, binning: Binning | None, permutations: int, seed: int,
-          label: str):
+def _test(parent: pd.DataFrame, candidate: pd.DataFrame, adjust: bool, permutations: int, seed: int, label: str):
     return one_sided_tests((parent["error"].to_numpy(), parent["flops"].to_numpy()),
-                           (candidate["error"].to_numpy(), candidate["flops"].to_numpy()), binning,
+                           (candidate["error"].to_numpy(), candidate["flops"].to_numpy()), adjust,
                            permutations=permutations, seed=population_seed(seed, f"test:{label}"))
 
 
@@ -233,6 +233,7 @@ def _row(round_: int, candidate: str, label: str, space: DesignSpace, table: pd.
         "round": round_, "candidate": candidate, "label": label, "space": space.name, "n": int(len(errors)),
         "mean_error": float(errors.mean()), "median_error": float(np.median(errors)),
         "min_error": float(errors.min()),
+        "shift": None if test is None else float(test.shift),
         "ks": None if test is None else float(test.ks),
         "p": None if test is None else float(test.p_worse if p is None else p),
         "p_better": None if test is None else float(test.p_better if p_better is None else p_better),

@@ -1,9 +1,12 @@
 """Analytic oracles: errors from a known rule instead of training, to check what the design loop finds.
 
 ``planted`` makes a model good only when its stages share b = 1, its widths never decrease and its group
-widths lie in [4, 16] (plus Gaussian noise); ``noise`` gives every model pure noise. Each model's noise is
-fixed by (oracle seed, the model's spec), so an oracle is a deterministic function of the model, as training
-with a fixed seed is. ``recovered`` says which of the planted constraints a space has.
+widths lie in [4, 16] (plus Gaussian noise); ``monotone`` plants non-decreasing widths and depths on top of an
+error that falls with flops, as every real study's does (``interaction``: the penalty lifts only when both are
+non-decreasing); ``noise`` gives every model pure noise (``heteroscedastic``: its scale differs from model to
+model), ``flops_only`` an error that depends on flops alone. Each model's noise is fixed by (oracle seed, the
+model's spec), so an oracle is a deterministic function of the model, as training with a fixed seed is.
+``recovered`` and ``recovered_monotone`` say which planted constraints a space has.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..models.complexity import complexity
 from ..spaces import DesignSpace, Distribution, SampledModel
 
 G_RANGE = (4, 16)
@@ -40,10 +44,50 @@ def planted(*, seed: int = 0, noise: float = 1.0, penalty: float = 4.0, base: fl
     return evaluate
 
 
-def noise(*, seed: int = 0, scale: float = 1.0, base: float = 20.0):
-    """error = base + Gaussian noise: no space is better than another."""
+def noise(*, seed: int = 0, scale: float = 1.0, base: float = 20.0, heteroscedastic: bool = False):
+    """error = base + Gaussian noise: no space is better than another. ``heteroscedastic``: the noise's scale
+    runs from 0.25x to 2x ``scale`` with the model's total depth and first width (so spaces that move those
+    move the spread, never the centre)."""
     def evaluate(models: Sequence[SampledModel]) -> list[float]:
-        return [base + _noise(model, seed, scale) for model in models]
+        errors = []
+        for model in models:
+            spread = scale
+            if heteroscedastic:
+                depth, width = sum(model.spec.depths), model.spec.widths[0]
+                spread *= 0.25 + 1.75 * min(1.0, (depth / 40 + np.log2(width) / 10) / 2)
+            errors.append(base + _noise(model, seed, spread))
+        return errors
+
+    return evaluate
+
+
+def _flops_term(model: SampledModel, slope: float, middle: float) -> float:
+    """-slope * log2(flops / middle): a model with twice the flops has ``slope`` points less error."""
+    return -slope * float(np.log2(complexity(model.spec).flops / middle))
+
+
+def monotone(*, seed: int = 0, penalty: float = 2.0, slope: float = 3.0, middle: float = 400e6,
+             interaction: bool = False, noise: float = 1.0, base: float = 30.0):
+    """error = base - slope * log2(flops / middle) + penalty * [some width decreases] + penalty * [some depth
+    decreases] + N(0, noise^2). ``interaction``: 2 * penalty unless widths *and* depths are non-decreasing."""
+    def evaluate(models: Sequence[SampledModel]) -> list[float]:
+        errors = []
+        for model in models:
+            widths_down = bool(np.any(np.diff(model.spec.widths) < 0))
+            depths_down = bool(np.any(np.diff(model.spec.depths) < 0))
+            cost = 2 * (widths_down or depths_down) if interaction else widths_down + depths_down
+            errors.append(base + _flops_term(model, slope, middle) + penalty * cost + _noise(model, seed, noise))
+        return errors
+
+    return evaluate
+
+
+def flops_only(*, seed: int = 0, slope: float = 3.0, middle: float = 400e6, noise: float = 1.0,
+               base: float = 30.0):
+    """error = base - slope * log2(flops / middle) + N(0, noise^2): no constraint helps at equal flops, and a
+    space that moves models up the window only looks better."""
+    def evaluate(models: Sequence[SampledModel]) -> list[float]:
+        return [base + _flops_term(model, slope, middle) + _noise(model, seed, noise) for model in models]
 
     return evaluate
 
@@ -70,3 +114,10 @@ def recovered(space: DesignSpace) -> dict[str, bool]:
         monotone = "width" in space.monotone
     return {"b=1": b_values == {1}, "monotone widths": monotone,
             "g range": all(G_RANGE[0] <= g <= G_RANGE[1] for g in g_values)}
+
+
+def recovered_monotone(space: DesignSpace) -> dict[str, bool]:
+    """Which of ``monotone``'s planted constraints ``space`` holds: non-decreasing widths (a RegNet space has
+    them by construction) and non-decreasing depths."""
+    return {"monotone widths": space.is_regnet or "width" in space.monotone,
+            "monotone depths": not space.is_regnet and "depth" in space.monotone}

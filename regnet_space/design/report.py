@@ -21,6 +21,16 @@ from ..analysis.report import _STYLE, _Page
 from .loop import DesignResult
 
 
+def binning_for(windows: dict[str, tuple[float, float]], population: int, bins: int | None = None) -> Binning | None:
+    """The flops bins the report's figures normalise EDFs with: ``bins`` (default population // 8, 1..10)
+    equal-width bins over the flops window; None (plain EDFs) without a finite window. The loop's tests do
+    not use them: they hold flops equal by adjustment (``compare.py``)."""
+    lo, hi = windows.get("flops", (0.0, float("inf")))
+    if not np.isfinite(hi) or not hi > lo:
+        return None
+    return Binning(float(lo), float(hi), bins if bins is not None else min(10, max(1, population // 8)))
+
+
 def population_edf(table: pd.DataFrame, binning: Binning | None) -> EDF:
     """A population's EDF, flops-normalised over the bins it fills when ``binning`` is given."""
     errors = table["error"].to_numpy(float)
