@@ -84,7 +84,7 @@ def verdict(frame: pd.DataFrame, plain: Comparison, normalised: Comparison | Non
     if len(means) < 2:
         return [f"One space only ({next(iter(means), 'none')}): nothing to compare."], False
     best = min(means, key=means.get)
-    errors = {str(name): g["error"].to_numpy(dtype=float) for name, g in frame.groupby("space")}
+    errors = {str(name): g["error"].dropna().to_numpy(dtype=float) for name, g in frame.groupby("space")}
     family = len(comparison.ks)
     sentences, sure = [], True
     for other in sorted((n for n in means if n != best), key=means.get):
