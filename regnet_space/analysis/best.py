@@ -22,7 +22,7 @@ import dataclasses
 import json
 import numbers
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,64 +125,73 @@ def _convertible(spec: AnyNetSpec) -> bool:
             and all(getattr(s, f.name) == getattr(plain, f.name) for s in spec.stages for f in options))
 
 
-def usable_rows(frame: pd.DataFrame, meta: dict[str, Any] | None = None
-                ) -> tuple[pd.DataFrame, pd.Series, dict[Any, AnyNetSpec | None], list[str]]:
-    """(the rows with an error, whether each diverged, each row's spec, the warnings). Rows with a NaN error
-    are dropped; a row diverged when its ``diverged`` flag is set or its error is within ``NEAR_CHANCE`` of
-    chance for its classes (its spec's, else the study's dataset's; unknown classes: the flag alone)."""
-    notes = []
-    missing = frame["error"].isna()
-    if missing.any():
-        notes.append(f"{int(missing.sum())} models have no error (NaN) and were dropped")
-        frame = frame[~missing]
-    default = (meta or {}).get("dataset") or {}
-    default = default.get("num_classes") if isinstance(default, dict) else None
-    specs = {index: row_spec(row) for index, row in frame.iterrows()}
-    classes = pd.Series([getattr(specs[index], "num_classes", None) or default for index in frame.index],
-                        index=frame.index, dtype=float)
-    chance = 100.0 * (1.0 - 1.0 / classes)
-    diverged = (frame["error"] >= NEAR_CHANCE * chance).fillna(False)
-    if "diverged" in frame.columns:
-        diverged |= frame["diverged"].fillna(False).astype(bool)
-    return frame, diverged, specs, notes
+class _Table:
+    """The rows ``best_config`` ranks, with what it asks of them computed on demand: parsing every spec of a
+    10,000-model table takes seconds, and only near-chance rows and cost-identical twins need theirs."""
 
+    def __init__(self, frame: pd.DataFrame, meta: dict[str, Any] | None):
+        self.notes: list[str] = []
+        missing = frame["error"].isna()
+        if missing.any():
+            self.notes.append(f"{int(missing.sum())} models have no error (NaN) and were dropped")
+            frame = frame[~missing]
+        self.frame = frame
+        self._specs: dict[Any, AnyNetSpec | None] = {}
+        dataset = (meta or {}).get("dataset")
+        default = dataset.get("num_classes") if isinstance(dataset, dict) else None
+        # Chance is at least 50% (2 classes): only rows above NEAR_CHANCE of that can have diverged by error.
+        suspect = frame.index[frame["error"] >= NEAR_CHANCE * 50.0]
+        classes = pd.Series([getattr(self.spec(i), "num_classes", None) or default for i in suspect], index=suspect,
+                            dtype=float)
+        self.diverged = pd.Series(False, index=frame.index)
+        self.diverged[suspect] = (frame.loc[suspect, "error"] >= NEAR_CHANCE * 100.0 * (1.0 - 1.0 / classes)).fillna(
+            False)
+        if "diverged" in frame.columns:
+            self.diverged |= frame["diverged"].fillna(False).astype(bool)
+        self._by_cost = frame.groupby(["flops", "params"]).groups if "spec" in frame.columns else {}
 
-def _measurements(frame: pd.DataFrame, diverged: pd.Series, specs: dict[Any, AnyNetSpec | None]
-                  ) -> dict[str, list[tuple[pd.Series, bool]]]:
-    """Every model with a spec, by its spec's canonical JSON: (row, diverged) for each."""
-    found: dict[str, list[tuple[pd.Series, bool]]] = defaultdict(list)
-    for index, row in frame.iterrows():
-        if specs[index] is not None:
-            found[specs[index].to_json()].append((row, bool(diverged[index])))
-    return found
+    def spec(self, index: Any) -> AnyNetSpec | None:
+        if index not in self._specs:
+            self._specs[index] = row_spec(self.frame.loc[index])
+        return self._specs[index]
+
+    def twins(self, spec: AnyNetSpec) -> list[tuple[pd.Series, bool]]:
+        """(row, diverged) of every model whose spec is ``spec`` (same flops and params first: cheap)."""
+        cx = complexity(spec)
+        return [(self.frame.loc[i], bool(self.diverged[i])) for i in self._by_cost.get((cx.flops, cx.params), [])
+                if self.spec(i) == spec]
 
 
 def best_config(frame: pd.DataFrame, meta: dict[str, Any], space: str | None = None) -> dict[str, Any]:
     """The best measured RegNet of ``frame`` as a best.json document (see the module docstring)."""
-    frame, diverged, specs, notes = usable_rows(frame, meta)
+    rows = _Table(frame, meta)
+    frame, diverged, notes = rows.frame, rows.diverged, rows.notes
     if frame.empty:
         raise UserError("no model has an error")
     ranked = frame if space is None else frame[frame["space"] == space]
     if space is not None and ranked.empty:
         best_row(frame, space)  # names the spaces
     ranked = ranked.sort_values(["error", "flops"], kind="stable")
-    measured_specs = _measurements(frame, diverged, specs)
     size = {"resolution": 224, "in_channels": 3, "num_classes": 1000}
     chosen: tuple[float, Candidate, dict, list] | None = None
     best_measured: tuple[float, Candidate] | None = None
+    regnet_columns = [k for k in ("depth", "w0", "wa", "wm") if k in frame.columns]
     for index, row in ranked.iterrows():
-        if chosen is not None and row["error"] > chosen[0] and best_measured is not None:
-            break  # every later candidate's evidence is a worse measurement (its own or an identical model's)
+        if chosen is not None and row["error"] > chosen[0]:
+            if best_measured is not None:
+                break  # every later candidate's evidence is a worse measurement (its own or an identical model's)
+            if len(regnet_columns) < 4 or row[regnet_columns].isna().any():
+                continue  # past the choice, only the best measured RegNet is sought: RegNet-space rows, no fits
         if diverged[index]:
             continue
         candidate = as_regnet(row)
         if candidate is None:
             continue
-        spec = specs[index]
+        spec = rows.spec(index)
         shape = size if spec is None else {"resolution": spec.resolution, "in_channels": spec.in_channels,
                                           "num_classes": spec.num_classes}
         config_spec = candidate.params.to_spec(**shape)
-        same = measured_specs.get(config_spec.to_json(), [])
+        same = rows.twins(config_spec)
         if spec is None and candidate.e_fit is None:
             same = [(row, False)]  # a RegNet-space row without a spec: the row is its config's measurement
         if any(failed for _, failed in same):
