@@ -233,3 +233,16 @@ def test_models_without_an_error_are_dropped_with_a_warning(tmp_path, capsys):
     rows.append(rows[0] | {"error": float("nan"), "model_index": 5})
     with pytest.warns(RuntimeWarning, match="1 models have no error"):
         assert best_config(pd.DataFrame(rows), {"name": "t"})["errors"] == {"val": 16.0}
+
+
+def test_best_cli_names_the_best_measured_regnet_and_prints_the_warnings(tmp_path, capsys):
+    rows = _fitted_and_measured()
+    del rows[1]  # the fit of model 7 was never trained
+    rows.append(_regnet_row(RegNetParams(depth=14, w0=16, wa=24.0, wm=2.5, group_width=8), 90.0, 8))
+    path = tmp_path / "results.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    assert main(["best", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "not trained as emitted; its source model's val error 15.50%" in captured.out
+    assert "the best measured RegNet: regnetx model 1, val error 16.00%" in captured.out
+    assert "warning: 1 models diverged" in captured.err and "warning: the emitted config is a fit nobody" in captured.err

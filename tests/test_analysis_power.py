@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from analysis_tables import table
 from regnet_space.analysis.power import Pilot, ks_counts, ks_pvalue_equal_n, plan_gap, power_table, required_n, \
     shift_for_ks, simulated_power
 from regnet_space.analysis.power_calibration import calibrate, summary, truths
-from regnet_space.analysis.verdict import stated_power
+from regnet_space.analysis.verdict import compare_spaces, stated_power
 from regnet_space.errors import UserError
 from regnet_space.cli import main
 
@@ -133,3 +134,34 @@ def test_power_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["power", str(path), "--ks", "1.5"])
     assert exc.value.code == 2 and "must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_the_verdicts_stated_power_is_the_true_power_on_average():
+    """Two normal spaces (sd 2, 60 models each, 2 points apart), level 0.05/3: the verdict's power for a KS distance
+    of 0.2 and a 1-point shift, over 12 studies, against the truth's power (4000 fresh studies). Measured: 47% vs
+    48% for the distance (samples 43-53%), 49% vs 47% for the shift, which varies more (37-60%: it depends on the
+    spread, which 60 models pin only roughly)."""
+    normal = truths()[0]
+    level = 0.05 / 3
+    true_ks, true_shift = normal.power(60, normal.shift_for_ks(0.2), "ks", level), normal.power(60, 1.0, "ks", level)
+    estimates = []
+    for i in range(12):
+        rng = np.random.default_rng(100 + i)
+        sentence = stated_power(rng.normal(20, 2, 60), rng.normal(22, 2, 60), 3, alpha=0.05, seed=i, effect_ks=0.2,
+                                effect_gap=1.0)
+        estimates.append([float(p) / 100 for p in re.findall(r"in (\d+)%", sentence)])
+    ks, shift = np.mean(estimates, axis=0)
+    assert abs(ks - true_ks) <= 0.05 and abs(shift - true_shift) <= 0.08
+
+
+def test_the_reports_stated_effects_are_parameters(tmp_path):
+    frame = table(24, seed=3)
+    found = compare_spaces(frame, "flops", 3, 0, effect_ks=0.3, effect_gap=2.0)
+    power = [s for s in found.verdict if s.startswith("Power for effects stated in advance")]
+    assert power and "a KS distance of 0.3 in" in power[0] and "a shift of 2 points in error" in power[0]
+    path = tmp_path / "results.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "report.html"
+    assert main(["report", str(path), "--out", str(out), "--samples", "200", "--jobs", "1", "--power-ks", "0.3",
+                 "--power-gap", "2"]) == 0
+    assert "a KS distance of 0.3 in" in out.read_text()

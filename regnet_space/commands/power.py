@@ -11,28 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import positive_int
+from . import fraction, positive_float, positive_int
 from .edf import add_table_arguments
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be in (0, 1)")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,15 +20,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__)
     add_table_arguments(parser)
     parser.add_argument("--by", default="space", help="the column that names the groups (default: space)")
-    parser.add_argument("--ks", type=_fraction, metavar="D",
+    parser.add_argument("--ks", type=fraction, metavar="D",
                         help="the smallest KS distance worth detecting (default with no --gap: 0.2)")
-    parser.add_argument("--gap", type=_positive, metavar="POINTS",
+    parser.add_argument("--gap", type=positive_float, metavar="POINTS",
                         help="the smallest gap in mean error worth detecting, %% points (default with no --ks: 1)")
-    parser.add_argument("--assurance", type=_fraction, default=0.8,
+    parser.add_argument("--assurance", type=fraction, default=0.8,
                         help="--gap: plan for the pilot's variance at this upper bootstrap bound, so the n reaches "
                              "the power in this share of resampled pilots (default: 0.8)")
-    parser.add_argument("--power", type=_fraction, default=0.8, help="wanted power (default: 0.8)")
-    parser.add_argument("--alpha", type=_fraction, default=0.05, help="family-wise level (default: 0.05)")
+    parser.add_argument("--power", type=fraction, default=0.8, help="wanted power (default: 0.8)")
+    parser.add_argument("--alpha", type=fraction, default=0.05, help="family-wise level (default: 0.05)")
     parser.add_argument("--comparisons", type=positive_int,
                         help="comparisons in the family (default: the pairs of groups in the pilot)")
     parser.add_argument("--replicates", type=positive_int, default=400,
