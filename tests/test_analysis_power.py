@@ -131,6 +131,7 @@ def test_power_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "alpha 0.05 / 6 comparisons = 0.00833" in out and "a (pilot n 60): KS distance 0.3" in out
     assert "enough in 80% of resampled pilots" in out and "no effect stated" not in out
+    assert "how reliable (analysis/calibration/power.py, pilots of 40)" in out
     with pytest.raises(SystemExit) as exc:
         main(["power", str(path), "--ks", "1.5"])
     assert exc.value.code == 2 and "must be in (0, 1)" in capsys.readouterr().err

@@ -281,7 +281,7 @@ def compare(frame: pd.DataFrame | Columns, by: str = "space", *, normalize: str 
     groups = group_rows(columns[by])
     errors = np.asarray(columns["error"], dtype=float)
     unknown = np.isnan(errors)
-    if unknown.any():  # an EDF would sort NaN as the worst error (p 0.032 on a null table with 10 NaNs): drop
+    if unknown.any():  # an EDF sorts NaN as the worst error (issue 27: p 0.032 on a null table): drop
         warnings.warn(f"{int(unknown.sum())} models have no error (NaN) and are left out of the comparison",
                       RuntimeWarning, stacklevel=2)
         groups = {name: rows[~unknown[rows]] for name, rows in groups.items() if (~unknown[rows]).any()}

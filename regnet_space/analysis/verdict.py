@@ -74,9 +74,9 @@ def verdict(frame: pd.DataFrame, plain: Comparison, normalised: Comparison | Non
     """The report's first words: which space is better, by how much (mean error, with its CI), how sure
     (Holm-adjusted KS p) and how much the comparison could see: the KS test's power, at the study's n, to detect
     effects stated in advance (a KS distance ``effect_ks`` and a shift of ``effect_gap`` points), never the
-    observed difference (post-hoc power restates the p-value: 1.5%-94% on two identical spaces). Judged at equal
-    complexity when the normalised EDF exists. Returns (sentences, whether the best space beats every other
-    significantly)."""
+    observed difference (post-hoc power restates the p-value; issue 27's audit saw 1.5%-94% on two identical
+    spaces). Judged at equal complexity when the normalised EDF exists. Returns (sentences, whether the best space
+    beats every other significantly)."""
     comparison = normalised or plain
     basis = (f"at equal {normalised.normalize} (normalised EDF)" if normalised is not None else
              "on the plain EDF (no normalised EDF could be drawn)")
