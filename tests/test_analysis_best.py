@@ -11,7 +11,7 @@ import torch
 from analysis_tables import SMALL_DATA, anynet_rows, regnet_rows, table
 from regnet_space import build_model
 from regnet_space import AnyNetSpec, RegNetParams, StageSpec, complexity
-from regnet_space.analysis.best import MAX_E_FIT, best_config, best_row
+from regnet_space.analysis.best import MAX_E_FIT, best_config, best_row, nearest_regnet
 from regnet_space.analysis.table import REGNET_PARAMETERS
 from regnet_space.cli import main
 from regnet_space.models.resolve import resolve_model
@@ -155,3 +155,95 @@ def test_best_edf_and_report_of_a_real_study(tmp_path, capsys):
                  "--bins", "1"]) == 0
     text = html.unescape(report.read_text())
     assert "<h2>Study spec</h2>" in text and 'name = "tiny"' in text and '"epochs": 1' in text
+
+
+def _regnet_row(params: RegNetParams, error: float, index: int, space: str = "regnetx") -> dict:
+    spec = params.to_spec(**SMALL_DATA)
+    cx = complexity(spec)
+    return {"space": space, "error": error, "flops": cx.flops, "params": cx.params, "acts": cx.acts, "mac": cx.mac,
+            "spec": spec.to_json(), "model_index": index,
+            **{k: v for k, v in params.to_dict().items() if k not in ("stem_width", "q")}}
+
+
+def _fitted_and_measured(fit_error=15.5, config_error=28.57, other_error=16.0):
+    """The audit's table: an AnyNet model near a RegNet labelled fit_error; that RegNet config itself measured at
+    config_error in the RegNet space; another measured RegNet at other_error."""
+    near = _anynet_row([24, 56, 160, 368], [1, 1, 4, 7], error=fit_error, index=7)
+    params, _ = nearest_regnet(AnyNetSpec.from_json(near["spec"]))
+    others = [_regnet_row(RegNetParams(depth=d, w0=16, wa=24.0, wm=2.5, group_width=8), e, index)
+              for index, (d, e) in enumerate([(8, other_error), (10, 20.0), (12, 22.0)], start=1)]
+    return [near, _regnet_row(params, config_error, index=0)] + others
+
+
+def test_a_fit_whose_config_was_measured_carries_that_measurement_and_loses_to_a_better_measured_regnet():
+    config = best_config(pd.DataFrame(_fitted_and_measured()), {"name": "t"})
+    assert (config["source"], config["errors"], config["model_index"]) == ("regnet", {"val": 16.0}, 1)
+    assert config["matches_measured"] is True and config["study_best"]["error"] == 15.5
+    # Where the measured config is better than the fit's label, it wins, with its own measurement as its error.
+    config = best_config(pd.DataFrame(_fitted_and_measured(fit_error=17.0, config_error=14.0)), {"name": "t"})
+    assert config["errors"] == {"val": 14.0} and config["model_index"] == 0 and config["source"] == "regnet"
+
+
+def test_an_identical_model_of_another_space_is_the_fits_measurement():
+    rows = _fitted_and_measured(fit_error=15.5, config_error=15.9, other_error=16.0)
+    rows[1] = {k: v for k, v in rows[1].items() if k not in REGNET_PARAMETERS} | {"space": "anynetx_e"}
+    config = best_config(pd.DataFrame(rows), {"name": "t"})
+    # The fit of model 7 is chosen (its evidence, 15.9%, is below 16.0%) and its error is the twin's measurement.
+    assert config["source"].startswith("anynet") and config["matches_measured"] is True
+    assert config["errors"] == {"val": 15.9} and config["measurements"] == [
+        {"space": "anynetx_e", "error": 15.9, "model_index": 0}]
+    assert config["measured"]["errors"] == {"val": 15.5}  # the source model's own error stays the source's
+
+
+def test_an_unmeasured_fit_names_the_best_measured_regnet_and_warns():
+    rows = _fitted_and_measured()
+    del rows[1]  # nobody trained the fitted config
+    with pytest.warns(RuntimeWarning, match="a fit nobody trained"):
+        config = best_config(pd.DataFrame(rows), {"name": "t"})
+    assert config["source"].startswith("anynet") and "errors" not in config
+    assert (config["best_measured"]["error"], config["best_measured"]["model_index"]) == (16.0, 1)
+    assert config["best_measured"]["depth"] == 8
+
+
+def test_diverged_models_are_never_best(tmp_path, capsys):
+    rows = _fitted_and_measured()[2:]  # three measured RegNets: 16.0, 20.0, 22.0
+    rows[0]["error"] = 90.0  # at chance for 10 classes: what a study records for a diverged model
+    with pytest.warns(RuntimeWarning, match="1 models diverged .* regnetx model 1 at 90.00%"):
+        config = best_config(pd.DataFrame(rows), {"name": "t"})
+    assert config["errors"] == {"val": 20.0}
+    flagged = pd.DataFrame(_fitted_and_measured()[2:]).assign(diverged=[True, False, False])
+    with pytest.warns(RuntimeWarning, match="1 models diverged"):
+        assert best_config(flagged, {"name": "t"})["errors"] == {"val": 20.0}
+    # A config measured diverged elsewhere is no candidate either.
+    twin = _fitted_and_measured()[2] | {"space": "anynetx_e", "error": 89.0, "model_index": 9}
+    for key in REGNET_PARAMETERS:
+        twin.pop(key, None)
+    with pytest.warns(RuntimeWarning, match="diverged in 1 of its 2 measurements"):
+        assert best_config(pd.DataFrame(_fitted_and_measured()[2:] + [twin]), {"name": "t"})["errors"] == \
+            {"val": 20.0}
+    everything = pd.DataFrame(_fitted_and_measured()[2:]).assign(error=[89.5, 90.0, 90.0])
+    path = tmp_path / "diverged.csv"
+    everything.to_csv(path, index=False)
+    assert main(["best", str(path)]) == 2
+    assert "every such model diverged" in capsys.readouterr().err
+
+
+def test_models_without_an_error_are_dropped_with_a_warning(tmp_path, capsys):
+    rows = _fitted_and_measured()[2:]
+    rows.append(rows[0] | {"error": float("nan"), "model_index": 5})
+    with pytest.warns(RuntimeWarning, match="1 models have no error"):
+        assert best_config(pd.DataFrame(rows), {"name": "t"})["errors"] == {"val": 16.0}
+
+
+def test_best_cli_names_the_best_measured_regnet_and_prints_the_warnings(tmp_path, capsys):
+    rows = _fitted_and_measured()
+    del rows[1]  # the fit of model 7 was never trained
+    rows.append(_regnet_row(RegNetParams(depth=14, w0=16, wa=24.0, wm=2.5, group_width=8), 90.0, 8))
+    path = tmp_path / "results.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    assert main(["best", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "not trained as emitted; its source model's val error 15.50%" in captured.out
+    assert "the best measured RegNet: regnetx model 1, val error 16.00%" in captured.out
+    assert "warning: 1 models diverged" in captured.err
+    assert "warning: the emitted config is a fit nobody" in captured.err

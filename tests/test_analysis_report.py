@@ -129,7 +129,7 @@ def test_demo_sized_report_shows_a_verdict_and_the_normalised_edf_in_chromium(tm
     assert verdict, dom[:2000]
     words = html.unescape(re.sub(r"<[^>]+>", " ", verdict.group(1)))
     assert re.search(r"(regnetx|anynetx_a) (is better than|and) ", words)
-    assert re.search(r"CI -?\d+\.\d to -?\d+\.\d", words) and "Holm-adjusted p = " in words and "Power:" in words
+    assert re.search(r"CI -?\d+\.\d to -?\d+\.\d", words) and "Holm-adjusted p = " in words and "Power for effects stated in advance" in words
     normalised = re.search(r'<div id="normalised-edf">\s*<img alt="edf_flops" src="data:image/png;base64,', dom)
     assert normalised and "no EDF normalised" not in dom
 

@@ -20,6 +20,7 @@ the plain normalised ones.
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -308,6 +309,11 @@ def compare(frame: pd.DataFrame | Columns, by: str = "space", *, normalize: str 
     columns = as_columns(frame, [by, "error"] + ([normalize] if normalize else []))
     groups = group_rows(columns[by])
     errors = np.asarray(columns["error"], dtype=float)
+    unknown = np.isnan(errors)
+    if unknown.any():  # an EDF sorts NaN as the worst error (issue 27: p 0.032 on a null table): drop
+        warnings.warn(f"{int(unknown.sum())} models have no error (NaN) and are left out of the comparison",
+                      RuntimeWarning, stacklevel=2)
+        groups = {name: rows[~unknown[rows]] for name, rows in groups.items() if (~unknown[rows]).any()}
     options = {"permutations": permutations, "seed": seed, "level": level, "ci_samples": ci_samples}
     if normalize is None:
         edfs = {name: edf(errors[rows]) for name, rows in groups.items()}

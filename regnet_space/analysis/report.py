@@ -136,21 +136,25 @@ class _Page:
 
 def build_report(frame: pd.DataFrame, meta: dict[str, Any], *, normalize: str = "flops", bins: int = 10,
                  samples: int = 10_000, top: int = 10, seed: int = 0, figures_dir: str | None = None,
-                 progress: bool = False, fit_sample: int | None = FIT_SAMPLE, processes: int = 1) -> str:
+                 progress: bool = False, fit_sample: int | None = FIT_SAMPLE, processes: int = 1,
+                 effect_ks: float | None = None, effect_gap: float | None = None) -> str:
     """The HTML text of the report of ``frame`` (one row per model) and its study metadata ``meta``. The linear
     fit covers at most ``fit_sample`` models per space (None: every model) and always the ``top`` best.
 
     With ``processes`` > 1 and enough models, ``processes`` - 1 worker processes take the comparison of the
     spaces (``verdict.compare_spaces``) first, then the linear fits, while this one computes the good ranges
     and draws the figures; this process then draws the comparison's figures, and searches the fits no worker
-    has started. The page is the same either way."""
+    has started. The page is the same either way. The verdict's power is for a KS distance ``effect_ks`` and a
+    shift of ``effect_gap`` points (None: the planner's defaults)."""
+    effects = {"effect_ks": effect_ks, "effect_gap": effect_gap}
     with ExitStack() as stack:
         if processes < 2 or len(frame) < SPREAD_FROM:
-            pool, comparison = None, lambda: compare_spaces(frame, normalize, bins, seed)
+            pool, comparison = None, lambda: compare_spaces(frame, normalize, bins, seed, **effects)
         else:
             pool = stack.enter_context(worker_pool(processes - 1))
             needed = [column for column in dict.fromkeys(("space", "error", normalize)) if column in frame.columns]
-            comparison = pool.submit(compare_spaces, frame[needed], normalize, bins, seed).result  # ahead of the fits
+            comparison = pool.submit(compare_spaces, frame[needed], normalize, bins, seed,
+                                     **effects).result  # ahead of the fits
         fitting = stack.enter_context(EFits(frame, per_space=fit_sample, seed=seed, top=top, pool=pool))
         return _render(frame, meta, fitting, comparison, normalize=normalize, samples=samples, top=top, seed=seed,
                        figures_dir=figures_dir, progress=progress, fit_sample=fit_sample)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 
 from .edf import add_table_arguments
 
@@ -32,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output(args.out, "best config")
     frame, meta = table.load(args.study, dir=args.dir, storage=args.storage)
-    config = best.best_config(frame, meta, args.space)
+    with warnings.catch_warnings():  # the same words are in config["warnings"], printed below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        config = best.best_config(frame, meta, args.space)
+    for note in config["warnings"]:
+        print(f"warning: {note}", file=sys.stderr)
     if args.verify:
         config["verified"] = _verify(config, meta, seed=args.seed, device=args.device)
     text = json.dumps(config, indent=2)
@@ -42,8 +48,12 @@ def run(args: argparse.Namespace) -> int:
         print(text)
         return 0
     source = config["measured"]
-    own = f"val error {config['errors']['val']:.2f}%" if "errors" in config else \
-        f"not trained as emitted; its source model's val error {source['errors']['val']:.2f}%"
+    twins = config.get("measurements", [])
+    own = (f"not trained as emitted; its source model's val error {source['errors']['val']:.2f}%"
+           if "errors" not in config else f"val error {config['errors']['val']:.2f}%"
+           + (f" (the config measured {len(twins)}x: " + ", ".join(f"{t['space']} model {t['model_index']} "
+                                                                  f"{t['error']:.2f}%" for t in twins) + ")"
+              if len(twins) > 1 or twins and twins[0]["model_index"] != config.get("model_index") else ""))
     print(f"best RegNet of {config['space']}: {own}  ({config['source']}"
           + (f", e_fit {config['e_fit']:.3f}" if config["e_fit"] is not None else "") + ")")
     if "verified" in config:
@@ -51,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
         own = f"val error {check['val_error']:.2f}%" if check["val_error"] is not None else check["status"]
         print(f"  verified: the emitted config trained with the study's proxy: {own} "
               f"(source model {source['errors']['val']:.2f}%)")
-    if "study_best" in config:
+    if "best_measured" in config:
+        other = config["best_measured"]
+        print(f"  the best measured RegNet: {other['space']} model {other['model_index']}, val error "
+              f"{other['error']:.2f}%")
+    if "study_best" in config and not config["study_best"]["is_regnet"]:
         other = config["study_best"]
         print(f"  (the study's lowest error, {other['error']:.2f}%, is a {other['space']} model that is no RegNet)")
     print(f"  depth={config['depth']} w0={config['w0']} wa={config['wa']} wm={config['wm']} "

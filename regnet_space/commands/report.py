@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import non_negative_int, positive_int
+from . import fraction, non_negative_int, positive_float, positive_int
 from .edf import add_table_arguments
 
 
@@ -26,6 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="processes in all: with N > 1 the comparison of the spaces and the linear fits run in "
                              "N - 1 worker processes while this one draws the rest; the page is the same "
                              "(default: the CPUs this process may use)")
+    parser.add_argument("--power-ks", type=fraction, metavar="D",
+                        help="the verdict shows the KS test's power to detect this KS distance, stated in advance "
+                             "(default: 0.2; never the observed difference's power)")
+    parser.add_argument("--power-gap", type=positive_float, metavar="POINTS",
+                        help="... and a shift of this many points of error (default: 1)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the bootstrap, the permutation tests and the fit sample")
     parser.set_defaults(handler=run)
@@ -43,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     text = build_report(frame, meta, normalize=args.normalize, bins=args.bins, samples=args.samples, top=args.top,
                         seed=args.seed, figures_dir=args.figures, progress=True,
                         fit_sample=FIT_SAMPLE if args.fit_sample is None else args.fit_sample or None,
-                        processes=args.jobs or usable_cpus())
+                        processes=args.jobs or usable_cpus(), effect_ks=args.power_ks,
+                        effect_gap=args.power_gap)
     write_output(args.out, text, "report")
     print(f"wrote {args.out} ({len(text) / 1e6:.1f} MB)")
     return 0
