@@ -148,3 +148,20 @@ def test_pycls_refuses_other_input_channels(tmp_path, capsys):
                 "--out", str(tmp_path / "m.yaml")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "3 input channels" in err
+
+
+@pytest.mark.parametrize("form", [{}, {"stem_type": "cifar", "stem_width": 16, "se_ratio": 0.25}],
+                         ids=["imagenet_stem", "cifar_stem_se"])
+def test_a_pycls_sweep_round_trips_through_best_to_the_same_pycls_network(tmp_path, form):
+    """sweep.json -> best -> export --format pycls -> pycls: the network pycls builds has the flops, params
+    and acts the sweep recorded for that job (pycls's own counts)."""
+    from published_fixtures import write_sweep
+
+    sweep = write_sweep(tmp_path, "cifar_regnet", 12, 5, 9.0, **form)
+    assert cli(["best", str(sweep), "--out", str(tmp_path / "best.json")]) == 0
+    assert cli(["export", str(tmp_path / "best.json"), "--format", "pycls", "--out", str(tmp_path / "b.yaml")]) == 0
+    _, counted = pycls_build(tmp_path / "b.yaml")
+    best = json.loads((tmp_path / "best.json").read_text())
+    job = next(j for j in json.loads(sweep.read_text())
+               if (j["cfg"]["REGNET"]["DEPTH"], j["cfg"]["REGNET"]["WA"]) == (best["depth"], best["wa"]))
+    assert counted == job["complexity"]

@@ -40,14 +40,20 @@ def read_published(path: str) -> pd.DataFrame:
     except UnicodeDecodeError:
         raise UserError(f"{path}: not valid JSON (not UTF-8 text)") from None
     data = userfiles.parse_json(text, path)
+    if isinstance(data, dict) and data and all(isinstance(part, list) for part in data.values()):
+        data = [model for part in data.values() for model in part]  # NDS: {"top": [...], "mid": [...]}
     if not isinstance(data, list) or not data or not all(isinstance(job, dict) for job in data):
-        raise UserError(f"{path}: expected a JSON list of models (a pycls sweep.json or an NDS file)")
+        raise UserError(f"{path}: expected a JSON list of models, or NDS's {{\"top\": [...], \"mid\": [...]}} "
+                        f"(a pycls sweep.json or an NDS file)")
     first = data[0]
     if "min_test_top1" in first:
         return pd.DataFrame([_nds_row(job, i, path) for i, job in enumerate(data)])
     if "cfg" in first and "complexity" in first:
         space = Path(path).parent.name if Path(path).name == "sweep.json" else Path(path).stem
-        return pd.DataFrame([_sweep_row(job, i, path, space or "sweep") for i, job in enumerate(data)])
+        # pycls's load_sweep keeps only the jobs that have EMA test stats; a sweep from a pycls without EMA
+        # (no job has them) is read from its test stats instead of being left empty.
+        with_ema = any("test_ema_epoch" in job for job in data)
+        return pd.DataFrame([_sweep_row(job, i, path, space, with_ema) for i, job in enumerate(data)])
     raise UserError(f"{path}: neither a pycls sweep.json (records with \"cfg\" and \"complexity\") nor NDS data "
                     f"(records with \"min_test_top1\"); see docs/imports.md")
 
@@ -86,15 +92,15 @@ def _min_error(stats: Any, keys: str, i: int, path: str) -> float:
     return min(_number(v, f"{keys}.min_top1_err", i, path) for v in values)
 
 
-def _sweep_row(job: dict[str, Any], i: int, path: str, space: str) -> dict[str, Any]:
+def _sweep_row(job: dict[str, Any], i: int, path: str, space: str, with_ema: bool) -> dict[str, Any]:
     cfg = _get(job, "cfg", i, path)
     row: dict[str, Any] = {"space": space, "model_index": i}
     for key in ("flops", "params", "acts"):
         row[key] = _number(_get(job, f"complexity.{key}", i, path), f"complexity.{key}", i, path)
-    stats_key = "test_ema_epoch" if "test_ema_epoch" in job else "test_epoch"
+    stats_key = "test_ema_epoch" if with_ema else "test_epoch"
     stats = job.get(stats_key)
     if not isinstance(stats, dict):
-        row.update(status="incomplete", error=None)  # never tested: no error to report
+        row.update(status="no_ema" if with_ema else "incomplete", error=None)  # left out, as pycls leaves it
         return row
     row["error"] = _min_error(stats, stats_key, i, path)
     done = stats.get("epoch_ind", [0])[-1] == stats.get("epoch_max", [1])[-1]
@@ -140,7 +146,8 @@ def _spec_of_cfg(cfg: dict[str, Any]) -> AnyNetSpec | None:
 
 
 def _regnet_of_cfg(cfg: dict[str, Any], spec: AnyNetSpec) -> RegNetParams | None:
-    """The config's REGNET.* parameters if they generate exactly ``spec``'s stages (a converted RegNet)."""
+    """The config's REGNET.* parameters, with its stem and stride, if they generate exactly ``spec`` (a
+    converted RegNet): widths, depths, group widths, stem and strides, so that a CIFAR-stem RegNet stays one."""
     r = cfg.get("REGNET")
     if not isinstance(r, dict):
         return None
@@ -148,9 +155,11 @@ def _regnet_of_cfg(cfg: dict[str, Any], spec: AnyNetSpec) -> RegNetParams | None
         params = RegNetParams(depth=int(r["DEPTH"]), w0=float(r["W0"]), wa=float(r["WA"]), wm=float(r["WM"]),
                               group_width=int(r["GROUP_W"]), bottleneck_ratio=1 / float(r.get("BOT_MUL", 1.0)),
                               se_ratio=float(r.get("SE_R", 0.25)) if r.get("SE_ON") else 0.0,
-                              stem_width=int(r.get("STEM_W", 32)))
-        widths, depths, groups = params.stages()
+                              stem_width=int(r.get("STEM_W", 32)),
+                              stem_type=_STEMS[r.get("STEM_TYPE", "simple_stem_in")],
+                              first_stride=int(r.get("STRIDE", 2)))
+        generated = params.to_spec(resolution=spec.resolution, in_channels=spec.in_channels,
+                                   num_classes=spec.num_classes)
     except (KeyError, TypeError, ValueError, ZeroDivisionError, UserError):
         return None
-    return params if (widths, depths) == (spec.widths, spec.depths) else None
-
+    return params if generated == spec else None

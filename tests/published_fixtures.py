@@ -1,0 +1,76 @@
+"""Populations published by others, written here in their published formats (pycls's sweep.json, NDS's JSON),
+for tests/test_analysis_published.py and tests/test_interop.py."""
+
+import json
+
+import numpy as np
+
+from regnet_space import RegNetParams, complexity
+from regnet_space.models.complexity import pycls_acts
+from regnet_space.models.export import PYCLS_STEMS
+
+
+def pycls_job(params: RegNetParams, error: float, *, epochs=10, done=10, ema=True) -> dict:
+    """One job of a pycls sweep.json: the json_stats of its log, as tools/sweep_collect.py writes them. The
+    config is a RegNet converted to AnyNet by sweep setup (MODEL.TYPE anynet, REGNET.* kept)."""
+    spec = params.to_spec(resolution=32, num_classes=10)
+    cx = complexity(spec)
+    stem = {"STEM_TYPE": PYCLS_STEMS[params.stem_type], "STEM_W": params.stem_width}
+    se = {"SE_ON": params.se_ratio > 0, "SE_R": params.se_ratio or 0.25}
+    curve = list(np.linspace(error + 20, error, done))
+
+    def test_stats(offset):
+        return {"epoch": [f"{e + 1}/{epochs}" for e in range(done)], "epoch_ind": list(range(1, done + 1)),
+                "epoch_max": [epochs] * done, "top1_err": [c + offset for c in curve],
+                "min_top1_err": list(np.minimum.accumulate([c + offset for c in curve])), "time_avg": [1.0] * done}
+
+    job = {
+        "cfg": {"MODEL": {"TYPE": "anynet", "NUM_CLASSES": 10},
+                "ANYNET": {**stem, "BLOCK_TYPE": "res_bottleneck_block",
+                           "DEPTHS": spec.depths, "WIDTHS": spec.widths, "STRIDES": [s.stride for s in spec.stages],
+                           "BOT_MULS": [1.0] * len(spec.stages), "GROUP_WS": spec.group_widths, **se},
+                "REGNET": {"DEPTH": params.depth, "W0": int(params.w0), "WA": params.wa, "WM": params.wm,
+                           "GROUP_W": params.group_width, "BOT_MUL": 1.0, **se, **stem,
+                           "BLOCK_TYPE": "res_bottleneck_block", "STRIDE": params.first_stride},
+                "TRAIN": {"IM_SIZE": 32, "BATCH_SIZE": 128}, "OPTIM": {"BASE_LR": 0.1, "MAX_EPOCH": epochs}},
+        "complexity": {"flops": cx.flops, "params": cx.params, "acts": pycls_acts(spec)},
+        "train_epoch": {"epoch": [f"{e + 1}/{epochs}" for e in range(done)], "loss": [1.0] * done},
+        "test_epoch": test_stats(1.5),
+        "log_file": "/sweeps/x/logs/000000/stdout.log", "err_file": "/sweeps/x/logs/000000/stderr.log", "err": "",
+    }
+    if ema:
+        job["test_ema_epoch"] = test_stats(0.0)
+    return job
+
+
+def write_sweep(root, name, n, seed, offset, **form):
+    """A sweep of n RegNets (+ one still training); ``form``: RegNetParams fields such as pycls's CIFAR sweep's
+    stem_type="cifar", stem_width=16, se_ratio=0.25."""
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for _ in range(n):
+        params = RegNetParams(depth=int(rng.integers(6, 14)), w0=8 * int(rng.integers(2, 6)),
+                              wa=round(float(rng.uniform(8, 32)), 1), wm=round(float(rng.uniform(2.0, 2.8)), 3),
+                              group_width=int(rng.choice([2, 4, 8])), **form)
+        jobs.append(pycls_job(params, offset + float(rng.normal(0, 1))))
+    jobs.append(pycls_job(params, 1.0, done=3))  # still training: left out
+    path = root / name / "sweep.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(jobs, sort_keys=True))
+    return path
+
+
+def write_nds(root, name, n, seed, offset, acts=False):
+    rng = np.random.default_rng(seed)
+    models = []
+    for _ in range(n):
+        flops, params = float(rng.uniform(8e6, 129e6)), float(rng.uniform(2e4, 8.5e5))
+        model = {"net": {"ds": [1, 2, 3], "ws": [16, 32, 64]}, "flops": flops, "params": params,
+                 "min_test_top1": offset + float(rng.normal(0, 1)), "test_ep_top1": [30.0, 20.0],
+                 "epochs": 10, "lr": 0.1, "wd": 5e-4}
+        if acts:
+            model["acts"] = float(rng.uniform(1e5, 1e6))
+        models.append(model)
+    path = root / f"{name}.json"
+    path.write_text(json.dumps(models))
+    return path
