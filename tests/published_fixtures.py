@@ -74,3 +74,38 @@ def write_nds(root, name, n, seed, offset, acts=False):
     path = root / f"{name}.json"
     path.write_text(json.dumps(models))
     return path
+
+
+def nds_resnext_record(ds, ws, bot_muls, num_gs, error, ss=(1, 2, 2)) -> dict:
+    """One record of an NDS CIFAR ResNeXt space: its ``net`` (pycls's 2019 AnyNet fields; ``num_gs`` is the
+    group count) and the flops/params of that network with pycls's CIFAR stem (3x3 of 16) at 32 px."""
+    from regnet_space.models.spec import AnyNetSpec, StageSpec, StemSpec
+
+    stages = tuple(StageSpec(depth=d, width=w, stride=s, bottleneck_ratio=1 / bm,
+                             group_width=round(w * bm) // g if g > 1 else 0)
+                   for d, w, s, bm, g in zip(ds, ws, ss, bot_muls, num_gs))
+    cx = complexity(AnyNetSpec(stages=stages, stem=StemSpec("cifar", 16), resolution=32, num_classes=10))
+    return {"net": {"block_type": "res_bottleneck_block", "ds": list(ds), "ws": list(ws), "ss": list(ss),
+                    "bot_muls": list(bot_muls), "num_gs": list(num_gs)},
+            "flops": float(cx.flops), "params": float(cx.params), "min_test_top1": error,
+            "test_ep_top1": [error + 10.0, error], "optim": {"lr": 0.1, "wd": 5e-4, "max_ep": 100}}
+
+
+def write_nds_resnext(root, name, n, seed, *, dict_shaped=False):
+    """An NDS ResNeXt-style CIFAR space of n models: per stage d in 1..16, w in 16..256 (x8), b in {1, 2, 4},
+    g in {1, 2, 4} groups. Written as a list, or as the release's {"top": [...], "mid": [...]} halves."""
+    rng = np.random.default_rng(seed)
+    models = []
+    while len(models) < n:
+        ds = [int(x) for x in rng.integers(1, 17, 3)]
+        ws = [8 * int(x) for x in rng.integers(2, 33, 3)]
+        bot_muls = [float(x) for x in rng.choice([1.0, 0.5, 0.25], 3)]
+        num_gs = [int(x) for x in rng.choice([1, 2, 4], 3)]
+        if any(round(w * b) % g for w, b, g in zip(ws, bot_muls, num_gs)):
+            continue
+        error = 12.0 - 0.01 * sum(ws) / 8 + float(rng.normal(0, 1))  # wider is better, plus noise
+        models.append(nds_resnext_record(ds, ws, bot_muls, num_gs, error))
+    data = {"top": models[: n // 2], "mid": models[n // 2:]} if dict_shaped else models
+    path = root / f"{name}.json"
+    path.write_text(json.dumps(data))
+    return path

@@ -4,7 +4,7 @@
 import json
 
 import pytest
-from published_fixtures import pycls_job, write_nds, write_sweep
+from published_fixtures import pycls_job, write_nds, write_nds_resnext, write_sweep
 
 from regnet_space import RegNetParams, complexity
 from regnet_space.analysis.table import load
@@ -88,3 +88,66 @@ def test_hostile_files_end_with_one_clear_line(tmp_path, content, message):
     path.write_bytes(content.encode("latin-1"))
     with pytest.raises(UserError, match=message):
         load(str(path))
+
+
+def test_nds_dict_and_list_files_read_the_same_models(tmp_path):
+    as_list = write_nds_resnext(tmp_path, "ResNeXt-A", 40, 7)
+    as_dict = write_nds_resnext(tmp_path / "..", "ResNeXt-A_halves", 40, 7, dict_shaped=True)
+    a, _ = load(str(as_list))
+    b, _ = load(str(as_dict))
+    assert len(a) == len(b) == 40 and list(a["error"]) == list(b["error"]) and list(a["flops"]) == list(b["flops"])
+
+
+def test_nds_resnext_records_become_anynet_specs_with_the_records_counts(tmp_path):
+    frame, _ = load(str(write_nds_resnext(tmp_path, "ResNeXt-A", 30, 8)))
+    assert frame["spec"].notna().all() and "no_spec" not in frame
+    raw = json.loads((tmp_path / "ResNeXt-A.json").read_text())
+    spec = json.loads(frame["spec"][3])
+    assert [s["depth"] for s in spec["stages"]] == raw[3]["net"]["ds"] and spec["stem"]["type"] == "cifar"
+    assert [frame[f"b{s}"][3] for s in (1, 2, 3)] == [1 / m for m in raw[3]["net"]["bot_muls"]]
+    # a record whose counts do not match the network we would build keeps no network, and says why
+    raw[0]["flops"] += 1
+    (tmp_path / "off.json").write_text(json.dumps(raw))
+    frame, _ = load(str(tmp_path / "off.json"))
+    assert frame["spec"].isna()[0] and "not the record's" in frame["no_spec"][0]
+
+
+def test_best_and_refine_work_on_an_nds_resnext_space(tmp_path, capsys):
+    path = write_nds_resnext(tmp_path, "ResNeXt-A", 120, 9, dict_shaped=True)
+    assert cli(["best", str(path), "--out", str(tmp_path / "best.json")]) == 0
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["space"] == "ResNeXt-A" and best["source"].startswith("anynet") and best["stem_type"] == "cifar"
+    space = tmp_path / "resnext_a.toml"
+    space.write_text(NDS_RESNEXT_SPACE)
+    assert cli(["refine", str(path), "--space", "ResNeXt-A", "--definition", str(space), "--permutations", "200",
+                "--out", str(tmp_path / "narrowed.toml")]) == 0
+    assert "ResNeXt-A" in capsys.readouterr().out + (tmp_path / "narrowed.toml").read_text()
+
+
+def test_cell_networks_are_refused_with_the_reason(tmp_path, capsys):
+    record = {"net": {"genotype": {"normal": [], "reduce": []}, "width": 16, "depth": 20, "aux": False},
+              "flops": 1e8, "params": 1e6, "min_test_top1": 8.0}
+    (tmp_path / "DARTS.json").write_text(json.dumps({"top": [record] * 20, "mid": [record] * 20}))
+    assert cli(["best", str(tmp_path / "DARTS.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "40 of 40 models carry no network" in err and "DARTS-style" in err
+
+
+# The NDS ResNeXt fixture's space (write_nds_resnext): 3 stages after pycls's CIFAR stem at 32 px.
+NDS_RESNEXT_SPACE = """
+name = "ResNeXt-A"
+num_stages = 3
+input_form = "imagenet"
+[stem]
+type = "cifar"
+width = 16
+[stage]
+block = "res_bottleneck"
+stride = 2
+depth = { dist = "uniform", lo = 1, hi = 16 }
+width = { dist = "uniform", lo = 16, hi = 256, q = 8 }
+bottleneck_ratio = { dist = "choice", values = [1.0, 2.0, 4.0] }
+group_width = { dist = "choice", values = [0, 8, 16, 32, 64] }
+[stages.1]
+stride = 1
+"""

@@ -26,7 +26,7 @@ from ..models.complexity import complexity
 from ..models.regnet import RegNetParams
 from ..models.spec import AnyNetSpec
 from .linear_fit import fit_quantized_linear
-from .table import REGNET_PARAMETERS, row_spec
+from .table import REGNET_PARAMETERS, row_spec, unbuildable
 
 # An AnyNet model counts as a RegNet when the quantized linear fit reproduces its block widths within 5% on
 # average (mean |log(predicted / observed)| <= 0.05): about one quantization step of 8 channels at width 160.
@@ -121,8 +121,10 @@ def best_config(frame: pd.DataFrame, meta: dict[str, Any], space: str | None = N
     ranked = ranked.sort_values(["error", "flops"], kind="stable")
     candidate = next((c for c in map(as_regnet, (r for _, r in ranked.iterrows())) if c is not None), None)
     if candidate is None:
+        why = unbuildable(ranked)
         raise UserError(f"no model{'' if space is None else f' of {space}'} is a RegNet: none is from a RegNet "
-                        f"space or within e_fit {MAX_E_FIT} of one with the same stages (try a RegNet space)")
+                        f"space or within e_fit {MAX_E_FIT} of one with the same stages (try a RegNet space)"
+                        + (f"; {why}" if why else ""))
     row, params = candidate.row, candidate.params
     spec = row_spec(row)
     size = {"resolution": 224, "in_channels": 3, "num_classes": 1000}

@@ -34,6 +34,7 @@ from ..spaces import DesignSpace, Distribution
 from ..spaces.distributions import is_number, parse_distribution
 from ..spaces.space import REGNET_TYPES, STAGE_ALIASES, STAGE_TYPES
 from .edf import holm
+from .table import unbuildable
 
 SHAREABLE = ("bottleneck_ratio", "group_width")
 MONOTONE = ("width", "depth")
@@ -270,7 +271,9 @@ def _varies(value) -> bool:
 def _require(frame: pd.DataFrame, columns: list[str], space: DesignSpace) -> None:
     missing = [c for c in columns + ["error"] if c not in frame.columns or frame[c].isna().all()]
     if missing:
-        raise UserError(f"refining {space.name!r} needs the sampled parameter {missing[0]!r} in the table")
+        why = unbuildable(frame)
+        raise UserError(f"refining {space.name!r} needs the sampled parameter {missing[0]!r} in the table"
+                        + (f" ({why})" if why else ""))
 
 
 def _stage_of(column: str, field: str, space: DesignSpace) -> int:
