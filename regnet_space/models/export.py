@@ -166,6 +166,12 @@ def pycls_yaml(spec: AnyNetSpec, regnet: RegNetParams | None) -> str:
         comments.append(f"RegNet depth={regnet.depth} w0={regnet.w0:g} wa={regnet.wa:g} wm={regnet.wm:g} "
                         f"g={regnet.group_width}, written as ANYNET: pycls's REGNET.STRIDE strides every stage, "
                         f"this network's first stage has stride {regnet.first_stride}")
+    if config["MODEL"]["TYPE"] == "anynet" and any(
+            s.block == "res_bottleneck" and s.group_width == 0 for s in spec.stages):
+        comments.append("ungrouped 3x3 convs are GROUP_WS = the bottleneck widths (pycls has no 'ungrouped'); "
+                        "pycls's scaler.py keeps GROUP_WS when it widens and rounds each bottleneck to a multiple of "
+                        "it (so it does not widen or becomes grouped): scale with "
+                        "`regnet-space scale` (which keeps them ungrouped) and export the result")
     return to_yaml(config, comments)
 
 
