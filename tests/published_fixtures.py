@@ -109,3 +109,52 @@ def write_nds_resnext(root, name, n, seed, *, dict_shaped=False):
     path = root / f"{name}.json"
     path.write_text(json.dumps(data))
     return path
+
+
+# pycls's example CIFAR RegNet sweep (configs/sweeps/cifar/cifar_regnet.yaml) as sweep setup writes it beside the
+# jobs: regnet_sampler with DEPTH [6, 16] and GROUP_W [1, 32] (the other ranges pycls's defaults), SE, the
+# CIFAR stem of 16, 2 stages, and a flops window (a study-level window here, not part of the space).
+CIFAR_REGNET_SWEEP_CFG = """\
+NAME: cifar_regnet
+SETUP:
+  NUM_CONFIGS: 32
+  SAMPLERS:
+    REGNET:
+      TYPE: regnet_sampler
+      DEPTH: [6, 16]
+      GROUP_W: [1, 32]
+  CONSTRAINTS:
+    CX:
+      FLOPS: [0.12e+9, 0.13e+9]
+      PARAMS: [0, 2.0e+6]
+      ACTS: [0, 1.0e+6]
+    REGNET:
+      NUM_STAGES: [2, 2]
+  BASE_CFG:
+    MODEL:
+      TYPE: regnet
+      NUM_CLASSES: 10
+    REGNET:
+      STEM_TYPE: res_stem_cifar
+      STEM_W: 16
+      SE_ON: True
+    TRAIN:
+      IM_SIZE: 32
+"""
+
+
+def write_sweep_of_cfg(root, cfg_text, n, seed, offset=9.0):
+    """``ROOT/NAME/sweep.json`` of n jobs drawn from the sweep config's own space, with sweep_cfg.yaml beside
+    it, as pycls's sweep setup and collect leave them."""
+    from regnet_space.spaces import sample_models
+    from regnet_space.spaces.pycls_sweep import load_sweep_space
+
+    folder = root / "cifar_regnet"
+    folder.mkdir(parents=True)
+    (folder / "sweep_cfg.yaml").write_text(cfg_text)
+    space = load_sweep_space(folder / "sweep_cfg.yaml")
+    rng = np.random.default_rng(seed)
+    jobs = [pycls_job(m.regnet, offset + float(rng.normal(0, 1)) - 0.02 * m.regnet.depth)
+            for m in sample_models(space, n, seed=seed, resolution=32, num_classes=10)]
+    (folder / "sweep.json").write_text(json.dumps(jobs))
+    return folder / "sweep.json"

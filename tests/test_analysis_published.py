@@ -151,3 +151,50 @@ group_width = { dist = "choice", values = [0, 8, 16, 32, 64] }
 [stages.1]
 stride = 1
 """
+
+
+def test_a_pycls_sweep_config_is_read_as_its_design_space(tmp_path):
+    from published_fixtures import CIFAR_REGNET_SWEEP_CFG
+
+    from regnet_space.spaces import load_space
+
+    path = tmp_path / "sweep_cfg.yaml"
+    path.write_text(CIFAR_REGNET_SWEEP_CFG)
+    space = load_space(str(path))
+    assert space.name == "cifar_regnet" and space.regnet_stages == (2, 2)
+    assert space.stem == {"type": "cifar", "width": 16} and space.regnet["se_ratio"] == 0.25
+    depth, group = space.regnet["depth"], space.regnet["group_width"]
+    assert (depth.kind, depth.lo, depth.hi) == ("uniform", 6, 16)
+    assert group.kind == "power2_or_log_uniform" and list(group.values) == [1, 2, 4, 8, 16, 24, 32]
+    assert group.pmf()[:3].tolist() == [1 / 6] * 3  # 1, 2, 4 as powers of two; 8..32 log-uniform (the other half)
+    assert (space.regnet["w0"].lo, space.regnet["w0"].hi, space.regnet["w0"].q) == (8, 256, 8)
+
+
+def test_refine_on_a_pycls_sweep_uses_its_sweep_cfg(tmp_path, capsys):
+    """Without --definition, refine reads sweep_cfg.yaml beside NAME/sweep.json: every model lies in the space
+    it narrows (with the built-in regnet space, none did: other stem, 4 stages)."""
+    from published_fixtures import CIFAR_REGNET_SWEEP_CFG, write_sweep_of_cfg
+
+    sweep = write_sweep_of_cfg(tmp_path, CIFAR_REGNET_SWEEP_CFG, 60, 3)
+    assert cli(["refine", str(sweep), "--space", "cifar_regnet", "--permutations", "200",
+                "--out", str(tmp_path / "narrowed.toml")]) == 0
+    out = capsys.readouterr().out
+    narrowed = (tmp_path / "narrowed.toml").read_text()
+    assert 'type = "cifar"' in narrowed and "num_stages = [2, 2]" in narrowed
+    inside = int(out.split(" of the 60 models lie")[0].rsplit(" ", 1)[-1])
+    assert inside == 60, out  # with --definition regnet (the built-in space): 0 of the 60
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("REGNET:\n      TYPE: regnet_sampler", "OPTIM.BASE_LR:\n      TYPE: float_sampler"), "an lr/wd sweep"),
+    (("SE_ON: True", "SE_ON: True\n      STRIDE: 1"), "REGNET.STRIDE 1"),
+    (("STEM_TYPE: res_stem_cifar", "STEM_TYPE: fancy_stem"), "'fancy_stem' is not one of"),
+])
+def test_what_a_sweep_config_samples_beyond_a_space_is_refused(tmp_path, capsys, edit, message):
+    from published_fixtures import CIFAR_REGNET_SWEEP_CFG
+
+    (tmp_path / "s.yaml").write_text(CIFAR_REGNET_SWEEP_CFG.replace(*edit))
+    from regnet_space.spaces import load_space
+
+    with pytest.raises(UserError, match=message):
+        load_space(str(tmp_path / "s.yaml"))

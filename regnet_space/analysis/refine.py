@@ -106,6 +106,11 @@ def narrow(value, low: float, high: float, value_type: type, where: str):
     if value.kind == "choice":
         return parse_distribution({"dist": "choice", "values": [o for o in value.options if lo <= o <= hi]},
                                   where, value_type)
+    if value.kind == "power2_or_log_uniform" and lo >= value.q:  # its log_uniform part, as pycls would write it
+        return parse_distribution({"dist": "log_uniform", "lo": cast(lo), "hi": cast(hi), "q": value.q},
+                                  where, value_type)
+    if value.kind == "power2_or_log_uniform" and not all(math.log2(v).is_integer() for v in (lo, hi)):
+        return parse_distribution({"dist": "choice", "values": [cast(v) for v in kept]}, where, value_type)
     return parse_distribution({**value.to_dict(), "lo": cast(lo), "hi": cast(hi)}, where, value_type)
 
 

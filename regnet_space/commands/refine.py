@@ -15,9 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("refine", help="narrow a design space from a study of it", description=__doc__)
     add_table_arguments(parser)
     parser.add_argument("--space", required=True, help="the space (label) of the study to refine")
-    parser.add_argument("--definition", metavar="NAME|TOML",
-                        help="the design space the models were drawn from (default: the study's space for the "
-                             "label, or the built-in space of that name)")
+    parser.add_argument("--definition", metavar="NAME|TOML|YAML",
+                        help="the design space the models were drawn from: a built-in name, a TOML space or a "
+                             "pycls sweep_cfg.yaml (default: the study's space for the label, the sweep_cfg.yaml "
+                             "beside a pycls NAME/sweep.json, or the built-in space of that name)")
     parser.add_argument("--out", required=True, metavar="narrowed.toml", help="where to write the narrowed space")
     parser.add_argument("--permutations", type=positive_int, default=1000,
                         help="shuffles of the errors per test (default: 1000)")
@@ -45,9 +46,23 @@ def run(args: argparse.Namespace) -> int:
         from ..study import load_study_spec
 
         definition = load_study_spec(args.study).entry(args.space).space
+    elif definition is None:
+        definition = sweep_definition(args.study, args.space)
     refinement = refine(load_space(definition or args.space), models, alpha=args.alpha,
                         permutations=args.permutations, seed=args.seed)
     write_output(args.out, refinement.to_toml(), "narrowed space")
     print("\n".join(refinement.rationale))
     print(f"wrote {args.out}")
     return 0
+
+
+def sweep_definition(study: str, space: str) -> str | None:
+    """The sampler definition of a pycls sweep: ``sweep_cfg.yaml`` beside the ``sweep.json`` of that space
+    (its folder's name), which pycls's sweep setup writes there; None for other inputs."""
+    from pathlib import Path
+
+    for path in study.split(","):
+        sweep = Path(path)
+        if sweep.name == "sweep.json" and sweep.parent.name == space and (sweep.parent / "sweep_cfg.yaml").is_file():
+            return str(sweep.parent / "sweep_cfg.yaml")
+    return None
