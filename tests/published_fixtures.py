@@ -2,6 +2,7 @@
 for tests/test_analysis_published.py and tests/test_interop.py."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -111,36 +112,8 @@ def write_nds_resnext(root, name, n, seed, *, dict_shaped=False):
     return path
 
 
-# pycls's example CIFAR RegNet sweep (configs/sweeps/cifar/cifar_regnet.yaml) as sweep setup writes it beside the
-# jobs: regnet_sampler with DEPTH [6, 16] and GROUP_W [1, 32] (the other ranges pycls's defaults), SE, the
-# CIFAR stem of 16, 2 stages, and a flops window (a study-level window here, not part of the space).
-CIFAR_REGNET_SWEEP_CFG = """\
-NAME: cifar_regnet
-SETUP:
-  NUM_CONFIGS: 32
-  SAMPLERS:
-    REGNET:
-      TYPE: regnet_sampler
-      DEPTH: [6, 16]
-      GROUP_W: [1, 32]
-  CONSTRAINTS:
-    CX:
-      FLOPS: [0.12e+9, 0.13e+9]
-      PARAMS: [0, 2.0e+6]
-      ACTS: [0, 1.0e+6]
-    REGNET:
-      NUM_STAGES: [2, 2]
-  BASE_CFG:
-    MODEL:
-      TYPE: regnet
-      NUM_CLASSES: 10
-    REGNET:
-      STEM_TYPE: res_stem_cifar
-      STEM_W: 16
-      SE_ON: True
-    TRAIN:
-      IM_SIZE: 32
-"""
+# pycls's example CIFAR RegNet sweep config, as experiments/paper/ ships it.
+CIFAR_REGNET_SWEEP_CFG = (Path(__file__).parent.parent / "experiments/paper/spaces/cifar_regnet.yaml").read_text()
 
 
 def write_sweep_of_cfg(root, cfg_text, n, seed, offset=9.0):
