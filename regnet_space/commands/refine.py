@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import positive_int
+from . import positive_int, space_definition
 from .edf import add_table_arguments
 
 
@@ -32,7 +32,6 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis import table
     from ..analysis.refine import refine
     from ..errors import UserError
-    from ..spaces import load_space
     from ..userfiles import check_output, write_output
 
     check_output(args.out, "narrowed space")
@@ -41,28 +40,10 @@ def run(args: argparse.Namespace) -> int:
     if models.empty:
         raise UserError(f"--space {args.space}: no models of that space "
                         f"(spaces: {', '.join(sorted(frame['space'].unique()))})")
-    definition = args.definition
-    if definition is None and args.study.endswith(".toml"):
-        from ..study import load_study_spec
-
-        definition = load_study_spec(args.study).entry(args.space).space
-    elif definition is None:
-        definition = sweep_definition(args.study, args.space)
-    refinement = refine(load_space(definition or args.space), models, alpha=args.alpha,
+    refinement = refine(space_definition(args.study, args.space, args.definition), models, alpha=args.alpha,
                         permutations=args.permutations, seed=args.seed)
     write_output(args.out, refinement.to_toml(), "narrowed space")
     print("\n".join(refinement.rationale))
     print(f"wrote {args.out}")
     return 0
 
-
-def sweep_definition(study: str, space: str) -> str | None:
-    """The sampler definition of a pycls sweep: ``sweep_cfg.yaml`` beside the ``sweep.json`` of that space
-    (its folder's name), which pycls's sweep setup writes there; None for other inputs."""
-    from pathlib import Path
-
-    for path in study.split(","):
-        sweep = Path(path)
-        if sweep.name == "sweep.json" and sweep.parent.name == space and (sweep.parent / "sweep_cfg.yaml").is_file():
-            return str(sweep.parent / "sweep_cfg.yaml")
-    return None
