@@ -11,8 +11,8 @@ network it was given or refuses with one line saying why and which format can: n
   (pycls's ``REGNET.STRIDE`` is one stride for every stage), else ``anynet`` with per-stage ``ANYNET.*`` lists
   (``STRIDES`` per stage, ``STEM_TYPE: res_stem_cifar`` for the small-image form). pycls's ``BOT_MUL(S)`` is
   1/b; its group width of an ungrouped conv is the bottleneck width; SE is one ratio for the whole network;
-  its stems take 3 channels. ``TEST.IM_SIZE`` follows pycls: 256 for 224 px ImageNet training (scaled with the
-  resolution as ``scaler.py`` scales it), the training size for the small-image form (pycls's CIFAR configs).
+  its stems take 3 channels. ``TEST.IM_SIZE`` (the resize before pycls's centre crop of TRAIN.IM_SIZE) follows
+  pycls: 256 for 224 px training, scaled with the resolution; the training size for the small-image form.
   Networks pycls cannot build (other block types, stems, block options, per-stage SE ratios, a head with a
   hidden layer, other input channels) are refused with the reason.
 - **ONNX**: the built module traced by PyTorch's TorchScript-based exporter (no onnxscript needed), input
@@ -97,10 +97,12 @@ def _pycls_checks(spec: AnyNetSpec) -> None:
 
 
 def pycls_test_size(spec: AnyNetSpec) -> int:
-    """pycls's ``TEST.IM_SIZE`` for a network trained at ``spec.resolution``: its ImageNet configs test at 256
-    after training at 224 (a resize to 256 and a centre crop of 224 would be its *transform*; the model is
-    evaluated at 256), and ``scaler.py`` scales the two together to multiples of 4; its CIFAR configs test at
-    the training size. A scaled size is derived from the trained one (R * 256/224 to a multiple of 4)."""
+    """pycls's ``TEST.IM_SIZE`` for a network trained at ``spec.resolution``. pycls's ImageNet test transform
+    resizes to TEST.IM_SIZE and centre-crops TRAIN.IM_SIZE, so the network still sees its own size: 256 for
+    224, as in pycls's defaults and zoo configs, and ``scaler.py`` scales the two together to multiples of 4.
+    A scaled size is derived from the trained one (R * 256/224 to a multiple of 4), which can differ by 4 px
+    from scaler.py's rounding of 256 * r. Its CIFAR loader ignores TEST.IM_SIZE: the small-image form writes
+    the training size."""
     if is_small_image_form(spec):
         return spec.resolution
     return max(4, round(spec.resolution * 256 / 224 / 4) * 4)
