@@ -93,3 +93,15 @@ def test_console_script_runs_as_a_process():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "missing.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_acts_convention_pycls_adds_the_stem_max_pool_output(capsys):
+    """Ours counts conv/linear outputs; pycls also counts the stem max-pool's (64 x 56 x 56 for resnet50), the
+    number tests/test_interop.py gets from pycls itself."""
+    assert main(["describe", "resnet50", "--json"]) == 0
+    ours = json.loads(capsys.readouterr().out)["acts"]
+    assert main(["describe", "resnet50", "--json", "--acts-convention", "pycls"]) == 0
+    theirs = json.loads(capsys.readouterr().out)["acts"]
+    assert (ours, theirs) == (11_114_984, 11_315_688) and theirs - ours == 64 * 56 * 56
+    assert main(["describe", "regnetx_002", "--json", "--acts-convention", "pycls"]) == 0  # no pooled stem: same
+    assert json.loads(capsys.readouterr().out)["acts"] == 2_164_056

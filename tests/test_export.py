@@ -100,3 +100,16 @@ def test_onnx_refuses_weights_of_another_model(tmp_path):
     torch.save(build_model("regnetx_002").state_dict(), weights)
     assert cli(["export", "regnety_002", "--format", "onnx", "--out", str(tmp_path / "m.onnx"),
                 "--weights", str(weights)]) == 2
+
+
+def test_onnx_records_the_input_shape_the_network_was_designed_for(tmp_path):
+    """A small-image-form network for 28x28 grey images: the graph's input is N x 1 x 28 x 28, N dynamic."""
+    onnx = pytest.importorskip("onnx", reason="the [export] extra (onnx, onnxruntime) is not installed")
+    model = tmp_path / "small.json"
+    model.write_text(json.dumps(RegNetParams(depth=10, w0=24, wa=36.44, wm=2.49, group_width=8, stem_type="cifar",
+                                             stem_width=16, first_stride=1).to_dict()))
+    out = export(tmp_path, str(model), "onnx", "--resolution", "28", "--in-channels", "1", "--num-classes", "10")
+    graph = onnx.load(str(out)).graph
+    dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 1, 28, 28]
+    assert [d.dim_param or d.dim_value for d in graph.output[0].type.tensor_type.shape.dim] == ["batch", 10]

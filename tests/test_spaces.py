@@ -136,3 +136,20 @@ def test_spaces_command(capsys):
     rows = {line.split()[0]: line for line in out[1:]}
     assert list(rows) == BUILTINS
     assert "1.8e+18" in rows["anynetx_a"] and "AnyNetX_A" in rows["anynetx_a"]
+
+
+def test_power2_or_log_uniform_is_pycls_group_width_sampler():
+    """pycls's power2_or_log_uniform(1, 32, 8): a power of two 1..32 (1/6 each) kept below 8, else a
+    log_uniform draw on [8, 32] quantized to 8; with lo >= q it is exactly that log_uniform."""
+    import numpy as np
+
+    from regnet_space.spaces.distributions import Distribution, parse_distribution
+
+    mixed = parse_distribution({"dist": "power2_or_log_uniform", "lo": 1, "hi": 32, "q": 8}, "g", int)
+    tail = Distribution("log_uniform", 8, 32, 8)
+    assert list(mixed.values) == [1, 2, 4, 8, 16, 24, 32]
+    assert np.allclose(mixed.pmf(), [1 / 6] * 3 + list(0.5 * tail.pmf()))
+    drawn = np.bincount(mixed.draw(np.random.default_rng(0), 120_000), minlength=7) / 120_000
+    assert np.abs(drawn - mixed.pmf()).max() < 0.005
+    plain = Distribution("power2_or_log_uniform", 8, 128, 8)
+    assert np.allclose(plain.pmf(), Distribution("log_uniform", 8, 128, 8).pmf())

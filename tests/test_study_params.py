@@ -80,3 +80,11 @@ def test_a_study_with_params_only_in_user_attributes_still_loads():
     legacy = optuna.trial.create_trial(state=TrialState.COMPLETE, value=1.0,
                                        user_attrs={"space": "regnetx", "model_index": 0, "param_depth": 13, "param_w0": 24})
     assert decode_params(legacy) == {"depth": 13, "w0": 24}
+
+
+def test_a_pycls_sweep_space_enqueues_with_its_group_width_mixture():
+    """pycls's GROUP_W sampler (power2_or_log_uniform) becomes an int log-scale distribution over its range."""
+    study, models = study_of(str(ROOT / "experiments/paper/spaces/cifar_regnet.yaml"), n=12, resolution=32, flops=2e8)
+    assert len(study.trials) == 12
+    assert all(t.distributions["group_width"] == IntDistribution(1, 32, log=True) for t in study.trials)
+    assert [t.params["group_width"] for t in study.trials] == [m.spec.stages[0].group_width for m in models]

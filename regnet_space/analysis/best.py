@@ -33,7 +33,7 @@ from ..models.complexity import complexity
 from ..models.regnet import RegNetParams
 from ..models.spec import AnyNetSpec
 from .linear_fit import fit_quantized_linear
-from .table import REGNET_PARAMETERS, row_spec
+from .table import REGNET_PARAMETERS, row_spec, unbuildable
 
 # A model whose error is at least this share of chance (100 * (1 - 1 / classes)) learnt nothing: a study records
 # diverged models at chance, and a model that trained to within 2% of guessing says nothing about its design.
@@ -211,9 +211,10 @@ def best_config(frame: pd.DataFrame, meta: dict[str, Any], space: str | None = N
                      f"are never best; the lowest-error one: {first['space']} model {_name(first)} at "
                      f"{first['error']:.2f}%" + (", which would have ranked first" if ahead else ""))
     if chosen is None:
+        why = unbuildable(ranked)
         raise UserError(f"no model{'' if space is None else f' of {space}'} is a RegNet that trained: none is from "
                         f"a RegNet space or within e_fit {MAX_E_FIT} of one with the same stages, or every such "
-                        f"model diverged (try a RegNet space)")
+                        f"model diverged (try a RegNet space)" + (f"; {why}" if why else ""))
     evidence, candidate, size, same = chosen
     row, params = candidate.row, candidate.params
     spec = row_spec(row)

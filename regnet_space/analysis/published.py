@@ -25,6 +25,7 @@ import pandas as pd
 
 from .. import userfiles
 from ..errors import UserError
+from ..models.complexity import complexity
 from ..models.export import PYCLS_BLOCKS, PYCLS_STEMS
 from ..models.regnet import RegNetParams
 from ..models.spec import AnyNetSpec, StageSpec, StemSpec
@@ -40,14 +41,20 @@ def read_published(path: str) -> pd.DataFrame:
     except UnicodeDecodeError:
         raise UserError(f"{path}: not valid JSON (not UTF-8 text)") from None
     data = userfiles.parse_json(text, path)
+    if isinstance(data, dict) and data and all(isinstance(part, list) for part in data.values()):
+        data = [model for part in data.values() for model in part]  # NDS: {"top": [...], "mid": [...]}
     if not isinstance(data, list) or not data or not all(isinstance(job, dict) for job in data):
-        raise UserError(f"{path}: expected a JSON list of models (a pycls sweep.json or an NDS file)")
+        raise UserError(f"{path}: expected a JSON list of models, or NDS's {{\"top\": [...], \"mid\": [...]}} "
+                        f"(a pycls sweep.json or an NDS file)")
     first = data[0]
     if "min_test_top1" in first:
         return pd.DataFrame([_nds_row(job, i, path) for i, job in enumerate(data)])
     if "cfg" in first and "complexity" in first:
         space = Path(path).parent.name if Path(path).name == "sweep.json" else Path(path).stem
-        return pd.DataFrame([_sweep_row(job, i, path, space or "sweep") for i, job in enumerate(data)])
+        # pycls's load_sweep keeps only the jobs that have EMA test stats; a sweep from a pycls without EMA
+        # (no job has them) is read from its test stats instead of being left empty.
+        with_ema = any("test_ema_epoch" in job for job in data)
+        return pd.DataFrame([_sweep_row(job, i, path, space, with_ema) for i, job in enumerate(data)])
     raise UserError(f"{path}: neither a pycls sweep.json (records with \"cfg\" and \"complexity\") nor NDS data "
                     f"(records with \"min_test_top1\"); see docs/imports.md")
 
@@ -76,7 +83,63 @@ def _nds_row(job: dict[str, Any], i: int, path: str) -> dict[str, Any]:
         row[key] = _number(_get(job, key, i, path), key, i, path)
     if "acts" in job:
         row["acts"] = _number(job["acts"], "acts", i, path)
+    spec, why = _nds_spec(job.get("net"), Path(path).stem, row["flops"], row["params"])
+    if spec is None:
+        row["no_spec"] = why
+    else:
+        _add_spec(row, spec)
     return row
+
+
+# NDS blocks by their names in the release (pycls's of 2019, plus the plain double-conv block, pycls's vanilla).
+_NDS_BLOCKS = {**_BLOCKS, "double_plain_block": "vanilla"}
+
+
+def _nds_spec(net: Any, space: str, flops: float, params: float) -> tuple[AnyNetSpec | None, str]:
+    """The AnyNet an NDS ``net`` record describes, or (None, why not).
+
+    A record holds the stages (``block_type``, ``ds``, ``ws``, ``ss``, ``bot_muls``, ``num_gs``: pycls's group
+    *count* of 2019, so g = bottleneck width / num_gs) but not the stem or input: the release's CIFAR spaces use
+    pycls's CIFAR stem (3x3 stride 1, 16 channels) at 32 px and 10 classes, its ImageNet spaces (``*_in``) the
+    ResNet stem of 64 at 224 px and 1000 classes. Because that part is inferred, the mapping is kept only when our
+    count of the network equals the record's own ``flops`` and ``params``; otherwise the network is not guessed."""
+    if not isinstance(net, dict):
+        return None, "the record has no \"net\" config"
+    if "genotype" in net:
+        return None, "a cell-based network (DARTS-style genotype), not an AnyNet of stages"
+    try:
+        block = _NDS_BLOCKS[net["block_type"]]
+        n = len(net["ds"])
+        bottleneck = block == "res_bottleneck"
+        bot_muls = net.get("bot_muls") or [1.0] * n
+        num_gs = net.get("num_gs") or [1] * n
+        stages = []
+        for d, w, s, bm, ng in zip(net["ds"], net["ws"], net["ss"], bot_muls, num_gs, strict=True):
+            b = 1 / float(bm) if bottleneck else 1.0
+            stages.append(StageSpec(depth=int(d), width=int(w), stride=int(s), bottleneck_ratio=b,
+                                    group_width=round(int(w) / b) // int(ng) if bottleneck and int(ng) > 1 else 0,
+                                    block=block))
+        imagenet = space.endswith("_in")
+        spec = AnyNetSpec(stages=tuple(stages), stem=StemSpec("resnet", 64) if imagenet else StemSpec("cifar", 16),
+                          resolution=224 if imagenet else 32, num_classes=1000 if imagenet else 10)
+    except KeyError as exc:
+        return None, f"its \"net\" config has no {exc.args[0]!r} (or an unknown block type)"
+    except (TypeError, ValueError, ZeroDivisionError, UserError) as exc:
+        return None, f"its \"net\" config is not a network we can build ({str(exc)[:120]})"
+    counted = complexity(spec)
+    if (counted.flops, counted.params) != (flops, params):  # counts, exactly (JSON may hold them as floats)
+        return None, (f"its \"net\" config, with the {'ResNet' if imagenet else 'CIFAR'} stem the release's "
+                      f"{'ImageNet' if imagenet else 'CIFAR'} spaces use, counts {counted.flops:,} flops and "
+                      f"{counted.params:,} params, not the record's {flops:,.0f} and {params:,.0f}")
+    return spec, ""
+
+
+def _add_spec(row: dict[str, Any], spec: AnyNetSpec) -> None:
+    """The spec and its per-stage columns (d1.., w1.., b1.., g1..) that refine and the report read."""
+    row["spec"] = spec.to_json()
+    for s, stage in enumerate(spec.stages, 1):
+        row.update({f"d{s}": stage.depth, f"w{s}": stage.width, f"b{s}": stage.bottleneck_ratio,
+                    f"g{s}": stage.group_width})
 
 
 def _min_error(stats: Any, keys: str, i: int, path: str) -> float:
@@ -86,26 +149,22 @@ def _min_error(stats: Any, keys: str, i: int, path: str) -> float:
     return min(_number(v, f"{keys}.min_top1_err", i, path) for v in values)
 
 
-def _sweep_row(job: dict[str, Any], i: int, path: str, space: str) -> dict[str, Any]:
+def _sweep_row(job: dict[str, Any], i: int, path: str, space: str, with_ema: bool) -> dict[str, Any]:
     cfg = _get(job, "cfg", i, path)
     row: dict[str, Any] = {"space": space, "model_index": i}
     for key in ("flops", "params", "acts"):
         row[key] = _number(_get(job, f"complexity.{key}", i, path), f"complexity.{key}", i, path)
-    stats_key = "test_ema_epoch" if "test_ema_epoch" in job else "test_epoch"
+    stats_key = "test_ema_epoch" if with_ema else "test_epoch"
     stats = job.get(stats_key)
     if not isinstance(stats, dict):
-        row.update(status="incomplete", error=None)  # never tested: no error to report
+        row.update(status="no_ema" if with_ema else "incomplete", error=None)  # left out, as pycls leaves it
         return row
     row["error"] = _min_error(stats, stats_key, i, path)
     done = stats.get("epoch_ind", [0])[-1] == stats.get("epoch_max", [1])[-1]
     row["status"] = "complete" if done else "incomplete"
     spec = _spec_of_cfg(cfg)
     if spec is not None:
-        row["spec"] = spec.to_json()
-        if len(spec.stages) == 4:
-            for s, stage in enumerate(spec.stages, 1):
-                row.update({f"d{s}": stage.depth, f"w{s}": stage.width, f"b{s}": stage.bottleneck_ratio,
-                            f"g{s}": stage.group_width})
+        _add_spec(row, spec)
         regnet = _regnet_of_cfg(cfg, spec)
         if regnet is not None:
             row.update({k: v for k, v in regnet.to_dict().items() if k not in ("stem_width", "q")})
@@ -140,7 +199,8 @@ def _spec_of_cfg(cfg: dict[str, Any]) -> AnyNetSpec | None:
 
 
 def _regnet_of_cfg(cfg: dict[str, Any], spec: AnyNetSpec) -> RegNetParams | None:
-    """The config's REGNET.* parameters if they generate exactly ``spec``'s stages (a converted RegNet)."""
+    """The config's REGNET.* parameters, with its stem and stride, if they generate exactly ``spec`` (a
+    converted RegNet): widths, depths, group widths, stem and strides, so that a CIFAR-stem RegNet stays one."""
     r = cfg.get("REGNET")
     if not isinstance(r, dict):
         return None
@@ -148,9 +208,11 @@ def _regnet_of_cfg(cfg: dict[str, Any], spec: AnyNetSpec) -> RegNetParams | None
         params = RegNetParams(depth=int(r["DEPTH"]), w0=float(r["W0"]), wa=float(r["WA"]), wm=float(r["WM"]),
                               group_width=int(r["GROUP_W"]), bottleneck_ratio=1 / float(r.get("BOT_MUL", 1.0)),
                               se_ratio=float(r.get("SE_R", 0.25)) if r.get("SE_ON") else 0.0,
-                              stem_width=int(r.get("STEM_W", 32)))
-        widths, depths, groups = params.stages()
+                              stem_width=int(r.get("STEM_W", 32)),
+                              stem_type=_STEMS[r.get("STEM_TYPE", "simple_stem_in")],
+                              first_stride=int(r.get("STRIDE", 2)))
+        generated = params.to_spec(resolution=spec.resolution, in_channels=spec.in_channels,
+                                   num_classes=spec.num_classes)
     except (KeyError, TypeError, ValueError, ZeroDivisionError, UserError):
         return None
-    return params if (widths, depths) == (spec.widths, spec.depths) else None
-
+    return params if generated == spec else None

@@ -37,6 +37,7 @@ from ..spaces.distributions import is_number, parse_distribution
 from ..spaces.space import REGNET_TYPES, STAGE_ALIASES, STAGE_TYPES
 from .adjust import complexity_basis, parameter_basis, partial_max_test
 from .edf import holm
+from .table import unbuildable
 
 SHAREABLE = ("bottleneck_ratio", "group_width")
 MONOTONE = ("width", "depth")
@@ -108,6 +109,11 @@ def narrow(value, low: float, high: float, value_type: type, where: str):
     if value.kind == "choice":
         return parse_distribution({"dist": "choice", "values": [o for o in value.options if lo <= o <= hi]},
                                   where, value_type)
+    if value.kind == "power2_or_log_uniform" and lo >= value.q:  # its log_uniform part, as pycls would write it
+        return parse_distribution({"dist": "log_uniform", "lo": cast(lo), "hi": cast(hi), "q": value.q},
+                                  where, value_type)
+    if value.kind == "power2_or_log_uniform" and not all(math.log2(v).is_integer() for v in (lo, hi)):
+        return parse_distribution({"dist": "choice", "values": [cast(v) for v in kept]}, where, value_type)
     return parse_distribution({**value.to_dict(), "lo": cast(lo), "hi": cast(hi)}, where, value_type)
 
 
@@ -188,7 +194,8 @@ def _other_parameters(frame: pd.DataFrame, columns: list[str], space: DesignSpac
         if other == "depth":
             out["depth"] = _total_depth(frame, space)
         else:
-            out[alias] = np.exp(np.log(values).mean(axis=1))  # geometric mean over the sampled stages
+            positive = np.all(values > 0)  # geometric mean over the sampled stages (arithmetic if a value is 0)
+            out[alias] = np.exp(np.log(np.where(positive, values, 1.0)).mean(axis=1)) if positive else values.mean(1)
     return out
 
 
@@ -316,7 +323,9 @@ def _varies(value) -> bool:
 def _require(frame: pd.DataFrame, columns: list[str], space: DesignSpace) -> None:
     missing = [c for c in columns + ["error"] if c not in frame.columns or frame[c].isna().all()]
     if missing:
-        raise UserError(f"refining {space.name!r} needs the sampled parameter {missing[0]!r} in the table")
+        why = unbuildable(frame)
+        raise UserError(f"refining {space.name!r} needs the sampled parameter {missing[0]!r} in the table"
+                        + (f" ({why})" if why else ""))
 
 
 def _stage_of(column: str, field: str, space: DesignSpace) -> int:

@@ -322,6 +322,16 @@ def complexity_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in COMPLEXITY if c in frame.columns and frame[c].notna().any()]
 
 
+def unbuildable(frame: pd.DataFrame) -> str:
+    """Why the table's models carry no network, when a published file said so (``no_spec``), else ''."""
+    if "no_spec" not in frame.columns:
+        return ""
+    reasons = frame["no_spec"].dropna()
+    if reasons.empty:
+        return ""
+    return f"{len(reasons)} of {len(frame)} models carry no network (model {reasons.index[0]}: {reasons.iloc[0]})"
+
+
 def row_spec(row: pd.Series) -> AnyNetSpec | None:
     """The model's AnyNetSpec, from its ``spec`` column when present."""
     text = row.get("spec")

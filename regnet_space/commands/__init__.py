@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-COMMANDS = ("describe", "study", "edf", "best", "refine", "design", "power", "report", "train", "models", "profile",
-            "sample", "spaces", "scale", "export")
+COMMANDS = ("describe", "study", "edf", "best", "refine", "importances", "design", "power", "report", "train", "models",
+            "profile", "sample", "spaces", "scale", "export")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, data_flags: bool = True) -> None:
@@ -63,3 +63,23 @@ def _float(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def space_definition(study: str, label: str, definition: str | None):
+    """The design space the models labelled ``label`` were drawn from: ``definition`` when given (a built-in
+    name, a TOML space or a pycls sweep_cfg.yaml), else the study spec's space for the label (a ``.toml``
+    study), else the ``sweep_cfg.yaml`` that pycls's sweep setup writes beside ``label/sweep.json``, else the
+    built-in space of that name."""
+    from pathlib import Path
+
+    from ..spaces import load_space
+
+    if definition is None and study.endswith(".toml"):
+        from ..study import load_study_spec
+
+        definition = load_study_spec(study).entry(label).space
+    if definition is None:
+        sweeps = [Path(p) for p in study.split(",") if Path(p).name == "sweep.json" and Path(p).parent.name == label]
+        configs = [p.parent / "sweep_cfg.yaml" for p in sweeps if (p.parent / "sweep_cfg.yaml").is_file()]
+        definition = str(configs[0]) if configs else None
+    return load_space(definition or label)

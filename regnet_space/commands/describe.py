@@ -15,6 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__)
     add_model_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--acts-convention", choices=("ours", "pycls"), default="ours",
+                        help="acts as we count them (conv/linear outputs, the RegNet paper's definition; default) "
+                             "or as pycls does (also the stem max-pool's output; docs/imports.md)")
     parser.set_defaults(handler=run)
 
 
@@ -26,6 +29,10 @@ def run(args: argparse.Namespace) -> int:
     spec = resolve_model(args.model, regnet=args.regnet, resolution=args.resolution,
                          in_channels=args.in_channels, num_classes=args.num_classes)
     summary = summarize(spec, regnet_params_of(args.model, args.regnet))
+    if args.acts_convention == "pycls":
+        from ..models.complexity import pycls_acts
+
+        summary["acts"] = pycls_acts(spec)
     warning = tiny_stage_warning(spec)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import positive_int
+from . import positive_int, space_definition
 from .edf import add_table_arguments
 
 
@@ -15,9 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("refine", help="narrow a design space from a study of it", description=__doc__)
     add_table_arguments(parser)
     parser.add_argument("--space", required=True, help="the space (label) of the study to refine")
-    parser.add_argument("--definition", metavar="NAME|TOML",
-                        help="the design space the models were drawn from (default: the study's space for the "
-                             "label, or the built-in space of that name)")
+    parser.add_argument("--definition", metavar="NAME|TOML|YAML",
+                        help="the design space the models were drawn from: a built-in name, a TOML space or a "
+                             "pycls sweep_cfg.yaml (default: the study's space for the label, the sweep_cfg.yaml "
+                             "beside a pycls NAME/sweep.json, or the built-in space of that name)")
     parser.add_argument("--out", required=True, metavar="narrowed.toml", help="where to write the narrowed space")
     parser.add_argument("--permutations", type=positive_int, default=1000,
                         help="shuffles of the errors per test (default: 1000)")
@@ -31,7 +32,6 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis import table
     from ..analysis.refine import refine
     from ..errors import UserError
-    from ..spaces import load_space
     from ..userfiles import check_output, write_output
 
     check_output(args.out, "narrowed space")
@@ -40,14 +40,10 @@ def run(args: argparse.Namespace) -> int:
     if models.empty:
         raise UserError(f"--space {args.space}: no models of that space "
                         f"(spaces: {', '.join(sorted(frame['space'].unique()))})")
-    definition = args.definition
-    if definition is None and args.study.endswith(".toml"):
-        from ..study import load_study_spec
-
-        definition = load_study_spec(args.study).entry(args.space).space
-    refinement = refine(load_space(definition or args.space), models, alpha=args.alpha,
+    refinement = refine(space_definition(args.study, args.space, args.definition), models, alpha=args.alpha,
                         permutations=args.permutations, seed=args.seed)
     write_output(args.out, refinement.to_toml(), "narrowed space")
     print("\n".join(refinement.rationale))
     print(f"wrote {args.out}")
     return 0
+

@@ -272,3 +272,23 @@ def complexity(spec: AnyNetSpec) -> Complexity:
             count_block(cx, w_in if i == 0 else stage.width, stage, stage.stride if i == 0 else 1)
     count_head(cx, spec.stages[-1].width, spec.head, spec.num_classes)
     return cx.result()
+
+
+def stem_pool_acts(spec: AnyNetSpec) -> int:
+    """The size of a pooled stem's max-pool output, which our ``acts`` leaves out and pycls counts.
+
+    Our convention counts conv/linear outputs only (the tensors a layer with weights writes, as the RegNet
+    paper defines activations); pycls's ``complexity_maxpool2d`` adds the max-pool output too, so its acts for
+    a ResNet are larger (resnet50: +200,704). ``acts + stem_pool_acts`` is pycls's number
+    (``regnet-space describe --acts-convention pycls``)."""
+    if not spec.stem.pooled:
+        return 0
+    kernel, stride = STEM_FIRST_CONV[spec.stem.type]
+    size = (spec.resolution + 2 * (kernel // 2) - kernel) // stride + 1
+    size = (size + 2 - 3) // 2 + 1
+    return spec.stem.width * size * size
+
+
+def pycls_acts(spec: AnyNetSpec) -> int:
+    """Activations as pycls counts them: ours plus the stem max-pool output (see ``stem_pool_acts``)."""
+    return complexity(spec).acts + stem_pool_acts(spec)

@@ -1,15 +1,23 @@
-"""Hand a model to the tools it will be trained or deployed with: timm, pycls, ONNX.
+"""Hand a model to the tools it will be trained or deployed with: timm, pycls, ONNX. Every format writes the
+network it was given or refuses with one line saying why and which format can: never a different network.
 
 - **timm**: the keyword arguments of ``timm.models.regnet.RegNetCfg`` (timm's ``group_size`` is our g, its
   ``bottle_ratio`` is 1/b: the bottleneck *multiplier*), plus ``in_chans``/``num_classes`` for ``RegNet``.
-  Only a RegNet can be expressed: the spec must be exactly what its RegNet parameters generate (timm builds
-  the same 3x3 stride-2 stem, X/Y blocks and 1x1-conv shortcuts, with q = 8).
-- **pycls**: a config yaml. ``MODEL.TYPE: regnet`` with ``REGNET.*`` for a RegNet, else ``anynet`` with
-  per-stage ``ANYNET.*`` lists. pycls's ``BOT_MUL(S)`` is 1/b; its group width of an ungrouped conv is the
-  bottleneck width; SE is one ratio for the whole network. Networks pycls cannot build (other block types,
-  stems or block options, per-stage SE ratios, a head with a hidden layer) are refused with the reason.
+  Only an ImageNet-form RegNet can be expressed: the spec must be exactly what its RegNet parameters generate
+  (timm builds the same 3x3 stride-2 stem, X/Y blocks and 1x1-conv shortcuts, with q = 8). timm's RegNet and
+  byobnet stems are stride 2 and their stages reach a smaller output stride by dilation, not by a stride-1
+  stage, so the small-image form (``cifar`` stem, first stage stride 1) is refused.
+- **pycls**: a config yaml. ``MODEL.TYPE: regnet`` with ``REGNET.*`` for a RegNet whose stages all stride 2
+  (pycls's ``REGNET.STRIDE`` is one stride for every stage), else ``anynet`` with per-stage ``ANYNET.*`` lists
+  (``STRIDES`` per stage, ``STEM_TYPE: res_stem_cifar`` for the small-image form). pycls's ``BOT_MUL(S)`` is
+  1/b; its group width of an ungrouped conv is the bottleneck width; SE is one ratio for the whole network;
+  its stems take 3 channels. ``TEST.IM_SIZE`` (the resize before pycls's centre crop of TRAIN.IM_SIZE) follows
+  pycls: 256 for 224 px training, scaled with the resolution; the training size for the small-image form.
+  Networks pycls cannot build (other block types, stems, block options, per-stage SE ratios, a head with a
+  hidden layer, other input channels) are refused with the reason.
 - **ONNX**: the built module traced by PyTorch's TorchScript-based exporter (no onnxscript needed), input
-  ``input`` (N x C x H x W, N dynamic), output ``logits``; the ``[export]`` extra adds onnx + onnxruntime to
+  ``input`` (N x C x H x W: N dynamic, C/H/W fixed to the size the network was designed for, so a runtime reads
+  the expected input from the graph), output ``logits``; the ``[export]`` extra adds onnx + onnxruntime to
   check it.
 """
 
@@ -19,7 +27,7 @@ from typing import Any
 
 from ..errors import UserError
 from .regnet import RegNetParams
-from .spec import AnyNetSpec, StageSpec
+from .spec import STEM_FIRST_CONV, AnyNetSpec, StageSpec
 
 FORMATS = ("timm", "pycls", "onnx")
 PYCLS_STEMS = {"simple": "simple_stem_in", "resnet": "res_stem_in", "cifar": "res_stem_cifar"}
@@ -35,12 +43,21 @@ def regnet_of(spec: AnyNetSpec, regnet: RegNetParams | None) -> RegNetParams | N
     return regnet if generated == spec else None
 
 
+def is_small_image_form(spec: AnyNetSpec) -> bool:
+    """True for pycls's CIFAR form: a stem that keeps the input size (``cifar``, 3x3 stride 1)."""
+    return STEM_FIRST_CONV[spec.stem.type][1] == 1
+
+
 def timm_config(spec: AnyNetSpec, regnet: RegNetParams | None) -> dict[str, Any]:
     """``{"RegNetCfg": {...}, "RegNet": {in_chans, num_classes}, "input_size": [C, H, W]}``."""
     regnet = regnet_of(spec, regnet)
     if regnet is None:
         raise UserError("--format timm: timm's RegNetCfg describes RegNets only, and this model is not one (or "
                         "not exactly what its RegNet parameters generate); use --format pycls or onnx")
+    if (regnet.stem_type, regnet.first_stride) != ("simple", 2):
+        raise UserError(f"--format timm: timm's RegNet has a 3x3 stride-2 stem and stride-2 stages only, this "
+                        f"network has a {regnet.stem_type!r} stem and a stride-{regnet.first_stride} first stage "
+                        f"(the small-image form); use --format pycls or onnx")
     if regnet.q != 8:
         raise UserError(f"--format timm: timm quantizes widths to multiples of 8, this RegNet uses q={regnet.q}")
     cfg = {"depth": regnet.depth, "w0": int(regnet.w0), "wa": regnet.wa, "wm": regnet.wm,
@@ -57,6 +74,9 @@ def _pycls_checks(spec: AnyNetSpec) -> None:
     def refuse(why: str) -> UserError:
         return UserError(f"--format pycls: {why}; use --format onnx")
 
+    if spec.in_channels != 3:
+        raise refuse(f"pycls's stems take 3 input channels, this model takes {spec.in_channels} (export it with "
+                     f"--in-channels 3 to get the 3-channel network)")
     if spec.stem.type not in PYCLS_STEMS:
         raise refuse(f"pycls has no {spec.stem.type!r} stem (it has {', '.join(PYCLS_STEMS)})")
     blocks = {s.block for s in spec.stages}
@@ -69,8 +89,23 @@ def _pycls_checks(spec: AnyNetSpec) -> None:
         for name, default in _STAGE_DEFAULTS.items():
             if getattr(stage, name) != default and not (name == "se_style" and stage.se_ratio == 0):
                 raise refuse(f"stage {i + 1} sets {name}={getattr(stage, name)!r}, which pycls has no option for")
+        if stage.block != "res_bottleneck" and (stage.se_ratio or stage.bottleneck_ratio != 1 or stage.group_width):
+            raise refuse(f"pycls's {PYCLS_BLOCKS[stage.block]} takes no bottleneck, groups or SE "
+                         f"(stage {i + 1} sets them)")
     if spec.head.width or not spec.head.bias:
         raise refuse("pycls's head is global pooling + a linear layer with bias")
+
+
+def pycls_test_size(spec: AnyNetSpec) -> int:
+    """pycls's ``TEST.IM_SIZE`` for a network trained at ``spec.resolution``. pycls's ImageNet test transform
+    resizes to TEST.IM_SIZE and centre-crops TRAIN.IM_SIZE, so the network still sees its own size: 256 for
+    224, as in pycls's defaults and zoo configs, and ``scaler.py`` scales the two together to multiples of 4.
+    A scaled size is derived from the trained one (R * 256/224 to a multiple of 4), which can differ by 4 px
+    from scaler.py's rounding of 256 * r. Its CIFAR loader ignores TEST.IM_SIZE: the small-image form writes
+    the training size."""
+    if is_small_image_form(spec):
+        return spec.resolution
+    return max(4, round(spec.resolution * 256 / 224 / 4) * 4)
 
 
 def pycls_config(spec: AnyNetSpec, regnet: RegNetParams | None) -> dict[str, dict[str, Any]]:
@@ -79,25 +114,28 @@ def pycls_config(spec: AnyNetSpec, regnet: RegNetParams | None) -> dict[str, dic
     se = spec.stages[0].se_ratio
     config: dict[str, dict[str, Any]] = {"MODEL": {"NUM_CLASSES": spec.num_classes}}
     regnet = regnet_of(spec, regnet)
-    if regnet is not None:
+    if regnet is not None and regnet.first_stride == 2:  # pycls's REGNET.STRIDE is every stage's stride
         config["MODEL"]["TYPE"] = "regnet"
-        config["REGNET"] = {"STEM_TYPE": "simple_stem_in", "STEM_W": regnet.stem_width,
+        config["REGNET"] = {"STEM_TYPE": PYCLS_STEMS[regnet.stem_type], "STEM_W": regnet.stem_width,
                             "BLOCK_TYPE": "res_bottleneck_block", "STRIDE": 2, "SE_ON": se > 0, "SE_R": se or 0.25,
                             "DEPTH": regnet.depth, "W0": int(regnet.w0), "WA": regnet.wa, "WM": regnet.wm,
                             "GROUP_W": regnet.group_width, "BOT_MUL": 1 / regnet.bottleneck_ratio}
     else:
+        bottleneck = spec.stages[0].block == "res_bottleneck"
         config["MODEL"]["TYPE"] = "anynet"
         config["ANYNET"] = {
             "STEM_TYPE": PYCLS_STEMS[spec.stem.type], "STEM_W": spec.stem.width,
             "BLOCK_TYPE": PYCLS_BLOCKS[spec.stages[0].block],
             "DEPTHS": spec.depths, "WIDTHS": spec.widths, "STRIDES": [s.stride for s in spec.stages],
-            "BOT_MULS": [1 / s.bottleneck_ratio for s in spec.stages],
+            # pycls's vanilla and basic blocks assert that they get no bottleneck multiplier or group width.
+            "BOT_MULS": [1 / s.bottleneck_ratio for s in spec.stages] if bottleneck else [],
             # pycls's group width of an ungrouped 3x3 is the whole bottleneck (one group).
-            "GROUP_WS": [s.group_width or round(s.width / s.bottleneck_ratio) for s in spec.stages],
+            "GROUP_WS": [s.group_width or round(s.width / s.bottleneck_ratio) for s in spec.stages]
+            if bottleneck else [],
             "SE_ON": se > 0, "SE_R": se or 0.25,
         }
     config["TRAIN"] = {"IM_SIZE": spec.resolution}
-    config["TEST"] = {"IM_SIZE": spec.resolution}
+    config["TEST"] = {"IM_SIZE": pycls_test_size(spec)}
     return config
 
 
@@ -123,10 +161,20 @@ def to_yaml(config: dict[str, dict[str, Any]], comments: list[str] = ()) -> str:
 
 
 def pycls_yaml(spec: AnyNetSpec, regnet: RegNetParams | None) -> str:
+    config = pycls_config(spec, regnet)
     comments = ["pycls config written by regnet-space (BOT_MUL = 1/b; see regnet_space/models/export.py)"]
-    if spec.in_channels != 3:
-        comments.append(f"this model takes {spec.in_channels} input channels; pycls's stems take 3")
-    return to_yaml(pycls_config(spec, regnet), comments)
+    regnet = regnet_of(spec, regnet)
+    if regnet is not None and config["MODEL"]["TYPE"] == "anynet":
+        comments.append(f"RegNet depth={regnet.depth} w0={regnet.w0:g} wa={regnet.wa:g} wm={regnet.wm:g} "
+                        f"g={regnet.group_width}, written as ANYNET: pycls's REGNET.STRIDE strides every stage, "
+                        f"this network's first stage has stride {regnet.first_stride}")
+    if config["MODEL"]["TYPE"] == "anynet" and any(
+            s.block == "res_bottleneck" and s.group_width == 0 for s in spec.stages):
+        comments.append("ungrouped 3x3 convs are GROUP_WS = the bottleneck widths (pycls has no 'ungrouped'); "
+                        "pycls's scaler.py keeps GROUP_WS when it widens and rounds each bottleneck to a multiple of "
+                        "it (so it does not widen or becomes grouped): scale with "
+                        "`regnet-space scale` (which keeps them ungrouped) and export the result")
+    return to_yaml(config, comments)
 
 
 def export_onnx(spec: AnyNetSpec, path: str, *, weights: str | None = None, opset: int = 17) -> None:

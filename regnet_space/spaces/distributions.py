@@ -8,6 +8,9 @@ statistical tests compare the draws against.
 - ``uniform``: uniform over lo, lo+q, ..., hi (pycls: U[lo, hi+q) floored to q).
 - ``log_uniform``: log-uniform on (lo - min(q, lo/2), hi], then *ceiled* to a multiple of q (pycls).
 - ``power2``: uniform over the powers of two lo, 2lo, ..., hi (pycls's power2_uniform).
+- ``power2_or_log_uniform``: pycls's sampler of RegNet group widths: a power of two from lo..hi (uniform over
+  them) is kept when below q, else replaced by a log_uniform draw on [max(lo, q), hi] quantized to min(hi, q).
+  With lo >= q it is that log_uniform; below q (pycls's CIFAR sweep: GROUP_W [1, 32], q = 8) a mixture.
 ``q`` (the quantum, default 1) is what makes uniform/log_uniform "quantized"; lo and hi must be multiples of it.
 """
 
@@ -22,7 +25,7 @@ import numpy as np
 
 from ..errors import UserError
 
-KINDS = ("choice", "uniform", "log_uniform", "power2")
+KINDS = ("choice", "uniform", "log_uniform", "power2", "power2_or_log_uniform")
 
 
 def is_number(value: Any) -> bool:
@@ -57,6 +60,8 @@ class Distribution:
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """``size`` indices into ``values``."""
+        if self.kind == "power2_or_log_uniform":
+            return rng.choice(len(self.values), size=size, p=self.pmf())
         if self.kind != "log_uniform":
             return rng.integers(0, len(self.values), size)
         lo_open = self.lo - min(self.q, self.lo / 2)
@@ -91,6 +96,13 @@ def _support(dist: Distribution) -> tuple[np.ndarray, np.ndarray | None]:
         exponents = np.arange(round(math.log2(dist.lo)), round(math.log2(dist.hi)) + 1)
         powers = 2.0 ** exponents
         return (powers.astype(np.int64) if isinstance(dist.lo, int) else powers), None
+    if dist.kind == "power2_or_log_uniform":
+        powers = _support(Distribution("power2", dist.lo, dist.hi))[0]
+        kept = powers[powers < dist.q]
+        tail = Distribution("log_uniform", max(dist.lo, dist.q), dist.hi, min(dist.hi, dist.q))
+        tail_mass = 1 - len(kept) / len(powers)
+        return (np.concatenate([kept, tail.values]).astype(powers.dtype),
+                np.concatenate([np.full(len(kept), 1 / len(powers)), tail_mass * tail.pmf()]))
     values = _quantized(dist.lo, dist.hi, dist.q)
     if dist.kind == "uniform":
         return values, None
@@ -134,11 +146,11 @@ def parse_distribution(table: dict[str, Any], where: str, value_type: type | Non
         raise UserError(f"{where}.q: must be > 0, got {q!r}")
     if lo > hi:
         raise UserError(f"{where}: lo {lo!r} > hi {hi!r}")
-    if kind == "power2":
-        for key, value in (("lo", lo), ("hi", hi)):
+    if kind in ("power2", "power2_or_log_uniform"):
+        for key, value in (("lo", lo), ("hi", hi)) + ((("q", q),) if kind != "power2" else ()):
             if value <= 0 or not math.log2(value).is_integer():
                 raise UserError(f"{where}.{key}: must be a power of two, got {value!r}")
-        return Distribution(kind, lo, hi)
+        return Distribution(kind, lo, hi) if kind == "power2" else Distribution(kind, lo, hi, q)
     if kind == "log_uniform" and lo <= 0:
         raise UserError(f"{where}.lo: a log_uniform needs lo > 0, got {lo!r}")
     for key, value in (("lo", lo), ("hi", hi)):

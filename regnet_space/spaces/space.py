@@ -251,14 +251,19 @@ def parse_toml(text: str, where: str) -> DesignSpace:
 
 
 def load_space(name_or_path: str) -> DesignSpace:
-    """A built-in space by name (see ``builtin_spaces()``) or a TOML file; a file's name defaults to its stem."""
+    """A built-in space by name (see ``builtin_spaces()``), a TOML file (its name defaults to its stem), or a
+    pycls sweep config (``.yaml``: pycls_sweep.py)."""
     path = BUILTIN_DIR / f"{name_or_path}.toml"
     if name_or_path in builtin_spaces():
         return parse_toml(path.read_text(), name_or_path)
     path = Path(name_or_path)
     if not path.is_file():
         raise UserError(f"unknown design space {name_or_path!r}: not a built-in space "
-                        f"({', '.join(builtin_spaces())}) and not a TOML file")
+                        f"({', '.join(builtin_spaces())}), a TOML file or a pycls sweep_cfg.yaml")
+    if path.suffix in (".yaml", ".yml"):
+        from .pycls_sweep import load_sweep_space
+
+        return load_sweep_space(path)
     space = parse_toml(userfiles.read_text(path, "design space"), str(path))
     return space if space.name else dataclasses.replace(space, name=path.stem)
 

@@ -99,6 +99,8 @@ class StudySpec:
                         f"{', '.join(e.label for e in self.spaces)})")
 
 
+# A space named by a file: a TOML space, or a pycls sweep config read as its space (spaces/pycls_sweep.py).
+SPACE_FILES = (".toml", ".yaml", ".yml")
 _PROXY_KIND_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
@@ -177,13 +179,13 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
             if key not in raw:
                 raise UserError(f"{where}.{key}: missing")
         space = _expect(raw["space"], str, f"{where}.space", "a built-in space name or a TOML path")
-        if space.endswith(".toml") and not Path(space).is_absolute():
+        if space.endswith(SPACE_FILES) and not Path(space).is_absolute():
             space = str((path.parent / space).resolve())
         _check_space(space, f"{where}.space")
         n = _expect(raw["n"], int, f"{where}.n", "an integer")
         if n < 1:
             raise UserError(f"{where}.n: must be >= 1, got {n}")
-        label = _expect(raw.get("label", Path(space).stem if space.endswith(".toml") else space), str,
+        label = _expect(raw.get("label", Path(space).stem if space.endswith(SPACE_FILES) else space), str,
                         f"{where}.label", "a string")
         windows = {**common, **_windows({k: raw[k] for k in COMPLEXITY_METRICS if k in raw}, where)}
         form = _input_form(raw.get("input_form", study_form), f"{where}.input_form")
