@@ -12,8 +12,8 @@ feature marks low-error models *among models of equal complexity and equal other
 - the statistic is the correlation of a residualised feature with the residualised low-error ranks (a partial
   correlation), the best of a candidate's features;
 - its null comes from Freedman and Lane's permutation scheme: the residuals of the reduced (nuisance-only) model
-  are permuted and residualised again, so the adjustment is redone inside every permutation. It is exact when
-  the nuisance model holds and robust when it nearly does; ``analysis/calibration/`` measures its level on
+  are permuted, within complexity strata, and residualised again, so the adjustment is redone inside every
+  permutation. It is exact when the nuisance model holds and robust when it nearly does; ``analysis/calibration/`` measures its level on
   tables whose error depends on flops only, on depth only, with heavy tails and ties.
 
 ``docs/statistics.md`` says why this scheme rather than strata or matched pairs.
@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .edf import permute_within_bins
+
 DEGREE = 3  # of the polynomial in log complexity
+STRATA = 5  # complexity strata residuals or labels are permuted within
 _CHUNK = 256  # permutations per matrix product
 _DEGENERATE = 1e-8  # a residualised feature with less norm than this (relative) is explained by the nuisance
 
@@ -87,10 +90,13 @@ def low_error_scores(errors: np.ndarray) -> np.ndarray:
 
 
 def partial_max_test(errors: np.ndarray, features: np.ndarray, nuisance: np.ndarray, *, permutations: int,
-                     rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+                     rng: np.random.Generator, strata: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
     """The best partial correlation of a feature (columns of ``features``) with low errors, given ``nuisance``,
     and its Freedman-Lane permutation p-value (one-sided: a feature that marks good models).
 
+    ``strata`` (an int per model, e.g. ``complexity_strata``) permutes the residuals only among models of the
+    same stratum: noise whose spread changes with complexity (it usually does: errors are noisier where they are
+    higher) then cannot pass for a feature that is coupled to complexity.
     Returns (each feature's partial correlation, the best, p). Features the nuisance explains get -inf.
     """
     residualise = Residualiser(nuisance)
@@ -107,11 +113,21 @@ def partial_max_test(errors: np.ndarray, features: np.ndarray, nuisance: np.ndar
     exceed = 0
     for done in range(0, permutations, _CHUNK):
         size = min(_CHUNK, permutations - done)
-        shuffled = residualise(rng.permuted(np.broadcast_to(scores, (size, len(scores))), axis=1))
+        if strata is None:
+            shuffled = rng.permuted(np.broadcast_to(scores, (size, len(scores))), axis=1)
+        else:
+            shuffled = permute_within_bins(scores, strata, size, rng)
+        shuffled = residualise(shuffled)
         shuffled /= np.linalg.norm(shuffled, axis=1, keepdims=True)
         best = np.where(usable[None, :], shuffled @ unit, -np.inf).max(axis=1)
         exceed += int(np.sum(best >= observed - 1e-12))
     return observed_all, observed, (1 + exceed) / (1 + permutations)
+
+
+def complexity_strata(values: np.ndarray, strata: int = STRATA) -> np.ndarray:
+    """Each model's stratum: the quantile group of its complexity among all models (ties kept in order)."""
+    ranks = np.argsort(np.argsort(np.asarray(values, dtype=float), kind="stable"), kind="stable")
+    return np.minimum(ranks * strata // len(ranks), strata - 1)
 
 
 def adjusted_ranks(errors: np.ndarray, complexity: np.ndarray | None) -> np.ndarray:

@@ -35,7 +35,7 @@ from ..errors import UserError
 from ..spaces import DesignSpace, Distribution
 from ..spaces.distributions import is_number, parse_distribution
 from ..spaces.space import REGNET_TYPES, STAGE_ALIASES, STAGE_TYPES
-from .adjust import complexity_basis, parameter_basis, partial_max_test
+from .adjust import complexity_basis, complexity_strata, parameter_basis, partial_max_test
 from .edf import holm
 from .table import unbuildable
 
@@ -137,13 +137,15 @@ def propose(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, per
         return []
     held = complexity if complexity in frame.columns else None
     base = complexity_basis(frame[held].to_numpy(float)) if held else np.ones((len(frame), 1))
+    strata = complexity_strata(frame[held].to_numpy(float)) if held else None
     errors = frame["error"].to_numpy(dtype=float)
     rng = np.random.default_rng(seed)
     tests = []
     for candidate in candidates:
         others = _other_parameters(frame, columns, space, candidate.field)
         nuisance = np.concatenate([base, parameter_basis(others)], axis=1)
-        tests.append(partial_max_test(errors, candidate.features, nuisance, permutations=permutations, rng=rng))
+        tests.append(partial_max_test(errors, candidate.features, nuisance, permutations=permutations, rng=rng,
+                                      strata=strata))
     adjusted = holm([p for _, _, p in tests])
     equal = f"at equal {held} and other parameters" if held else "at equal other parameters (no complexity column)"
     decisions = []

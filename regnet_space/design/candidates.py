@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..analysis.adjust import complexity_basis, partial_max_test
+from ..analysis.adjust import complexity_basis, complexity_strata, partial_max_test
 from ..analysis.linear_fit import fit_many
 from ..analysis.refine import Decision, apply, propose
 from ..analysis.table import frame_block_widths
@@ -194,5 +194,6 @@ def e_fit_test(fits: np.ndarray, errors: np.ndarray, flops: np.ndarray, *, permu
     """How strongly a low e_fit marks low errors among models of equal flops: the partial correlation and its
     one-sided permutation p-value."""
     _, observed, p = partial_max_test(errors, -np.asarray(fits, float)[:, None], complexity_basis(flops),
-                                      permutations=permutations, rng=np.random.default_rng(seed))
+                                      permutations=permutations, rng=np.random.default_rng(seed),
+                                      strata=complexity_strata(flops))
     return float(observed), float(p)

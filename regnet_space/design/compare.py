@@ -25,10 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.adjust import adjusted_ranks
+from ..analysis.adjust import adjusted_ranks, complexity_strata
 from ..analysis.edf import edf_gaps, permute_within_bins, stratum_weights
 
-STRATA = 5  # flops strata the labels are permuted within
 _CHUNK = 128
 
 
@@ -50,12 +49,6 @@ class OneSided:
         return max(self.d_better, self.d_worse)
 
 
-def flops_strata(flops: np.ndarray, strata: int = STRATA) -> np.ndarray:
-    """Each model's stratum: the quantile group of its flops among all models (ties kept together)."""
-    ranks = np.argsort(np.argsort(flops, kind="stable"), kind="stable")
-    return np.minimum(ranks * strata // len(flops), strata - 1)
-
-
 def one_sided_tests(parent: tuple[np.ndarray, np.ndarray], candidate: tuple[np.ndarray, np.ndarray],
                     adjust: bool = True, *, permutations: int = 2000, seed: int = 0) -> OneSided:
     """Compare ``candidate`` = (errors, flops) with ``parent`` = (errors, flops) at equal flops.
@@ -71,7 +64,7 @@ def one_sided_tests(parent: tuple[np.ndarray, np.ndarray], candidate: tuple[np.n
     if is_candidate.all() or not is_candidate.any():
         return OneSided(0.0, 0.0, 1.0, 0.0, 1.0, dropped)
     scores = adjusted_ranks(errors, flops if adjust else None) / len(errors)  # a shift of 0.1: 10% of the pool
-    strata = flops_strata(flops) if adjust else np.zeros(len(errors), dtype=np.int64)
+    strata = complexity_strata(flops) if adjust else np.zeros(len(errors), dtype=np.int64)
     # sort by score, descending, so a cumulative sum walks from the best adjusted model down
     order = np.argsort(-scores, kind="stable")
     scores, is_candidate, strata = scores[order], is_candidate[order], strata[order]

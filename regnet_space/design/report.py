@@ -89,12 +89,16 @@ def build_design_report(result: DesignResult, meta: dict[str, Any], binning: Bin
         for r in rows:
             page.text(f"{r['candidate']}: {r['why']}")
     page.heading("Lineage")
-    columns = ["round", "candidate", "label", "n", "mean_error", "median_error", "min_error", "ks", "p",
+    columns = ["round", "candidate", "label", "n", "mean_error", "median_error", "min_error", "shift", "ks", "p",
                "p_better", "accepted", "better"]
     page.table(pd.DataFrame(lineage)[columns])
-    page.text("p: Holm-adjusted (across the round's candidates) one-sided stratified permutation p-value that the "
-              "candidate's EDF is worse than its parent's; p_better: the same for better. Accepted: p > alpha; "
-              "better: p_better <= alpha. A composed row is one test, not adjusted.")
+    page.text("shift: the candidate's mean error rank minus its parent's at equal flops (ranks of both populations "
+              "less a cubic in log flops, as a share of the models; > 0: better); ks: the KS distance of those "
+              "adjusted ranks. p: Holm-adjusted (over the round's populations, the composition included) one-sided "
+              "permutation p-value, labels permuted within flops strata, that the candidate is worse at equal "
+              "flops; p_better: the same for better, called better at <= alpha / rounds. Accepted: the population "
+              "that became the next parent (a candidate the data proposed when not worse; a paper step, or the "
+              "composition of paper steps, only when better).")
     page.heading("Final space")
     page.pre(result.final_space.to_toml())
     if meta.get("spec_text"):

@@ -8,7 +8,7 @@ it may go. Documented in experiments/README.md and docs by example:
     rounds = 3                      # at most this many rounds of refinement
     budget = 200                    # optional: at most this many models trained in all
     alpha = 0.05                    # level of the refinement decisions and of the EDF tests
-    # bins = 3                      # optional: flops bins of the normalised EDFs (default population // 8)
+    # bins = 3                      # optional: flops bins of the report's normalised EDF figures (default population // 8)
     measure_latency = false
     [dataset] / [proxy] / [complexity] / [workers], storage, time_limit: as in a study spec
 
