@@ -244,6 +244,9 @@ def run_slurm(session: StudySession, settings: SlurmSettings, *, workers: int, d
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not leave the array running
         left = cancel(job)
+        if not left:
+            retry(lambda: release_job_trials(session, job), what="marking the cancelled tasks' models interrupted",
+                  attempts=4)
         bar.close()
         complete = status_summary(session)["complete"]
         print(f"\nstopped by {signal.Signals(signum).name}: job array {job} cancelled"
@@ -269,6 +272,22 @@ def cancel(job: str) -> int:
         time.sleep(1.0)
         states = task_states(job)
     return len(states or {})
+
+
+def release_job_trials(session: StudySession, job: str) -> int:
+    """Once every task of ``job`` has ended: mark interrupted any model a task of it still holds RUNNING (its
+    worker was killed before it could, e.g. after SLURM's KillWait), so a cancelled array leaves no model
+    running; returns how many. Each worker's name holds its task (``host:slurm-JOB_TASK.RUN``)."""
+    from optuna.trial import TrialState
+
+    from .trials import INTERRUPTED, WORKER, fail
+
+    marker, released = f":slurm-{job}_", 0
+    for trial in session.storage.get_all_trials(session.study._study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        if marker in str(trial.user_attrs.get(WORKER, "")):
+            released += fail(session.storage, trial._trial_id, reason="interrupted (its SLURM job array was cancelled); "
+                             "a rerun trains it again", **{INTERRUPTED: True})
+    return released
 
 
 def _describe(states: dict[str, str] | None) -> str:
