@@ -26,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(run)
     run.add_argument("--workers", type=positive_int, help="worker processes, or SLURM array tasks (default: the "
                      "spec's [launcher] workers, else 1)")
-    run.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    run.add_argument("--device", default="cpu", help="cpu or cuda (default cpu); local workers on `cuda` are spread "
+                     "over the visible GPUs, one GPU each")
+    run.add_argument("--workers-per-device", type=positive_int, help="local workers sharing each GPU, for small "
+                     "proxies (default workers: GPUs x this)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     add_launcher_arguments(run)
     run.set_defaults(handler=_run)
@@ -93,6 +96,7 @@ def _session(args: argparse.Namespace, *, create: bool):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..errors import UserError
     from ..proxy.data import resolve_device
     from ..study.results import status_summary
     from ..study.runner import run_local
@@ -100,7 +104,14 @@ def _run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     session, url = _session(args, create=True)
     settings = launcher_from_args(args, session.spec.launcher)
-    workers = settings.workers or 1
+    workers, worker_env = settings.workers or 1, None
+    if settings.launcher == "slurm" and args.workers_per_device:
+        raise UserError("--workers-per-device applies to local workers; SLURM gives each array task its own GPUs "
+                        "(--gpus-per-worker)")
+    if settings.launcher == "local":
+        from ..study.devices import plan_devices
+
+        workers, worker_env = plan_devices(settings.workers, args.device, args.workers_per_device)
     where = "SLURM array task(s)" if settings.launcher == "slurm" else "worker(s)"
     print(f"study {session.spec.name}: {session.spec.total} models in {len(session.spec.spaces)} spaces, "
           f"{workers} {where}, storage {session.location}", file=sys.stderr)
@@ -114,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
             return code
     else:
         code = run_local(session, workers=workers, directory=args.dir, storage_url=url, device=args.device,
-                         progress=not args.quiet)
+                         progress=not args.quiet, worker_env=worker_env)
     if code == 0:
         _print_table(status_summary(session))
     return code

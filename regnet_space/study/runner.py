@@ -28,9 +28,11 @@ def threads_per_worker(workers: int) -> int:
 
 
 def run_local(session: StudySession, *, workers: int, directory: str | None, storage_url: str | None,
-              device: str = "cpu", progress: bool = True, poll: float = 1.0, threads: int | None = None) -> int:
+              device: str = "cpu", progress: bool = True, poll: float = 1.0, threads: int | None = None,
+              worker_env: list[dict[str, str]] | None = None) -> int:
     """Start ``workers`` worker processes (``threads`` torch threads each, default the cores split evenly),
-    show progress until they finish, and report what is missing."""
+    show progress until they finish, and report what is missing. ``worker_env``: each worker's additions to
+    the environment (its GPU, see devices.plan_devices)."""
     spec = session.spec
     logs = study_dir(spec, directory) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -46,7 +48,8 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
     try:
         for i in range(workers):
             log = open(logs / f"worker-{i}.log", "w")
-            processes.append((subprocess.Popen(command + ["--name", f"{os.uname().nodename}:local-{i}"], env=env,
+            processes.append((subprocess.Popen(command + ["--name", f"{os.uname().nodename}:local-{i}"],
+                                               env={**env, **(worker_env[i] if worker_env else {})},
                                                stdout=log, stderr=subprocess.STDOUT,
                                                preexec_fn=_die_with_parent), log))
         bar = tqdm(total=spec.total, initial=0, unit="model", desc=spec.name, disable=not progress,

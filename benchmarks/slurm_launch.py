@@ -1,0 +1,81 @@
+"""`study run --launcher slurm` beside `study run` on one machine: the same 200-tiny-model study (synthetic 8 px
+data, scale_study's population) trained by 2 local worker processes and by a 2-task SLURM job array on the
+one-node cluster the tests use (tests/slurm_cluster.py), both on the embedded journal.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/slurm_launch.py [--models 200] [--workers 2] [--repeats 2]
+
+Prints, for each launcher:
+- wall s and models/s: from starting `study run` until it exits (SLURM: submission, scheduling, the workers, the
+  runner noticing the array ended);
+- start-up s per worker: from starting `study run` until that worker began its first model (local: process
+  start-up, imports, data, population; SLURM adds sbatch, scheduling and the batch script);
+and the SLURM/local ratios. The cluster has CPUs=$(nproc), each task asks for 1 CPU. The two launchers take
+turns (local, slurm, local, ...) so a change in the machine's other load falls on both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from slurm_cluster import ThrowawaySlurm  # noqa: E402  (the cluster the tests use)
+from study_helpers import load, scale_study  # noqa: E402
+
+
+def run(work: Path, launcher: str, models: int, workers: int, env: dict) -> dict:
+    name = f"launch-{launcher}"
+    work.mkdir(parents=True, exist_ok=True)
+    spec = work / f"{name}.toml"
+    spec.write_text(scale_study(name, models=models, heartbeat=2, stale_after=60))
+    directory = work / name
+    command = [sys.executable, "-m", "regnet_space.cli", "study", "run", str(spec), "--dir", str(directory),
+               "--workers", str(workers), "--quiet", "--launcher", launcher]
+    if launcher == "slurm":
+        command += ["--cpus-per-worker", "1"]  # 1 torch thread, as local workers get with 2 workers on 2 cores
+    start = time.time()
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
+    wall = time.time() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{launcher}: exit {result.returncode}: {result.stderr[-2000:]}")
+    trials = [t for t in load(name, directory).trials if t.datetime_start is not None]
+    complete = sum(t.state.name == "COMPLETE" for t in trials)
+    first: dict[str, float] = {}
+    for t in trials:
+        worker = t.user_attrs.get("worker")
+        first[worker] = min(first.get(worker, float("inf")), t.datetime_start.timestamp() - start)
+    return {"launcher": launcher, "wall": wall, "complete": complete, "models_s": complete / wall,
+            "startup": sorted(first.values())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="regnet-space-slurm-bench-"))
+    cluster = ThrowawaySlurm()
+    print(f"{'launcher':>8} {'models':>6} {'wall s':>7} {'models/s':>8}  start-up s per worker", flush=True)
+    try:
+        for repeat in range(args.repeats):
+            local, slurm = (run(work / f"{repeat}", launcher, args.models, args.workers, cluster.env)
+                            for launcher in ("local", "slurm"))
+            for row in (local, slurm):
+                print(f"{row['launcher']:>8} {row['complete']:>6} {row['wall']:>7.1f} {row['models_s']:>8.2f}  "
+                      + " ".join(f"{s:.1f}" for s in row["startup"]))
+            overhead = [s - l for s, l in zip(slurm["startup"], local["startup"])]
+            print(f"  SLURM / local models/s: {slurm['models_s'] / local['models_s']:.2f}; SLURM start-up minus "
+                  f"local, per worker: " + " ".join(f"{o:.1f} s" for o in overhead), flush=True)
+    finally:
+        cluster.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
