@@ -169,3 +169,21 @@ def test_ctrl_c_of_the_runner_cancels_the_array_and_leaves_nothing_running(tmp_p
     assert not study.get_trials(states=(TrialState.RUNNING,))
     assert [t for t in study.trials if t.user_attrs.get("interrupted")]
     assert len(complete_counts(study)) < 80
+
+
+def test_a_design_trains_each_population_as_a_job_array(tmp_path, slurm):
+    from test_design_cli import SPEC
+
+    spec = tmp_path / "slurmdesign.toml"
+    spec.write_text(SPEC.format(name="slurmdesign") + "[launcher]\nlauncher = \"slurm\"\nworkers = 2\n")
+    directory = tmp_path / "design"
+    result = subprocess.run([sys.executable, "-m", "regnet_space.cli", "design", str(spec), "--dir", str(directory),
+                             "--quiet"], env=slurm.env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    populations = sorted(p.stem for p in (directory / "populations").glob("*.toml"))
+    jobs = [line for line in (directory / "slurm" / "jobs.jsonl").read_text().splitlines() if line]
+    assert populations and len(jobs) == len(populations)  # one array per population trained
+    assert result.stderr.count("submitted SLURM job array") == len(populations)
+    for label in populations:
+        assert_exactly_once(load(f"slurmdesign-{label}", directory), 20)
+    assert (directory / "lineage.json").exists() and (directory / "final_space.toml").exists()

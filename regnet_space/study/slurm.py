@@ -211,18 +211,19 @@ def jobs_status(folder: Path) -> list[dict[str, Any]]:
 
 def run_slurm(session: StudySession, settings: SlurmSettings, *, workers: int, directory: str | None,
               storage_url: str | None, device: str = "cpu", detach: bool = False, progress: bool = True,
-              poll: float = 2.0) -> int:
+              poll: float = 2.0, print_job: bool = True) -> int:
     """Submit the workers; unless ``detach``, show progress until every task has ended, and report what is
     missing as the local runner does. Ctrl-C (or SIGTERM) cancels the array and waits for its tasks to mark
-    their models interrupted, so nothing is left running."""
+    their models interrupted, so nothing is left running. ``print_job``: the job id alone on stdout, for
+    scripts (`design` submits one array per population and keeps stdout for its results)."""
     from .results import status_summary
     from .runner import outcome, update_progress
 
     job = submit(session, settings, workers=workers, directory=directory, storage_url=storage_url, device=device)
     logs = study_dir(session.spec, directory) / SLURM_DIR / "logs"
     print(f"submitted SLURM job array {job} ({workers} task(s)); logs in {logs}/{job}_<task>.log", file=sys.stderr)
-    print(job)
-    sys.stdout.flush()
+    if print_job:
+        print(job, flush=True)
     if detach:
         print(f"follow it with `regnet-space study status {session.spec.path}`; `scancel {job}` stops it",
               file=sys.stderr)
