@@ -7,6 +7,8 @@ one-node cluster the tests use (tests/slurm_cluster.py), both on the embedded jo
 Prints, for each launcher:
 - wall s and models/s: from starting `study run` until it exits (SLURM: submission, scheduling, the workers, the
   runner noticing the array ended);
+- train s/model: the mean of the models' own training seconds (what the workers spend training, not
+  coordinating);
 - start-up s per worker: from starting `study run` until that worker began its first model (local: process
   start-up, imports, data, population; SLURM adds sbatch, scheduling and the batch script);
 and the SLURM/local ratios. The cluster has CPUs=$(nproc), each task asks for 1 CPU. The two launchers take
@@ -49,8 +51,9 @@ def run(work: Path, launcher: str, models: int, workers: int, env: dict) -> dict
     for t in trials:
         worker = t.user_attrs.get("worker")
         first[worker] = min(first.get(worker, float("inf")), t.datetime_start.timestamp() - start)
+    seconds = [t.user_attrs["seconds"] for t in trials if t.state.name == "COMPLETE"]
     return {"launcher": launcher, "wall": wall, "complete": complete, "models_s": complete / wall,
-            "startup": sorted(first.values())}
+            "train_s": sum(seconds) / len(seconds), "startup": sorted(first.values())}
 
 
 def main() -> None:
@@ -61,13 +64,15 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="regnet-space-slurm-bench-"))
     cluster = ThrowawaySlurm()
-    print(f"{'launcher':>8} {'models':>6} {'wall s':>7} {'models/s':>8}  start-up s per worker", flush=True)
+    print(f"{'launcher':>8} {'models':>6} {'wall s':>7} {'models/s':>8} {'train s/model':>13}  start-up s per worker",
+          flush=True)
     try:
         for repeat in range(args.repeats):
             local, slurm = (run(work / f"{repeat}", launcher, args.models, args.workers, cluster.env)
                             for launcher in ("local", "slurm"))
             for row in (local, slurm):
-                print(f"{row['launcher']:>8} {row['complete']:>6} {row['wall']:>7.1f} {row['models_s']:>8.2f}  "
+                print(f"{row['launcher']:>8} {row['complete']:>6} {row['wall']:>7.1f} {row['models_s']:>8.2f} "
+                      f"{row['train_s']:>13.3f}  "
                       + " ".join(f"{s:.1f}" for s in row["startup"]))
             overhead = [s - l for s, l in zip(slurm["startup"], local["startup"])]
             print(f"  SLURM / local models/s: {slurm['models_s'] / local['models_s']:.2f}; SLURM start-up minus "

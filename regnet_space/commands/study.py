@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--storage", help="a database URL shared by many machines, e.g. "
                          "postgresql+psycopg://user:pw@host/db (default: the spec's `storage`, else embedded)")
 
-    run = study.add_parser("run", help="train the population with N local worker processes")
+    run = study.add_parser("run", help="train the population with N workers: local processes or a SLURM job array")
     common(run)
     run.add_argument("--workers", type=positive_int, help="worker processes, or SLURM array tasks (default: the "
                      "spec's [launcher] workers, else 1)")
