@@ -11,7 +11,8 @@ Prints, for each launcher:
   coordinating);
 - start-up s per worker: from starting `study run` until that worker began its first model (local: process
   start-up, imports, data, population; SLURM adds sbatch, scheduling and the batch script);
-and the SLURM/local ratios. The cluster has CPUs=$(nproc), each task asks for 1 CPU. The two launchers take
+and the SLURM/local ratios. The cluster has CPUs=$(nproc), each task asks for 1 CPU. Each `study run` starts in
+a session of its own, as slurmd's tasks do (see run()). The two launchers take
 turns (local, slurm, local, ...) so a change in the machine's other load falls on both.
 """
 
@@ -41,7 +42,9 @@ def run(work: Path, launcher: str, models: int, workers: int, env: dict) -> dict
     if launcher == "slurm":
         command += ["--cpus-per-worker", "1"]  # 1 torch thread, as local workers get with 2 workers on 2 cores
     start = time.time()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
+    # A session of its own: with the kernel's autogroup scheduling (on here) CPU is shared between sessions, and
+    # slurmd runs its tasks in its own; a runner left in a busy session would measure that, not the launchers.
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600, start_new_session=True)
     wall = time.time() - start
     if result.returncode != 0:
         raise SystemExit(f"{launcher}: exit {result.returncode}: {result.stderr[-2000:]}")

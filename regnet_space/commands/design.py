@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     except UserError as exc:  # no model of any round is a RegNet: there is no config to emit, which is a finding
         print(f"no best.json: {exc}", file=sys.stderr)
     binning = binning_for(spec.windows, spec.population, spec.bins)
+    (directory / "figures").mkdir(exist_ok=True)  # the report writes its figures there and refuses a missing folder
     (directory / "design_report.html").write_text(build_design_report(result, meta, binning,
                                                                       figures_dir=str(directory / "figures")))
     for row in result.lineage:
