@@ -4,7 +4,8 @@ one-node cluster the tests use (tests/slurm_cluster.py), both on the embedded jo
 
     PYTHONPATH=. .venv/bin/python benchmarks/slurm_launch.py [--models 200] [--workers 2] [--repeats 2]
 
-Prints, for each launcher:
+First the scheduler's own share: 5 times, a 2-task array of `date` submitted, and from before `sbatch` to each
+task's start (the cluster schedules every second, SchedulerParameters=sched_interval=1). Then, for each launcher:
 - wall s and models/s: from starting `study run` until it exits (SLURM: submission, scheduling, the workers, the
   runner noticing the array ended);
 - train s/model: the mean of the models' own training seconds (what the workers spend training, not
@@ -59,6 +60,22 @@ def run(work: Path, launcher: str, models: int, workers: int, env: dict) -> dict
             "train_s": sum(seconds) / len(seconds), "startup": sorted(first.values())}
 
 
+def scheduling_latency(cluster: ThrowawaySlurm, work: Path, repeats: int = 5) -> list[tuple[float, float]]:
+    """(sbatch's own seconds, seconds from before sbatch to a task's first line) for each task of ``repeats``
+    2-task arrays that print the time and exit."""
+    work.mkdir(parents=True, exist_ok=True)
+    out = []
+    for _ in range(repeats):
+        before = time.time()
+        job = cluster.run("sbatch", "--parsable", "--array=0-1", f"--output={work}/%A_%a.out", "--wrap",
+                          "date +%s.%N", check=True).stdout.strip()
+        submitted = time.time() - before
+        while cluster.tasks(job):
+            time.sleep(0.2)
+        out += [(submitted, float((work / f"{job}_{task}.out").read_text().split()[0]) - before) for task in (0, 1)]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=int, default=200)
@@ -67,6 +84,9 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="regnet-space-slurm-bench-"))
     cluster = ThrowawaySlurm()
+    latency = scheduling_latency(cluster, work / "latency")
+    print(f"sbatch: {min(a for a, _ in latency):.3f}-{max(a for a, _ in latency):.3f} s; submission to task start: "
+          f"{min(b for _, b in latency):.2f}-{max(b for _, b in latency):.2f} s ({len(latency)} tasks)")
     print(f"{'launcher':>8} {'models':>6} {'wall s':>7} {'models/s':>8} {'train s/model':>13}  start-up s per worker",
           flush=True)
     try:

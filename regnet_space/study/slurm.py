@@ -130,7 +130,7 @@ def batch_script(session: StudySession, settings: SlurmSettings, *, workers: int
              "trap 'reason=stop; kill -TERM $worker 2>/dev/null' TERM INT HUP",
              'while kill -0 "$worker" 2>/dev/null; do wait "$worker"; done',
              'wait "$worker"; code=$?',
-             f'if [ "$reason" = requeue ] && [ "$code" != 0 ]; then',
+             'if [ "$reason" = requeue ] && [ "$code" != 0 ]; then',
              f'  if [ "$run" -lt {settings.max_requeues} ]; then',
              '    echo "$(date -u +%FT%TZ) task $task: time limit near; worker stopped, requeueing the task"',
              '    scontrol requeue "$task" && exit 0',
