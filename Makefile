@@ -5,16 +5,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-# Debian packages the tests use: the data, PostgreSQL for the distributed-study tests, Chromium for the report test.
-SYSTEM_PACKAGES := dataset-fashion-mnist postgresql chromium
+# Debian packages the tests use: the data, PostgreSQL for the distributed-study tests, Chromium for the report test,
+# SLURM and munge for the one-node cluster of the launcher tests (tests/slurm_cluster.py).
+SYSTEM_PACKAGES := dataset-fashion-mnist postgresql chromium slurmctld slurmd slurm-client munge
 
-.PHONY: demo test test-all setup system-packages clean
+.PHONY: demo test test-slurm test-all setup system-packages clean
 
 demo: setup
 	@$(PY) -m regnet_space.demo
 
 test: setup system-packages
 	@$(PY) -m pytest
+
+# `study run --launcher slurm` on a real one-node SLURM cluster: minutes, so apart from `make test`; CI runs both.
+test-slurm: setup system-packages
+	@$(PY) -m pytest -m slow tests/test_slurm.py
 
 test-all: setup system-packages
 	@$(PY) -m pytest -m ''

@@ -127,3 +127,34 @@ def test_a_signal_outside_training_leaves_no_model_running(tmp_path, monkeypatch
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     interrupted = [t for t in trials if t.user_attrs.get("interrupted")]
     assert len(interrupted) == 1 and interrupted[0].state == TrialState.FAIL
+
+
+REDELIVERY_SCRIPT = """
+import os, signal, time, weakref
+from regnet_space.study import worker
+for sig in worker.STOP_SIGNALS:
+    signal.signal(sig, worker._raise_interrupt)
+class Thing:
+    pass
+thing = Thing()
+def on_collect(ref):
+    os.kill(os.getpid(), signal.SIGTERM)  # the handler runs inside this callback, whose exceptions Python drops
+    sum(range(1000))
+ref = weakref.ref(thing, on_collect)
+del thing
+start = time.time()
+try:
+    while time.time() - start < 10:
+        time.sleep(0.01)
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_a_stop_signal_dropped_inside_a_weakref_callback_still_interrupts_the_worker():
+    # Seen under SLURM: scancel's SIGTERM landed in torch's WeakKeyDictionary clean-up, the KeyboardInterrupt was
+    # printed as "Exception ignored" and the worker trained on, its stop signals ignored, until SIGKILL.
+    result = subprocess.run([sys.executable, "-c", REDELIVERY_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert "Exception ignored" in result.stderr  # the first KeyboardInterrupt was indeed dropped
+    assert result.stdout.strip() == "interrupted"

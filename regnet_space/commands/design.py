@@ -13,13 +13,15 @@ import sys
 from pathlib import Path
 
 from . import positive_int
+from .launch import add_launcher_arguments, launcher_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("design", help="narrow a design space round by round, tested by EDFs",
                                    description=__doc__)
     parser.add_argument("spec", metavar="SPEC", help="the design spec (TOML), e.g. experiments/design_fashion_mnist.toml")
-    parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    parser.add_argument("--workers", type=positive_int, help="worker processes, or SLURM array tasks, per "
+                        "population (default: the spec's [launcher] workers, else 1)")
     parser.add_argument("--threads", type=positive_int, help="torch threads per worker (default: the cores split "
                         "evenly; 1 on a machine shared with other jobs)")
     parser.add_argument("--dir", help="where storage and outputs live (default runs/<name>/)")
@@ -27,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "else an embedded journal in --dir)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_launcher_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -47,10 +50,15 @@ def run(args: argparse.Namespace) -> int:
     spec = load_design_spec(args.spec)
     directory = Path(args.dir) if args.dir else default_dir(spec.name)
     url = args.storage or os.environ.get(STORAGE_ENV)
+    settings = launcher_from_args(args, spec.study.get("launcher", {}))
+    if args.detach:
+        raise UserError("--detach: a design waits for each population's models before it chooses the next; run "
+                        "the design itself as a batch job instead")
     start = load_space(spec.start)
     data = load_dataset(**spec.study.get("dataset", {}))
-    evaluate = StudyEvaluator(spec, directory=directory, storage_url=url, workers=args.workers, threads=args.threads,
-                              device=args.device, progress=not args.quiet)
+    evaluate = StudyEvaluator(spec, directory=directory, storage_url=url, workers=settings.workers or 1,
+                              threads=args.threads, device=args.device, progress=not args.quiet,
+                              slurm=settings if settings.launcher == "slurm" else None)
     where = redact(url) if url else str(directory)
     print(f"design {spec.name}: from {start.name}, populations of {spec.population}, up to {spec.rounds} rounds"
           + (f" and {spec.budget} models" if spec.budget else "") + f", storage {where}", file=sys.stderr)
@@ -72,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     except UserError as exc:  # no model of any round is a RegNet: there is no config to emit, which is a finding
         print(f"no best.json: {exc}", file=sys.stderr)
     binning = binning_for(spec.windows, spec.population, spec.bins)
+    (directory / "figures").mkdir(exist_ok=True)  # the report writes its figures there and refuses a missing folder
     (directory / "design_report.html").write_text(build_design_report(result, meta, binning,
                                                                       figures_dir=str(directory / "figures")))
     for row in result.lineage:

@@ -8,6 +8,7 @@ import os
 import sys
 
 from . import positive_int
+from .launch import add_launcher_arguments, launcher_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,11 +22,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--storage", help="a database URL shared by many machines, e.g. "
                          "postgresql+psycopg://user:pw@host/db (default: the spec's `storage`, else embedded)")
 
-    run = study.add_parser("run", help="train the population with N local worker processes")
+    run = study.add_parser("run", help="train the population with N workers: local processes or a SLURM job array")
     common(run)
-    run.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
-    run.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    run.add_argument("--workers", type=positive_int, help="worker processes, or SLURM array tasks (default: the "
+                     "spec's [launcher] workers, else 1)")
+    run.add_argument("--device", default="cpu", help="cpu or cuda (default cpu); local workers on `cuda` are spread "
+                     "over the visible GPUs, one GPU each")
+    run.add_argument("--workers-per-device", type=positive_int, help="local workers sharing each GPU, for small "
+                     "proxies (default workers: GPUs x this)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_launcher_arguments(run)
     run.set_defaults(handler=_run)
 
     worker = study.add_parser("worker", help="join a study and train models until none is left")
@@ -90,17 +96,36 @@ def _session(args: argparse.Namespace, *, create: bool):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..errors import UserError
     from ..proxy.data import resolve_device
     from ..study.results import status_summary
     from ..study.runner import run_local
 
     resolve_device(args.device)
     session, url = _session(args, create=True)
+    settings = launcher_from_args(args, session.spec.launcher)
+    workers, worker_env = settings.workers or 1, None
+    if settings.launcher == "slurm" and args.workers_per_device:
+        raise UserError("--workers-per-device applies to local workers; SLURM gives each array task its own GPUs "
+                        "(--gpus-per-worker)")
+    if settings.launcher == "local":
+        from ..study.devices import plan_devices
+
+        workers, worker_env = plan_devices(settings.workers, args.device, args.workers_per_device)
+    where = "SLURM array task(s)" if settings.launcher == "slurm" else "worker(s)"
     print(f"study {session.spec.name}: {session.spec.total} models in {len(session.spec.spaces)} spaces, "
-          f"{args.workers} worker(s), storage {session.location}", file=sys.stderr)
+          f"{workers} {where}, storage {session.location}", file=sys.stderr)
     _warn_tiny_stages(session.spec)
-    code = run_local(session, workers=args.workers, directory=args.dir, storage_url=url, device=args.device,
-                     progress=not args.quiet)
+    if settings.launcher == "slurm":
+        from ..study.slurm import run_slurm
+
+        code = run_slurm(session, settings, workers=workers, directory=args.dir, storage_url=url,
+                         device=args.device, detach=args.detach, progress=not args.quiet)
+        if args.detach:
+            return code
+    else:
+        code = run_local(session, workers=workers, directory=args.dir, storage_url=url, device=args.device,
+                         progress=not args.quiet, worker_env=worker_env)
     if code == 0:
         _print_table(status_summary(session))
     return code
@@ -139,11 +164,27 @@ def _status(args: argparse.Namespace) -> int:
 
     spec, url = _spec_and_url(args)
     summary = stored_status(spec, directory=args.dir, storage_url=url)
+    jobs = _slurm_jobs(spec, args.dir)
+    if jobs:
+        summary["slurm_jobs"] = jobs
     if args.json:
         print(json.dumps(summary))
     else:
         _print_table(summary)
+        for job in jobs:
+            states = job["states"]
+            shown = ("squeue not available" if states is None
+                     else ", ".join(f"{n} {state}" for state, n in sorted(states.items()) if n))
+            print(f"SLURM job {job['job']} ({job['workers']} task(s)): {shown}")
     return 0
+
+
+def _slurm_jobs(spec, directory: str | None) -> list[dict]:
+    """The SLURM job arrays `study run --launcher slurm` submitted for this study folder, with their tasks' states."""
+    from ..study.session import study_dir
+    from ..study.slurm import jobs_status
+
+    return jobs_status(study_dir(spec, directory))
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ it may go. Documented in experiments/README.md and docs by example:
     alpha = 0.05                    # level of the refinement decisions and of the EDF tests
     # bins = 3                      # optional: flops bins of the report's normalised EDF figures (default population // 8)
     measure_latency = false
-    [dataset] / [proxy] / [complexity] / [workers], storage, time_limit: as in a study spec
+    [dataset] / [proxy] / [complexity] / [workers] / [launcher], storage, time_limit: as in a study spec
 
 Every population becomes its own study in the design's storage (``populations/<label>.toml``, study name
 ``<name>-<label>``), so the study spec's own checks validate the study part of this file.
@@ -29,7 +29,7 @@ from .loop import MIN_POPULATION
 
 DESIGN_KEYS = ("start", "population", "rounds", "budget", "alpha", "bins")
 STUDY_KEYS = ("description", "seed", "measure_latency", "time_limit", "storage", "dataset", "proxy", "complexity",
-              "workers")
+              "workers", "launcher")
 
 
 @dataclass(frozen=True)

@@ -13,19 +13,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
+from ..study.launcher import SlurmSettings
 from .loop import Population
 from .spec import DesignSpec
 
 
 class StudyEvaluator:
-    """``evaluate`` for ``design_space``: trains a population with ``workers`` local worker processes (others
-    may join with ``regnet-space study worker <dir>/populations/<label>.toml``) and returns its errors."""
+    """``evaluate`` for ``design_space``: trains a population with ``workers`` local worker processes, or as a
+    SLURM job array of ``workers`` tasks (others may join with ``regnet-space study worker
+    <dir>/populations/<label>.toml``), and returns its errors."""
 
     def __init__(self, spec: DesignSpec, *, directory: str | Path, storage_url: str | None = None, workers: int = 1,
-                 threads: int | None = None, device: str = "cpu", progress: bool = True) -> None:
+                 threads: int | None = None, device: str = "cpu", progress: bool = True,
+                 slurm: SlurmSettings | None = None) -> None:
         self.spec, self.directory = spec, Path(directory)
         self.storage_url = storage_url or spec.study.get("storage")
         self.workers, self.threads, self.device, self.progress = workers, threads, device, progress
+        self.slurm = slurm  # None: local worker processes; else each population is one SLURM job array
 
     def study_spec_path(self, label: str) -> Path:
         return self.directory / "populations" / f"{label}.toml"
@@ -34,6 +38,7 @@ class StudyEvaluator:
         from ..study.results import model_rows
         from ..study.runner import run_local
         from ..study.session import open_study
+        from ..study.slurm import run_slurm
         from ..study.spec import load_study_spec
 
         label = population.label
@@ -48,9 +53,14 @@ class StudyEvaluator:
         session = open_study(study, directory=str(self.directory), storage_url=self.storage_url)
         rows = model_rows(session)
         if any(r["status"] != "complete" for r in rows):
-            code = run_local(session, workers=self.workers, directory=str(self.directory),
-                             storage_url=self.storage_url, device=self.device, progress=self.progress,
-                             threads=self.threads)
+            if self.slurm is not None:
+                code = run_slurm(session, self.slurm, workers=self.workers, directory=str(self.directory),
+                                 storage_url=self.storage_url, device=self.device, progress=self.progress,
+                                 print_job=False)
+            else:
+                code = run_local(session, workers=self.workers, directory=str(self.directory),
+                                 storage_url=self.storage_url, device=self.device, progress=self.progress,
+                                 threads=self.threads)
             if code == 130:
                 raise KeyboardInterrupt
             rows = model_rows(session)

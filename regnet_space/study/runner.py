@@ -28,9 +28,11 @@ def threads_per_worker(workers: int) -> int:
 
 
 def run_local(session: StudySession, *, workers: int, directory: str | None, storage_url: str | None,
-              device: str = "cpu", progress: bool = True, poll: float = 1.0, threads: int | None = None) -> int:
+              device: str = "cpu", progress: bool = True, poll: float = 1.0, threads: int | None = None,
+              worker_env: list[dict[str, str]] | None = None) -> int:
     """Start ``workers`` worker processes (``threads`` torch threads each, default the cores split evenly),
-    show progress until they finish, and report what is missing."""
+    show progress until they finish, and report what is missing. ``worker_env``: each worker's additions to
+    the environment (its GPU, see devices.plan_devices)."""
     spec = session.spec
     logs = study_dir(spec, directory) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -46,13 +48,14 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
     try:
         for i in range(workers):
             log = open(logs / f"worker-{i}.log", "w")
-            processes.append((subprocess.Popen(command + ["--name", f"{os.uname().nodename}:local-{i}"], env=env,
+            processes.append((subprocess.Popen(command + ["--name", f"{os.uname().nodename}:local-{i}"],
+                                               env={**env, **(worker_env[i] if worker_env else {})},
                                                stdout=log, stderr=subprocess.STDOUT,
                                                preexec_fn=_die_with_parent), log))
         bar = tqdm(total=spec.total, initial=0, unit="model", desc=spec.name, disable=not progress,
                    dynamic_ncols=True, file=sys.stderr)
         while any(p.poll() is None for p, _ in processes):
-            retry(lambda: _update(bar, session), what="reading progress", timeout=spec.outage_timeout)
+            retry(lambda: update_progress(bar, session), what="reading progress", timeout=spec.outage_timeout)
             time.sleep(poll)
     except (StopSignal, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, StopSignal) else signal.SIGINT
@@ -72,13 +75,20 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
             log.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _update(bar, session)
+    update_progress(bar, session)
     bar.close()
     for i, (p, _) in enumerate(processes):
         if p.returncode not in (0, None):
             tail = (logs / f"worker-{i}.log").read_text().strip().splitlines()[-5:]
             print(f"worker {i} exited with code {p.returncode}; last lines of {logs / f'worker-{i}.log'}:",
                   *("  " + line for line in tail), sep="\n", file=sys.stderr)
+    return outcome(session)
+
+
+def outcome(session: StudySession) -> int:
+    """After the workers ended (local or on SLURM): 0 if the population is complete, else 1 with what is missing
+    or was given up said on stderr."""
+    spec = session.spec
     summary = status_summary(session)
     missing = spec.total - summary["complete"]
     failed = summary["failed_models"]
@@ -124,10 +134,12 @@ def _stop_workers(processes: list[subprocess.Popen]) -> None:
             p.wait()
 
 
-def _update(bar: tqdm, session: StudySession) -> None:
-    """Two aggregate queries (counts by state, best per space), not a read of every trial: cheap each second."""
+def update_progress(bar: tqdm, session: StudySession, note: str = "") -> None:
+    """Two aggregate queries (counts by state, best per space), not a read of every trial: cheap each second.
+    ``note``: what the launcher adds (SLURM's task states)."""
     study, storage = session.study, session.storage
     bar.n = min(session.spec.total, state_counts(study, storage).get(TrialState.COMPLETE, 0))
     best = best_by_space(study, storage, SPACE)
-    bar.set_postfix_str(" ".join(f"{label} best {err:.2f}%" for label, err in sorted(best.items())), refresh=False)
+    bests = " ".join(f"{label} best {err:.2f}%" for label, err in sorted(best.items()))
+    bar.set_postfix_str(f"{bests} {note}".strip(), refresh=False)
     bar.refresh()

@@ -20,7 +20,7 @@ from .storage import (JOURNAL_FILE, JournalDamaged, check_journal, default_dir, 
 FINGERPRINT = "population_fingerprint"
 SPEC_TEXT = "spec_toml"
 # Keys of the study TOML that do not change which models are trained or how.
-_NOT_FINGERPRINTED = ("description", "storage", "workers", "measure_latency", "time_limit")
+_NOT_FINGERPRINTED = ("description", "storage", "workers", "measure_latency", "time_limit", "launcher")
 
 
 @dataclass

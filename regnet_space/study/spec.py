@@ -29,6 +29,14 @@
     stale_after = 60                # a running model silent this long is taken to be dead and retried
     outage_timeout = 600            # seconds a lost database connection is retried (a restart, a fail-over)
     max_attempts = 3                # a model whose training fails this often is given up (status "failed")
+
+    [launcher]                      # how `study run` starts its workers (flags override; see study/slurm.py)
+    launcher = "slurm"              # local (default) | slurm: the workers as one SLURM job array
+    workers = 8                     # array tasks (--workers)
+    partition = "gpu"               # cpus_per_worker, gpus_per_worker, mem, time ("HH:MM:SS") likewise
+    requeue_before = 90             # seconds before the time limit a task is stopped and requeued
+    max_requeues = 20               # per task
+    slurm_args = { account = "lab" }  # any other sbatch option
 """
 
 from __future__ import annotations
@@ -43,13 +51,14 @@ from .. import userfiles
 from ..errors import UserError
 from ..proxy.data_options import check_dataset_options
 from ..redaction import remember_url
+from .launcher import launcher_settings
 
 COMPLEXITY_METRICS = ("flops", "params", "acts", "mac")
 WORKER_KEYS = ("heartbeat_interval", "stale_after", "outage_timeout", "max_attempts")
 OUTAGE_TIMEOUT = 600.0  # seconds a storage outage is ridden out: a database restart or fail-over
 _STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TOP_KEYS = {"name", "description", "seed", "measure_latency", "time_limit", "storage", "dataset", "proxy",
-             "complexity", "spaces", "workers", "input_form"}
+             "complexity", "spaces", "workers", "input_form", "launcher"}
 _SPACE_KEYS = ("space", "n", "label", "input_form", *COMPLEXITY_METRICS)
 
 
@@ -79,6 +88,7 @@ class StudySpec:
     stale_after: float = 60.0
     outage_timeout: float = 600.0
     max_attempts: int = 3
+    launcher: dict[str, Any] = field(default_factory=dict)  # the [launcher] table, checked by study.slurm
     text: str = ""
     path: str = ""
 
@@ -197,6 +207,8 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
     time_limit = data.get("time_limit")
     if time_limit is not None:
         time_limit = _seconds(time_limit, "time_limit")
+    launcher = _expect(data.get("launcher", {}), dict, "launcher", "a table")
+    launcher_settings(launcher)
     storage = data.get("storage")
     if storage is not None:
         _expect(storage, str, "storage", "a storage URL")
@@ -206,7 +218,7 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
         dataset=dataset, proxy=proxy,
         measure_latency=_expect(data.get("measure_latency", True), bool, "measure_latency", "true or false"),
         time_limit=time_limit, storage=storage, heartbeat_interval=heartbeat, stale_after=stale,
-        outage_timeout=outage, max_attempts=max_attempts,
+        outage_timeout=outage, max_attempts=max_attempts, launcher=launcher,
         text=text, path=str(path))
 
 

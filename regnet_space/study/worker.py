@@ -103,6 +103,10 @@ class _Interrupt:
 
     depth = 0
     pending = False
+    raised = False  # raised by a stop signal and not yet caught by run_worker: see _redeliver
+
+
+REDELIVER_EVERY = 1.0  # seconds
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -113,7 +117,28 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     if _Interrupt.depth:
         _Interrupt.pending = True
         return
+    _Interrupt.raised = True
+    threading.Thread(target=_redeliver, daemon=True, name="interrupt").start()
     raise KeyboardInterrupt
+
+
+def _redeliver() -> None:
+    """A signal handler runs in whatever Python code the main thread is executing; when that is a weakref
+    callback or a ``__del__`` (torch's WeakKeyDictionary clean-up, seen under SLURM's scancel), the
+    KeyboardInterrupt is printed as "Exception ignored" and dropped, and the worker would train on with its
+    stop signals ignored until SIGKILL, its model left RUNNING. Until run_worker has caught it, raise it again
+    in the main thread each second (held like a signal while a storage call runs)."""
+    import ctypes
+
+    main = threading.main_thread().ident
+    while True:
+        time.sleep(REDELIVER_EVERY)
+        if not _Interrupt.raised:
+            return
+        if _Interrupt.depth:
+            _Interrupt.pending = True
+            continue
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(KeyboardInterrupt))
 
 
 def whole(call: Callable[[], T]) -> Callable[[], T]:
@@ -134,13 +159,23 @@ def whole(call: Callable[[], T]) -> Callable[[], T]:
 
 def run_worker(session: StudySession, *, device: str = "cpu", threads: int | None = None,
                name: str | None = None, poll: float | None = None) -> WorkerReport:
-    """Train models of the study until none is left to claim and no other worker is still running one."""
+    """Train models of the study until none is left to claim and no other worker is still running one. A stop
+    signal ends it with KeyboardInterrupt, its running model marked interrupted."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_interrupt)
+    try:
+        return _work(session, device=device, threads=threads, name=name, poll=poll)
+    except KeyboardInterrupt:
+        _Interrupt.raised = False
+        raise
+
+
+def _work(session: StudySession, *, device: str, threads: int | None, name: str | None,
+          poll: float | None) -> WorkerReport:
     import torch
 
     from ..proxy.data import load_dataset
 
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _raise_interrupt)
     if threads:
         torch.set_num_threads(threads)
     spec, storage, study = session.spec, session.storage, session.study
@@ -167,6 +202,7 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
             trained = trial is not None and _train_trial(session, trial, dataset, device, contact)
         except KeyboardInterrupt:
             # Claimed, training or being stored: wherever the signal came, the model must not stay RUNNING.
+            _Interrupt.raised = False
             _release_claims(session, name)
             raise
         if trial is not None:
