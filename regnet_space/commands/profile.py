@@ -13,6 +13,7 @@ import argparse
 import json
 from typing import Any
 
+from ..threads import DEFAULT_THREADS
 from . import positive_int
 
 _DEFAULT_BATCH = {"cpu": 8, "cuda": 64}
@@ -29,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resolution", type=positive_int, help="input resolution (default: the model's own)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default: 2)")
     parser.add_argument("--repeats", type=positive_int, default=10, help="timed rounds (default: 10)")
-    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's current setting)")
+    parser.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                        help="CPU threads (default 1, as study workers measure latency)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(handler=run)
 

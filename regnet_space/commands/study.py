@@ -23,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     run = study.add_parser("run", help="train the population with N local worker processes")
     common(run)
-    run.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    run.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1; one per "
+                     "CPU you may use is the fastest)")
+    run.add_argument("--threads", type=positive_int, help="torch threads per worker (default 1: small models keep "
+                     "no more busy, and on a shared machine more threads wait for each other)")
     run.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
@@ -31,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker = study.add_parser("worker", help="join a study and train models until none is left")
     common(worker)
     worker.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    worker.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
+    worker.add_argument("--threads", type=positive_int, help="torch threads (default 1)")
     worker.add_argument("--name", help="worker name stored with its models (default host:pid)")
     worker.set_defaults(handler=_worker)
 
@@ -92,15 +95,18 @@ def _session(args: argparse.Namespace, *, create: bool):
 def _run(args: argparse.Namespace) -> int:
     from ..proxy.data import resolve_device
     from ..study.results import status_summary
-    from ..study.runner import run_local
+    from ..study.runner import idle_cpus_note, run_local
 
     resolve_device(args.device)
     session, url = _session(args, create=True)
     print(f"study {session.spec.name}: {session.spec.total} models in {len(session.spec.spaces)} spaces, "
           f"{args.workers} worker(s), storage {session.location}", file=sys.stderr)
     _warn_tiny_stages(session.spec)
+    note = idle_cpus_note(args.workers, args.threads) if args.device == "cpu" else None
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     code = run_local(session, workers=args.workers, directory=args.dir, storage_url=url, device=args.device,
-                     progress=not args.quiet)
+                     progress=not args.quiet, threads=args.threads)
     if code == 0:
         _print_table(status_summary(session))
     return code
@@ -122,8 +128,12 @@ def _warn_tiny_stages(spec) -> None:
 def _worker(args: argparse.Namespace) -> int:
     from ..proxy.data import resolve_device
     from ..study.worker import run_worker
+    from ..threads import DEFAULT_THREADS, oversubscription
 
     resolve_device(args.device)
+    warning = oversubscription(args.threads or DEFAULT_THREADS) if args.device == "cpu" else None
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     session, _ = _session(args, create=True)
     try:
         report = run_worker(session, device=args.device, threads=args.threads, name=args.name)

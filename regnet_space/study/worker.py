@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..models.spec import AnyNetSpec
+from ..threads import DEFAULT_THREADS
 from .population import DataShape, build_population, population_distributions, space_seed, tiny_stage_warning
 from .queue import ensure_index, finish
 from .session import StudySession
@@ -141,8 +142,7 @@ def run_worker(session: StudySession, *, device: str = "cpu", threads: int | Non
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_interrupt)
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads or DEFAULT_THREADS)
     spec, storage, study = session.spec, session.storage, session.study
     name = name or worker_name()
     poll = spec.heartbeat_interval if poll is None else poll
@@ -231,6 +231,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
         "epochs": outcome.get("epochs"),
         "seconds": outcome.get("seconds"),
         "images_per_s": outcome.get("images_per_s"),
+        "threads": outcome.get("threads"),
         "latency_ms": latency,
         "device": device,
     }
