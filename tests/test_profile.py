@@ -95,3 +95,44 @@ def test_profile_table(capsys):
 def test_profile_unknown_model_exits_2(capsys):
     assert main(["profile", "resnet51"]) == 2
     assert "unknown model 'resnet51'" in capsys.readouterr().err
+
+
+def test_the_protocol_pins_records_load_and_puts_the_affinity_back():
+    import os
+
+    before = os.sched_getaffinity(0)
+    result = measure_latency(tiny(), warmup=1, repeats=5, threads=1)
+    assert os.sched_getaffinity(0) == before
+    assert result.cpu in before and result.load is not None and result.load >= 0
+    assert 0 < result.min_ms <= result.q1_ms
+    assert result.to_dict()["cv"] == pytest.approx(0.7413 * result.spread_ms / result.median_ms)
+
+
+class _Stutter(torch.nn.Module):
+    """A model whose every other pass is cut by a 'time slice' of 20 ms: the passes disagree."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec, self.calls = spec, 0
+
+    def forward(self, x):
+        import time
+
+        self.calls += 1
+        time.sleep(0.02 if self.calls % 2 else 0.001)
+        return x
+
+
+def test_a_measurement_whose_passes_disagree_is_marked_unreliable():
+    steady = measure_latency(tiny(), warmup=1, repeats=9, threads=1)
+    noisy = measure_latency(_Stutter(tiny()), warmup=0, repeats=9, threads=1)
+    assert noisy.cv > 0.15 and not noisy.reliable and not noisy.to_dict()["reliable"]
+    assert steady.cv < noisy.cv
+
+
+def test_an_unreliable_latency_is_left_out_of_the_latency_column():
+    from regnet_space.study.results import trusted_latency
+
+    assert trusted_latency({"latency_ms": 1.5, "latency_reliable": True}) == 1.5
+    assert trusted_latency({"latency_ms": 45.0, "latency_reliable": False}) is None
+    assert trusted_latency({"latency_ms": 2.0}) == 2.0  # studies from before the flag

@@ -21,7 +21,8 @@ def test_run_with_two_workers_trains_each_model_exactly_once(tmp_path):
     assert set(counts.values()) == {1}
     study = load("tiny", tmp_path / "run")
     trial = study.get_trials(states=(TrialState.COMPLETE,))[0]
-    for key in ("spec", "flops", "params", "acts", "mac", "val_error", "latency_ms", "worker", "seconds"):
+    for key in ("spec", "flops", "params", "acts", "mac", "val_error", "latency_ms", "latency_cv", "latency_reliable",
+                "latency_load", "worker", "seconds"):
         assert key in trial.user_attrs, key
     assert trial.user_attrs["latency_ms"] > 0
     assert trial.user_attrs["threads"] == 1  # one torch thread per worker by default

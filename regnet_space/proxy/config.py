@@ -13,6 +13,8 @@ from ..errors import UserError
 from ..models.spec import dataclass_from_mapping
 
 PRECISIONS = ("auto", "fp32", "bf16")
+# The latency protocol's pass counts (latency.py), here so that commands can show them without importing torch.
+LATENCY_WARMUP, LATENCY_REPEATS = 5, 30
 
 
 @dataclass(frozen=True)

@@ -212,7 +212,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
         try:
             result = train_model(model_spec, dataset, ProxyConfig.from_dict(spec.proxy), seed=seed, device=device,
                                  time_limit=spec.time_limit, progress=False)
-            latency = _latency(model_spec, device) if spec.measure_latency else None
+            latency = _latency(model_spec, device) if spec.measure_latency else {}
         except Exception as exc:  # a model that cannot train is data about the space, not a crash of the study
             reason = f"{type(exc).__name__}: {exc}"
             retry(whole(lambda: fail(storage, trial_id, reason=reason)), what="storing a failure",
@@ -232,7 +232,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
         "seconds": outcome.get("seconds"),
         "images_per_s": outcome.get("images_per_s"),
         "threads": outcome.get("threads"),
-        "latency_ms": latency,
+        **latency,
         "device": device,
     }
     try:
@@ -243,7 +243,10 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
     return True
 
 
-def _latency(spec: AnyNetSpec, device: str) -> float:
+def _latency(spec: AnyNetSpec, device: str) -> dict[str, Any]:
+    """Batch-1 latency by the shared protocol (proxy/latency.py), with what says how far to trust it."""
     from ..proxy.latency import measure_latency
 
-    return float(measure_latency(spec, device=device, batch_size=1).median_ms)
+    result = measure_latency(spec, device=device, batch_size=1)
+    return {"latency_ms": result.median_ms, "latency_cv": result.cv, "latency_reliable": result.reliable,
+            "latency_load": result.load}
