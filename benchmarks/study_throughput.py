@@ -28,11 +28,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
+ORIGINAL_ENV = dict(os.environ)  # before this package sets its thread variables (threads.py): --before gets these
 
 
 def run_once(tree: Path, spec: str, args: list[str]) -> tuple[float, float]:
     """Wall and CPU seconds of one `study run` of ``spec`` with the code in ``tree``."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env = {**ORIGINAL_ENV, "PYTHONPATH": str(tree)}
     with tempfile.TemporaryDirectory() as directory:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()

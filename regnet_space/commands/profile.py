@@ -4,7 +4,8 @@ memory access cost, ranked by measured speed (FLOPs are not speed).
 Latency is timed at batch 1 and throughput at ``--batch-size``, all models interleaved (one forward pass of
 each per round) after a warm-up, by the protocol studies use (proxy/latency.py: one thread pinned to its CPU,
 load recorded); the median, the interquartile spread and the robust coefficient of variation over the rounds
-are shown, and a latency whose rounds disagree by more than 15% is marked with ``!`` (unreliable).
+are shown. A model's latency is its fastest round (what agrees across runs on a loaded machine); one that
+fewer than a quarter of the rounds came within 15% of is marked with ``!`` (unreliable).
 GMAC/s is images/s x GMACs per image: the work each model gets done per second, i.e. its images/s per
 GFLOP of cost, which exposes how far memory traffic and element-wise ops keep a model from the machine's peak.
 """
@@ -59,7 +60,7 @@ def profile(names: list[str], *, device: str = "cpu", batch_size: int | None = N
                      "throughput": thr.to_dict(), "gmacs_per_s": thr.images_per_s * cx.flops / 1e9})
     for rank, row in enumerate(sorted(rows, key=lambda r: r["flops"]), 1):
         row["flops_rank"] = rank
-    rows.sort(key=lambda r: r["latency"]["median_ms"])
+    rows.sort(key=lambda r: r["latency"]["latency_ms"])
     for rank, row in enumerate(rows, 1):
         row["latency_rank"] = rank
     return {"device": device, "threads": latency[0].threads, "batch_size": batch_size, "warmup": warmup,
@@ -80,18 +81,19 @@ def run(args: argparse.Namespace) -> int:
     load = "" if report["load"] is None else f"; load {report['load']:.2f} per CPU"
     print(f"device {report['device']}, {report['threads']} threads; {report['warmup']} warm-up + "
           f"{report['repeats']} timed rounds, models interleaved{load}; ranked by batch-1 latency")
-    print(f"{'#':>2} {'model':<22} {'res':>4} {'flops':>8} {'params':>8} {'acts':>8} {'mac':>8} "
-          f"{'ms b1 (IQR)':>15} {'cv':>5} {'img/s b1':>9} {f'img/s b{batch}':>10} {'GMAC/s':>7} {'flops#':>6}")
+    print(f"{'#':>2} {'model':<22} {'res':>4} {'flops':>8} {'params':>8} {'acts':>8} {'mac':>8} {'ms b1':>7} "
+          f"{'median (IQR)':>15} {'cv':>5} {'img/s b1':>9} {f'img/s b{batch}':>10} {'GMAC/s':>7} {'flops#':>6}")
     for row in report["models"]:
         lat, thr = row["latency"], row["throughput"]
         print(f"{row['latency_rank']:>2} {row['model']:<22} {row['resolution']:>4} {human(row['flops']):>8} "
-              f"{human(row['params']):>8} {human(row['acts']):>8} {human(row['mac']):>8} "
-              f"{lat['median_ms']:>7.2f} ({lat['spread_ms']:>5.2f}) {lat['cv']:>4.0%}{' ' if lat['reliable'] else '!'}"
+              f"{human(row['params']):>8} {human(row['acts']):>8} {human(row['mac']):>8} {lat['latency_ms']:>6.2f}"
+              f"{' ' if lat['reliable'] else '!'} {lat['median_ms']:>7.2f} ({lat['spread_ms']:>5.2f}) {lat['cv']:>4.0%} "
               f"{lat['images_per_s']:>9.1f} {thr['images_per_s']:>10.1f} {row['gmacs_per_s']:>7.1f} "
               f"{row['flops_rank']:>6}")
     unreliable = [r["model"] for r in report["models"] if not r["latency"]["reliable"]]
     if unreliable:
-        print(f"! unreliable (rounds disagree by more than 15%; a busy machine?): {', '.join(unreliable)}")
+        print(f"! unreliable (fewer than a quarter of the rounds within 15% of the fastest; a busy machine?): "
+              f"{', '.join(unreliable)}")
     disagree = [r["model"] for r in report["models"] if r["latency_rank"] != r["flops_rank"]]
     if disagree:
         print(f"latency ranks differently from flops for: {', '.join(disagree)}")

@@ -248,5 +248,5 @@ def _latency(spec: AnyNetSpec, device: str) -> dict[str, Any]:
     from ..proxy.latency import measure_latency
 
     result = measure_latency(spec, device=device, batch_size=1)
-    return {"latency_ms": result.median_ms, "latency_cv": result.cv, "latency_reliable": result.reliable,
-            "latency_load": result.load}
+    return {"latency_ms": result.latency_ms, "latency_median_ms": result.median_ms, "latency_cv": result.cv,
+            "latency_reliable": result.reliable, "latency_load": result.load}
