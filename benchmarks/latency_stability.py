@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -59,12 +60,15 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=MODELS, help="RegNet parameters (K=V,...) at 28x28x1")
     args = parser.parse_args()
     trees = ([("before", args.before.resolve(), os.cpu_count() or 1)] if args.before else []) + [("now", HERE, 1)]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a `timeout` still stops the hogs below
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hogs)]
     found: dict[str, list[list[dict]]] = {label: [] for label, _, _ in trees}
     try:
-        for _ in range(args.runs):
+        for i in range(args.runs):
             for label, tree, threads in trees:
                 found[label].append(run(tree, threads, args.models))
+                print(f"  run {i + 1} {label}: " + ", ".join(f"{r['stored_ms']:.2f} ms" for r in found[label][-1]),
+                      flush=True)
     finally:
         for hog in hogs:
             hog.kill()

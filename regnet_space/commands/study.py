@@ -114,13 +114,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _warn_tiny_stages(spec) -> None:
     """Warn before training when models of the population have a stage at <= 2x2 px (the data's shape fixes the
-    population, so this reads the dataset once)."""
-    from ..proxy.data import load_dataset
+    population, so this reads as much of the dataset as its shape needs)."""
+    from ..proxy.data import dataset_shape
     from ..study.population import DataShape, build_population, tiny_stage_warning
 
-    data = load_dataset(**spec.dataset)
-    warning = tiny_stage_warning(build_population(spec, DataShape(data.resolution, data.in_channels,
-                                                                  data.num_classes)))
+    warning = tiny_stage_warning(build_population(spec, DataShape(*dataset_shape(**spec.dataset))))
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
 
