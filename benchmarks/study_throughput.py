@@ -20,6 +20,7 @@ import argparse
 import os
 import resource
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,19 +32,29 @@ HERE = Path(__file__).resolve().parent.parent
 ORIGINAL_ENV = dict(os.environ)  # before this package sets its thread variables (threads.py): --before gets these
 
 
-def run_once(tree: Path, spec: str, args: list[str]) -> tuple[float, float]:
-    """Wall and CPU seconds of one `study run` of ``spec`` with the code in ``tree``."""
+def run_once(tree: Path, spec: str, args: list[str], limit: float | None) -> tuple[float | None, float]:
+    """Wall and CPU seconds of one `study run` of ``spec`` with the code in ``tree``; the wall time is None if it
+    ran past ``limit`` seconds (it is then stopped as Ctrl-C would, its workers included, and the CPU it had
+    used by then is a lower bound)."""
     env = {**ORIGINAL_ENV, "PYTHONPATH": str(tree)}
     with tempfile.TemporaryDirectory() as directory:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "regnet_space.cli", "study", "run", spec, "--dir", directory,
-                                 "--quiet", *args], capture_output=True, text=True, env=env, cwd=tree)
+        process = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", "study", "run", spec, "--dir",
+                                    directory, "--quiet", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True, env=env, cwd=tree)
+        try:
+            _, errors = process.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)  # the runner stops its workers and waits for them
+            process.communicate()
+            errors = None
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if result.returncode != 0:
-            sys.exit(f"study run ({tree}, {args}) failed:\n{result.stderr}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        if errors is not None and process.returncode != 0:
+            sys.exit(f"study run ({tree}, {args}) failed:\n{errors}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (wall, cpu) if errors is not None else (None, cpu)
 
 
 def main() -> None:
@@ -55,7 +66,10 @@ def main() -> None:
     parser.add_argument("--before-run", action="append", help="study run arguments for --before (default: none)")
     parser.add_argument("--hogs", type=int, default=0, help="busy-loop processes to run beside (default 0)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--limit", type=float, help="seconds after which a run is stopped and counted as "
+                        "'over the limit' (a lower bound on its time)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a `timeout` still stops the hogs below
     sys.path.insert(0, str(HERE))
     from regnet_space.study.spec import load_study_spec
     from regnet_space.threads import available_cpus
@@ -63,6 +77,7 @@ def main() -> None:
     spec = str(Path(args.spec).resolve())
     total = load_study_spec(spec).total
     cpus = available_cpus()
+    print(f"load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     runs = [("before " + (a or "(defaults)"), args.before.resolve(), shlex.split(a))
             for a in (args.before_run or [""])] if args.before else []
     runs += [("now " + a, HERE, shlex.split(a)) for a in (args.run or ["--workers 1", f"--workers {cpus}"])]
@@ -71,17 +86,26 @@ def main() -> None:
     try:
         for repeat in range(args.repeats):
             for label, tree, run_args in runs:
-                wall, cpu = run_once(tree, spec, run_args)
-                times[label].append((wall, cpu))
-                print(f"  round {repeat + 1} {label:<36} wall {wall:7.1f} s  cpu {cpu:7.1f} s", flush=True)
+                measured = run_once(tree, spec, run_args, args.limit)
+                if measured[0] is None:
+                    print(f"  round {repeat + 1} {label:<36} over the {args.limit:.0f} s limit, after {measured[1]:.1f} "
+                          f"s of CPU: under {total / measured[1] * 3600:.0f} models/CPU-h", flush=True)
+                    continue
+                times[label].append(measured)
+                print(f"  round {repeat + 1} {label:<36} wall {measured[0]:7.1f} s  cpu {measured[1]:7.1f} s",
+                      flush=True)
     finally:
         for hog in hogs:
             hog.kill()
             hog.wait()
     print(f"{total} models per run, {cpus} CPUs, {args.hogs} hog(s), {args.repeats} rounds, medians "
-          f"(process start-up included)")
+          f"(process start-up included); load average {os.getloadavg()[0]:.1f} at the end")
     first = None
     for label, values in times.items():
+        if not values:
+            print(f"{label:<36} every run over the {args.limit:.0f} s limit: under {total / args.limit * 3600:.0f} "
+                  f"models/wall-h")
+            continue
         wall = statistics.median(v[0] for v in values)
         cpu = statistics.median(v[1] for v in values)
         rates = (total / wall * 3600, total / cpu * 3600)

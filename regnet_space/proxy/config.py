@@ -37,9 +37,9 @@ class ProxyConfig:
     seed-to-seed noise sigma, so that evaluation adds at most 12% to the noise a comparison sees:
     n >= 1/sigma^2. Measured sigma = 1.5 points (32 models of the small-form progression, two seeds; the
     spread between models there is 2.8 points): n >= 4,444, so 5,000 (standard error <= 0.71 points, +8% noise).
-    Batch 256 in inference mode evaluated 2.2x faster than batch 2,000 under ``no_grad`` with the same
-    predictions (benchmarks/README.md); folding BN into the convs changed 22 of 10,000 bf16 predictions and
-    was slower, so it is not done.
+    Batch 256 in inference mode evaluated 1.70x faster than batch 2,000 under ``no_grad``, with the same
+    predictions (benchmarks/eval_speed.py); folding BN into the convs changed 22 of 10,000 bf16 predictions and
+    was slower, so it is not done (benchmarks/README.md).
     """
 
     epochs: int = 1
