@@ -1,8 +1,8 @@
 """The proxy trainer: train one spec briefly on an in-memory dataset and report its validation error.
 
 The design-space method ranks hundreds of models by a short training run, so this loop wastes nothing:
-batches are cut from device tensors by index (no DataLoader, no per-sample Python), evaluation uses large
-batches, and the fast paths measured on the development CPU (channels_last, bf16 autocast on CPUs with
+batches are cut from device tensors by index (no DataLoader, no per-sample Python), evaluation runs in
+inference mode on as many validation images as the comparisons need (ProxyConfig), and the fast paths measured on the development CPU (channels_last, bf16 autocast on CPUs with
 native bf16; see benchmarks/README.md) are on by default. Failure is a result, not an exception: a
 non-finite or exploding loss ends the run with status ``diverged``, a time limit with ``timeout``.
 
