@@ -112,6 +112,7 @@ def main() -> None:
         print("skipped: this PyTorch sees no CUDA device (torch.cuda.is_available() is False); run it on a machine "
               "with a GPU (--device cpu runs the same steps on the CPU, to check the script)")
         return
+    torch.set_num_threads(1)  # the host side of a GPU run only launches kernels; one thread, as study workers
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
     print(f"{name}, torch {torch.__version__}, model {args.regnet}")
     trainer_vs_plain(args)
