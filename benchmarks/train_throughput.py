@@ -1,7 +1,7 @@
 """Training throughput: a plain tutorial PyTorch loop vs regnet_space.proxy.train, side by side in one run.
 
     .venv/bin/python benchmarks/train_throughput.py [--regnet K=V,...] [--images 6144] [--repeats 5] [--device cpu]
-        [--threads N] [--ablation]
+        [--threads N] [--precision auto|fp32|bf16] [--ablation]
 
 (a) plain: DataLoader(TensorDataset) with shuffle, batch 128, fp32, default memory format, default threads,
     SGD Nesterov, as the PyTorch tutorials teach it.
@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch threads for both ways (default: torch's own)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="our trainer's precision (fp32: the gain is the trainer's, not bf16's)")
     parser.add_argument("--ablation", action="store_true", help="compare our trainer's speed settings instead")
     args = parser.parse_args()
     if args.threads:
@@ -110,7 +112,7 @@ def main() -> None:
     spec = parse_regnet(args.regnet).to_spec(resolution=28, in_channels=1, num_classes=10)
     macs = complexity(spec).flops
     train_flops_per_image = 3 * macs * 2
-    config = ProxyConfig(epochs=1, train_fraction=args.images / len(dataset.train_y))
+    config = ProxyConfig(epochs=1, train_fraction=args.images / len(dataset.train_y), precision=args.precision)
     x, y = dataset.train_x[: args.images], dataset.train_y[: args.images]
     print(f"model {args.regnet}: {macs / 1e6:.2f} MFLOPs (multiply-adds) forward at 28x28, "
           f"{train_flops_per_image / 1e6:.1f} MFLOP per training image; {args.images} images per pass; "

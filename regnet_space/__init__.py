@@ -6,9 +6,13 @@ models -> spaces -> proxy -> study -> analysis -> design -> commands (see the RE
 (sampling, analysis, the commands that do only that) starts without importing torch.
 """
 
-from .errors import UserError
-from .models import (AnyNetSpec, Complexity, HeadSpec, RegNetParams, StageSpec, StemSpec, complexity, make_compatible,
-                     resolve_model)
+from .threads import passive_waiting
+
+passive_waiting()  # before anything imports torch: OpenMP reads it once, when torch loads it (threads.py)
+
+from .errors import UserError  # noqa: E402
+from .models import (AnyNetSpec, Complexity, HeadSpec, RegNetParams, StageSpec, StemSpec, complexity,  # noqa: E402
+                     make_compatible, resolve_model)
 
 __all__ = [
     "AnyNet", "AnyNetSpec", "Complexity", "HeadSpec", "RegNetParams", "StageSpec", "StemSpec", "UserError",

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from regnet_space import UserError
-from regnet_space.proxy.data import FASHION_MNIST_DIR, FASHION_MNIST_FILES, augment_batch, load_dataset
+from regnet_space.proxy.data import FASHION_MNIST_DIR, FASHION_MNIST_FILES, augment_batch, dataset_shape, load_dataset
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -46,6 +46,21 @@ def test_idx_split_sizes_pairing_and_normalisation(tmp_path):
             assert value_of.setdefault(label, value) == pytest.approx(value)
     assert [value_of[k] for k in sorted(value_of)] == sorted(value_of.values())
     assert len(value_of) == 10
+
+
+@pytest.mark.parametrize("labels", [10, 7])
+def test_dataset_shape_is_what_loading_gives(tmp_path, labels):
+    """The shape ``study run`` reads without decoding the images is the loaded dataset's, classes included."""
+    fake_fashion_mnist(tmp_path)
+    if labels != 10:  # a set with fewer classes: the count comes from the labels, not the format
+        for split in ("train", "test"):
+            write_idx(tmp_path / FASHION_MNIST_FILES[split][1], np.arange(100 if split == "train" else 20) % labels)
+    for name, data_dir in (("fashion-mnist", str(tmp_path)), ("synthetic:res=6,channels=2,classes=3", None)):
+        data = load_dataset(name, data_dir)
+        assert dataset_shape(name, data_dir) == (data.resolution, data.in_channels, data.num_classes)
+    assert dataset_shape("fashion-mnist", str(tmp_path))[2] == labels
+    with pytest.raises(UserError, match="missing"):
+        dataset_shape("fashion-mnist", str(tmp_path / "nowhere"))
 
 
 def test_split_is_seeded(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "regnet_space"
 LAYERS = ("models", "spaces", "proxy", "study", "analysis", "design", "commands")
-SHARED = {"errors", "userfiles", "redaction"}  # what every layer may use
+SHARED = {"errors", "userfiles", "redaction", "threads"}  # what every layer may use
 ENTRY_POINTS = {"__init__", "__main__", "cli", "demo"}  # above every layer
 
 

@@ -21,12 +21,16 @@ def test_run_with_two_workers_trains_each_model_exactly_once(tmp_path):
     assert set(counts.values()) == {1}
     study = load("tiny", tmp_path / "run")
     trial = study.get_trials(states=(TrialState.COMPLETE,))[0]
-    for key in ("spec", "flops", "params", "acts", "mac", "val_error", "latency_ms", "worker", "seconds"):
+    for key in ("spec", "flops", "params", "acts", "mac", "val_error", "latency_ms", "latency_cv", "latency_reliable",
+                "latency_load", "worker", "seconds"):
         assert key in trial.user_attrs, key
     assert trial.user_attrs["latency_ms"] > 0
-    # A rerun of a finished study trains nothing.
-    again = cli("study", "run", str(spec), "--dir", str(tmp_path / "run"), "--quiet")
+    assert trial.user_attrs["threads"] == 1  # one torch thread per worker by default
+    # A rerun of a finished study trains nothing (and says when it asks for more threads than there are CPUs).
+    again = cli("study", "run", str(spec), "--dir", str(tmp_path / "run"), "--quiet", "--workers", "2",
+                "--threads", "512")
     assert again.returncode == 0
+    assert "warning: 2 worker(s) x 512 thread(s) = 1024 threads" in again.stderr
     assert len(load("tiny", tmp_path / "run").get_trials(states=(TrialState.COMPLETE,))) == 6
 
 

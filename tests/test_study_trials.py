@@ -1,6 +1,7 @@
 """The trial bookkeeping of studies, on in-memory Optuna storage: enqueue order, claims, model states."""
 
 import threading
+import time
 
 import optuna
 import pytest
@@ -71,13 +72,17 @@ def test_a_duplicate_trial_of_a_model_is_superseded_not_trained():
     assert sum(t.user_attrs.get("superseded", False) for t in study.get_trials()) == 2
 
 
-def test_a_dead_workers_model_is_retried_first_by_the_next_claim(any_study):
+def test_a_dead_workers_model_is_retried_first_by_the_next_claim(any_study, monkeypatch):
     study, storage = any_study
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
     enqueue_missing(study, storage, population(3), stale_after=60, distributions=DISTRIBUTIONS)
     dead = claim(study, storage, "dead-worker", stale_after=60)
     key = (dead.user_attrs["space"], dead.user_attrs["model_index"])
-    assert claim(study, storage, "busy-worker", stale_after=60).number == 1
-    storage.set_trial_user_attr(dead._trial_id, "heartbeat", 0.0)  # last heard of in 1970
+    busy = claim(study, storage, "busy-worker", stale_after=60)
+    assert busy.number == 1
+    clock[0] += 61  # the dead worker stays silent past stale_after; the busy one beats on
+    storage.set_trial_user_attr(busy._trial_id, "heartbeat", clock[0])
     # The next claim (any worker's) fails the dead trial and takes its model before the 4 others waiting.
     retry = claim(study, storage, "live", stale_after=60)
     assert (retry.user_attrs["space"], retry.user_attrs["model_index"]) == key
@@ -205,3 +210,70 @@ def test_silence_is_not_judged_right_after_the_judge_itself_lost_the_storage():
     assert storage.get_trial(trial._trial_id).state == TrialState.RUNNING
     assert recover_stale(study, storage, stale_after=60, connected_since=time.time() - 61) == 1
     assert storage.get_trial(trial._trial_id).state == TrialState.FAIL
+
+
+def queue_of(kind, n, path):
+    """A study of ``n`` waiting trials on ``kind`` storage, whose reads count the trials they hand back."""
+    if kind == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(path / f"{n}.journal")))
+    else:
+        storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name=f"q{n}")
+    distributions = {"x": optuna.distributions.IntDistribution(0, n)}
+    study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING, params={"x": i}, distributions=distributions,
+                                                user_attrs={"space": "s", "model_index": i}) for i in range(n)])
+    reads = [0]
+    all_trials, one_trial = storage.get_all_trials, storage.get_trial
+
+    def get_all_trials(*args, **kwargs):
+        trials = all_trials(*args, **kwargs)
+        reads[0] += len(trials)
+        return trials
+
+    def get_trial(trial_id):
+        reads[0] += 1
+        return one_trial(trial_id)
+
+    storage.get_all_trials, storage.get_trial = get_all_trials, get_trial
+    return study, storage, reads
+
+
+@pytest.mark.parametrize("kind, small", [("memory", 1000), ("journal", 40)])  # a journal fsyncs each trial
+def test_a_claims_work_does_not_grow_with_the_queue(kind, small, tmp_path):
+    """Trials read per claim, after a worker's first: the same with 10x as many models waiting (a scan of the
+    waiting trials per claim, as before, read 10x as many)."""
+    per_claim = {}
+    for n in (small, 10 * small):
+        study, storage, reads = queue_of(kind, n, tmp_path)
+        claim(study, storage, "w", stale_after=60)  # the first claim reads the study once
+        reads[0] = 0
+        numbers = []
+        for _ in range(30):
+            trial = claim(study, storage, "w", stale_after=60)
+            numbers.append(trial.number)
+            finish(storage, trial._trial_id, TrialState.COMPLETE, {}, [1.0])
+        assert numbers == list(range(1, 31))  # still in queue order
+        per_claim[n] = reads[0] / 30
+    assert per_claim[10 * small] <= 1.5 * per_claim[small] and per_claim[10 * small] < 10, per_claim
+
+
+def test_a_claim_skips_trials_another_process_took(tmp_path):
+    """Two processes' cursors on one journal: each claim takes a trial nobody holds, in queue order."""
+    from optuna.storages.journal import JournalFileBackend
+
+    path = str(tmp_path / "shared.journal")
+    first = optuna.storages.JournalStorage(JournalFileBackend(path))
+    study = optuna.create_study(storage=first, study_name="shared")
+    distributions = {"x": optuna.distributions.IntDistribution(0, 10)}
+    study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING, params={"x": i}, distributions=distributions)
+                      for i in range(6)])
+    second = optuna.storages.JournalStorage(JournalFileBackend(path))
+    other = optuna.load_study(study_name="shared", storage=second)
+    taken = [claim(study, first, "a", stale_after=60).number, claim(other, second, "b", stale_after=60).number,
+             claim(other, second, "b", stale_after=60).number, claim(study, first, "a", stale_after=60).number]
+    study.add_trials([optuna.trial.create_trial(state=TrialState.WAITING, params={"x": 9}, distributions=distributions)])
+    taken += [claim(study, first, "a", stale_after=60).number for _ in range(3)]
+    assert taken == [0, 1, 2, 3, 4, 5, 6]
+    assert claim(other, second, "b", stale_after=60) is None

@@ -180,3 +180,38 @@ def test_auto_precision_avoids_bf16_for_narrow_groups(synthetic):
     result = train_model(tiny_spec(synthetic), synthetic, QUICK.replace(epochs=1, precision="fp32",
                                                                        channels_last=False), progress=False)
     assert result.precision == "fp32" and result.channels_last is False and result.status == "ok"
+
+
+@pytest.mark.skipif(not HAS_FASHION_MNIST, reason="needs Debian's dataset-fashion-mnist")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_evaluation_in_small_batches_predicts_what_one_big_no_grad_batch_does(precision):
+    """The cheaper evaluation (inference_mode, batches of 256) gives the same prediction for every image as the
+    previous one (no_grad, batches of 2,000), on a trained model and real data."""
+    from regnet_space.proxy.train import _Run
+
+    data = load_dataset("fashion-mnist", val_size=3000)
+    spec = RegNetParams(depth=4, w0=16, wa=8, wm=2.0, group_width=8, stem_width=8).to_spec(
+        resolution=28, in_channels=1, num_classes=10)
+    config = ProxyConfig(train_fraction=0.05, precision=precision)
+    torch.manual_seed(0)
+    run = _Run(spec, data, config, torch.device("cpu"), precision == "bf16", True, 0)
+    run.train(0.0, None, False)
+    predicted = run.predict(data.val_x)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        run.model.eval()
+        before = torch.cat([run.model(data.val_x[i:i + 2000].contiguous(memory_format=torch.channels_last)).argmax(1)
+                            for i in range(0, 3000, 2000)])
+    assert predicted.shape == (3000,) and torch.equal(predicted, before)
+    assert (predicted != data.val_y).float().mean() < 0.8 and len(predicted.unique()) >= 5  # learned (chance: 0.9)
+
+
+def test_validation_error_is_measured_on_eval_images_of_the_split(synthetic):
+    """``eval_images`` evaluates the first images of the validation split (a seeded random subset): the same
+    error as training on the same data with a validation split of just those images."""
+    import dataclasses
+
+    few = train_model(tiny_spec(synthetic), synthetic, QUICK.replace(epochs=1, eval_images=7), progress=False)
+    cut = dataclasses.replace(synthetic, val_x=synthetic.val_x[:7], val_y=synthetic.val_y[:7])
+    whole = train_model(tiny_spec(synthetic), cut, QUICK.replace(epochs=1, eval_images=None), progress=False)
+    assert len(synthetic.val_y) == 100 and few.val_error == whole.val_error
+    assert round(few.val_error * 7 / 100, 6).is_integer()

@@ -42,6 +42,8 @@ from regnet_space.study.spec import load_study_spec  # noqa: E402
 SCHEDULES = {
     "reference": ({"epochs": 2, "train_fraction": 1.0}, 0),
     "proxy-seed1": ({}, 1_000_003),
+    # issue 26: the proxy as it now evaluates (5,000 validation images, inference mode, batch 256), the study's seed
+    "proxy-eval5k": ({"eval_images": 5000, "eval_batch_size": 256}, 0),
 }
 BOOTSTRAP = 2000
 
@@ -81,7 +83,8 @@ def summarize(models: pd.DataFrame, rows: list[dict]) -> dict:
             summary["seconds_per_model"][name] = float(np.median(seconds))
     proxy = {(s, i): e for s, i, e in models[["space", "model_index", "val_error"]].itertuples(index=False)}
     pairs = {"proxy vs reference": ("proxy", "reference"), "proxy-seed1 vs reference": ("proxy-seed1", "reference"),
-             "proxy vs proxy-seed1 (noise ceiling)": ("proxy", "proxy-seed1")}
+             "proxy vs proxy-seed1 (noise ceiling)": ("proxy", "proxy-seed1"),
+             "proxy-eval5k vs reference": ("proxy-eval5k", "reference")}
     for label, (a, b) in pairs.items():
         def error(key: tuple, schedule: str) -> float | None:
             return proxy.get(key) if schedule == "proxy" else errors.get((*key, schedule))

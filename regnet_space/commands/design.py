@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("spec", metavar="SPEC", help="the design spec (TOML), e.g. experiments/design_fashion_mnist.toml")
     parser.add_argument("--workers", type=positive_int, help="worker processes, or SLURM array tasks, per "
                         "population (default: the spec's [launcher] workers, else 1)")
-    parser.add_argument("--threads", type=positive_int, help="torch threads per worker (default: the cores split "
-                        "evenly; 1 on a machine shared with other jobs)")
+    parser.add_argument("--threads", type=positive_int, help="torch threads per worker (default 1: small models "
+                        "keep no more busy, and on a shared machine more threads wait for each other)")
     parser.add_argument("--dir", help="where storage and outputs live (default runs/<name>/)")
     parser.add_argument("--storage", help="a database URL shared by many machines (default: the spec's `storage`, "
                         "else an embedded journal in --dir)")

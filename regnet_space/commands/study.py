@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = study.add_parser("run", help="train the population with N workers: local processes or a SLURM job array")
     common(run)
     run.add_argument("--workers", type=positive_int, help="worker processes, or SLURM array tasks (default: the "
-                     "spec's [launcher] workers, else 1)")
+                     "spec's [launcher] workers, else 1; one per CPU you may use is the fastest)")
+    run.add_argument("--threads", type=positive_int, help="torch threads per worker (default 1: small models keep "
+                     "no more busy, and on a shared machine more threads wait for each other)")
     run.add_argument("--device", default="cpu", help="cpu or cuda (default cpu); local workers on `cuda` are spread "
                      "over the visible GPUs, one GPU each")
     run.add_argument("--workers-per-device", type=positive_int, help="local workers sharing each GPU, for small "
@@ -37,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker = study.add_parser("worker", help="join a study and train models until none is left")
     common(worker)
     worker.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    worker.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
+    worker.add_argument("--threads", type=positive_int, help="torch threads (default 1)")
     worker.add_argument("--name", help="worker name stored with its models (default host:pid)")
     worker.set_defaults(handler=_worker)
 
@@ -99,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..proxy.data import resolve_device
     from ..study.results import status_summary
-    from ..study.runner import run_local
+    from ..study.runner import idle_cpus_note, run_local
 
     resolve_device(args.device)
     session, url = _session(args, create=True)
@@ -124,8 +126,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.detach:
             return code
     else:
+        note = idle_cpus_note(workers, args.threads) if args.device == "cpu" else None
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         code = run_local(session, workers=workers, directory=args.dir, storage_url=url, device=args.device,
-                         progress=not args.quiet, worker_env=worker_env)
+                         progress=not args.quiet, worker_env=worker_env, threads=args.threads)
     if code == 0:
         _print_table(status_summary(session))
     return code
@@ -133,13 +138,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _warn_tiny_stages(spec) -> None:
     """Warn before training when models of the population have a stage at <= 2x2 px (the data's shape fixes the
-    population, so this reads the dataset once)."""
-    from ..proxy.data import load_dataset
+    population, so this reads as much of the dataset as its shape needs)."""
+    from ..proxy.data import dataset_shape
     from ..study.population import DataShape, build_population, tiny_stage_warning
 
-    data = load_dataset(**spec.dataset)
-    warning = tiny_stage_warning(build_population(spec, DataShape(data.resolution, data.in_channels,
-                                                                  data.num_classes)))
+    warning = tiny_stage_warning(build_population(spec, DataShape(*dataset_shape(**spec.dataset))))
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
 
@@ -147,8 +150,12 @@ def _warn_tiny_stages(spec) -> None:
 def _worker(args: argparse.Namespace) -> int:
     from ..proxy.data import resolve_device
     from ..study.worker import run_worker
+    from ..threads import DEFAULT_THREADS, oversubscription
 
     resolve_device(args.device)
+    warning = oversubscription(args.threads or DEFAULT_THREADS) if args.device == "cpu" else None
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     session, _ = _session(args, create=True)
     try:
         report = run_worker(session, device=args.device, threads=args.threads, name=args.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..threads import DEFAULT_THREADS
 from . import add_model_arguments, positive_int
 
 
@@ -24,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of init, batch order and augmentation")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's, one per core)")
+    parser.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                        help="torch intra-op threads (default 1: a small model keeps no more busy, and on a shared "
+                        "machine more threads wait for each other)")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop with status timeout after this")
     parser.add_argument("--test", action="store_true", help="also report the test-set error (for reporting only)")
     parser.add_argument("--json", action="store_true", help="end with one JSON object on stdout")

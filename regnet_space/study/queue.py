@@ -15,9 +15,10 @@ by it on PostgreSQL.
   one transaction each (Optuna's ORM takes a dozen queries for either); a population is inserted in one
   transaction; a session advisory lock serialises enqueueing. Optuna's raw RDBStorage has no cache, and
   Optuna's cached wrapper re-reads unfinished trials, so both stay coherent with a state changed by SQL.
-- Journal file: Optuna replays the journal into memory incrementally (only new records are read), so the
-  waiting trials are a scan of memory; the journal itself decides which of two racing claims wins
-  (WAITING -> RUNNING is applied once). An ``fcntl.flock`` on a file beside the journal serialises enqueueing.
+- Journal file: Optuna replays the journal into memory incrementally (only new records are read); each process
+  keeps its own heap of the waiting trials it has seen (``WaitingCursor``), fed only by trials numbered past
+  the last it read, so a claim does not scan the queue; the journal itself decides which of two racing claims
+  wins (WAITING -> RUNNING is applied once). An ``fcntl.flock`` on a file beside the journal serialises enqueueing.
 - Any other storage (Optuna's in-memory storage in tests): the journal's way, with an in-process lock.
 """
 
@@ -26,8 +27,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import heapq
 import json
 import threading
+import weakref
 from typing import Any, Iterator, Sequence
 
 import optuna
@@ -60,17 +63,80 @@ def claim_next(study: optuna.Study, storage: optuna.storages.BaseStorage, worker
     """Move the first waiting trial in queue order to RUNNING, owned by ``worker``; None if none is waiting."""
     if is_postgres(storage):
         return _claim_postgres(study, storage, worker, now)
-    waiting = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,))
-    for candidate in sorted(waiting, key=_queue_order):
+    cursor = _cursor(storage, study._study_id)
+    while True:
+        candidate = cursor.next_waiting()
+        if candidate is None:
+            return None
         try:
-            if not storage.set_trial_state_values(candidate._trial_id, state=TrialState.RUNNING):
+            if not storage.set_trial_state_values(candidate, state=TrialState.RUNNING):
                 continue  # another worker took it first
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
-        storage.set_trial_user_attr(candidate._trial_id, WORKER, worker)
-        storage.set_trial_user_attr(candidate._trial_id, HEARTBEAT, now)
-        return storage.get_trial(candidate._trial_id)
-    return None
+        storage.set_trial_user_attr(candidate, WORKER, worker)
+        storage.set_trial_user_attr(candidate, HEARTBEAT, now)
+        return storage.get_trial(candidate)
+
+
+class WaitingCursor:
+    """One process's index of a study's waiting trials, for every storage but PostgreSQL (which has an index).
+
+    Sorting every waiting trial on each claim made a claim O(n) (2.1 ms of CPU at 1,000 waiting models, 14.7 ms
+    at 10,000). Trials are numbered densely in creation order, and a trial never returns to WAITING once it has
+    left it, so each trial needs to be looked at only twice per process: once when it first appears (numbers
+    past ``seen``, read one at a time by number; the first call reads the study once) and, if it was waiting
+    then, once more when it reaches the front of the heap, where a trial that another process took meanwhile is
+    dropped. A claim therefore costs O(1) amortised plus O(log n) for the heap, whatever the queue's length;
+    ``inspected`` counts the trials looked at (tests hold it flat as the queue grows).
+    """
+
+    def __init__(self, storage: optuna.storages.BaseStorage, study_id: int) -> None:
+        self._storage, self._study_id = storage, study_id
+        self._heap: list[tuple[tuple[bool, int], int]] = []
+        self.seen: int | None = None  # trial numbers below this have been looked at
+        self.inspected = 0
+
+    def next_waiting(self) -> int | None:
+        """The id of the first trial in queue order that is waiting now, taken out of the index (the caller
+        claims it, or loses it to another process); None if none is waiting."""
+        self._read_new()
+        while self._heap:
+            _, trial_id = heapq.heappop(self._heap)
+            self.inspected += 1
+            if self._storage.get_trial(trial_id).state == TrialState.WAITING:
+                return trial_id
+        return None
+
+    def _read_new(self) -> None:
+        if self.seen is None:  # the first look: the study as it stands, in one read
+            trials = self._storage.get_all_trials(self._study_id, deepcopy=False)
+            self.inspected += len(trials)
+            self.seen = len(trials)
+            self._heap = [(_queue_order(t), t._trial_id) for t in trials if t.state == TrialState.WAITING]
+            heapq.heapify(self._heap)
+            return
+        while True:
+            try:
+                trial_id = self._storage.get_trial_id_from_study_id_trial_number(self._study_id, self.seen)
+            except KeyError:
+                return
+            trial = self._storage.get_trial(trial_id)
+            self.inspected += 1
+            self.seen += 1
+            if trial.state == TrialState.WAITING:
+                heapq.heappush(self._heap, (_queue_order(trial), trial_id))
+
+
+_CURSORS: "weakref.WeakKeyDictionary[optuna.storages.BaseStorage, dict[int, WaitingCursor]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _cursor(storage: optuna.storages.BaseStorage, study_id: int) -> WaitingCursor:
+    """This process's cursor on the study's queue in ``storage`` (made on first use, dropped with the storage)."""
+    per_study = _CURSORS.setdefault(storage, {})
+    if study_id not in per_study:
+        per_study[study_id] = WaitingCursor(storage, study_id)
+    return per_study[study_id]
 
 
 def _queue_order(trial: FrozenTrial) -> tuple[bool, int]:

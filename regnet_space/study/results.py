@@ -47,7 +47,8 @@ def _rows(spec: StudySpec, trials: list) -> list[dict[str, Any]]:
             "best_val_error": attrs.get("best_val_error") if state.status == "complete" else None,
             "train_status": attrs.get("train_status") if state.status == "complete" else None,
             "flops": attrs.get("flops"), "params": attrs.get("params"), "acts": attrs.get("acts"),
-            "mac": attrs.get("mac"), "latency_ms": attrs.get("latency_ms") if state.status == "complete" else None,
+            "mac": attrs.get("mac"), "latency_ms": trusted_latency(attrs) if state.status == "complete" else None,
+            "latency_cv": attrs.get("latency_cv") if state.status == "complete" else None,
             "seconds": attrs.get("seconds") if state.status == "complete" else None,
             "epochs": attrs.get("epochs") if state.status == "complete" else None,
             "worker": attrs.get(WORKER), "attempts": state.attempts,
@@ -62,6 +63,12 @@ def _rows(spec: StudySpec, trials: list) -> list[dict[str, Any]]:
 
 _STATUS_ATTRS = (SPACE, INDEX, HEARTBEAT, SUPERSEDED, INTERRUPTED, LOST, ERROR, "diverged", "val_error", "flops",
                  "seconds")
+
+
+def trusted_latency(attrs: dict[str, Any]) -> float | None:
+    """A model's stored latency, or None where its measurement was marked unreliable (its passes disagreed:
+    proxy/latency.py), so that a latency-normalised EDF leaves it out rather than binning it by noise."""
+    return None if attrs.get("latency_reliable") is False else attrs.get("latency_ms")
 
 
 def status_summary(session: StudySession) -> dict[str, Any]:

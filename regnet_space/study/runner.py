@@ -13,6 +13,7 @@ from tqdm import tqdm
 from optuna.trial import TrialState
 
 from ..errors import StopSignal, raise_stop_signal
+from ..threads import DEFAULT_THREADS, available_cpus, oversubscription
 from .results import status_summary
 from .session import StudySession, study_dir
 from .snapshot import best_by_space, state_counts
@@ -22,25 +23,29 @@ from .trials import SPACE
 STORAGE_ENV = "REGNET_SPACE_STORAGE"  # how a URL reaches the workers without showing up in `ps`
 
 
-def threads_per_worker(workers: int) -> int:
-    """Split the cores evenly: oversubscribed threads slow every worker down."""
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
 def run_local(session: StudySession, *, workers: int, directory: str | None, storage_url: str | None,
               device: str = "cpu", progress: bool = True, poll: float = 1.0, threads: int | None = None,
               worker_env: list[dict[str, str]] | None = None) -> int:
-    """Start ``workers`` worker processes (``threads`` torch threads each, default the cores split evenly),
-    show progress until they finish, and report what is missing. ``worker_env``: each worker's additions to
-    the environment (its GPU, see devices.plan_devices)."""
+    """Start ``workers`` worker processes (``threads`` torch threads each, default 1: see threads.py), show
+    progress until they finish, and report what is missing. ``worker_env``: each worker's additions to the
+    environment (its GPU, see devices.plan_devices).
+
+    ``workers`` is taken as asked, also 1 on a machine of N cores: the worker count is how much of the machine
+    the run may take (on a shared machine, the rest is other people's), and a worker with N threads costs more
+    CPU per model than N workers of one (benchmarks/README.md). The caller says when CPUs would stay idle
+    (``idle_cpus_note``)."""
     spec = session.spec
+    threads = threads or DEFAULT_THREADS
+    warning = oversubscription(threads, workers) if device == "cpu" else None
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     logs = study_dir(spec, directory) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if storage_url:
         env[STORAGE_ENV] = storage_url
     command = [sys.executable, "-m", "regnet_space.cli", "study", "worker", spec.path,
-               "--threads", str(threads or threads_per_worker(workers)), "--device", device]
+               "--threads", str(threads), "--device", device]
     if directory:
         command += ["--dir", directory]
     processes: list = []
@@ -104,6 +109,15 @@ def outcome(session: StudySession) -> int:
               f"run the same command again to train them.", file=sys.stderr)
         return 1
     return 0
+
+
+def idle_cpus_note(workers: int, threads: int | None) -> str | None:
+    """A note when CPUs this process may use would stay idle (they may be other people's: it is only a note)."""
+    cpus, used = available_cpus(), workers * (threads or DEFAULT_THREADS)
+    if used >= cpus:
+        return None
+    return (f"{cpus} CPUs available and {used} used: --workers {cpus // (threads or DEFAULT_THREADS)} would "
+            f"train that many models at a time")
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..models.spec import AnyNetSpec
+from ..threads import DEFAULT_THREADS
 from .population import DataShape, build_population, population_distributions, space_seed, tiny_stage_warning
 from .queue import ensure_index, finish
 from .session import StudySession
@@ -176,8 +177,7 @@ def _work(session: StudySession, *, device: str, threads: int | None, name: str 
 
     from ..proxy.data import load_dataset
 
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads or DEFAULT_THREADS)
     spec, storage, study = session.spec, session.storage, session.study
     name = name or worker_name()
     poll = spec.heartbeat_interval if poll is None else poll
@@ -248,7 +248,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
         try:
             result = train_model(model_spec, dataset, ProxyConfig.from_dict(spec.proxy), seed=seed, device=device,
                                  time_limit=spec.time_limit, progress=False)
-            latency = _latency(model_spec, device) if spec.measure_latency else None
+            latency = _latency(model_spec, device) if spec.measure_latency else {}
         except Exception as exc:  # a model that cannot train is data about the space, not a crash of the study
             reason = f"{type(exc).__name__}: {exc}"
             retry(whole(lambda: fail(storage, trial_id, reason=reason)), what="storing a failure",
@@ -267,7 +267,8 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
         "epochs": outcome.get("epochs"),
         "seconds": outcome.get("seconds"),
         "images_per_s": outcome.get("images_per_s"),
-        "latency_ms": latency,
+        "threads": outcome.get("threads"),
+        **latency,
         "device": device,
     }
     try:
@@ -278,7 +279,10 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
     return True
 
 
-def _latency(spec: AnyNetSpec, device: str) -> float:
+def _latency(spec: AnyNetSpec, device: str) -> dict[str, Any]:
+    """Batch-1 latency by the shared protocol (proxy/latency.py), with what says how far to trust it."""
     from ..proxy.latency import measure_latency
 
-    return float(measure_latency(spec, device=device, batch_size=1).median_ms)
+    result = measure_latency(spec, device=device, batch_size=1)
+    return {"latency_ms": result.latency_ms, "latency_median_ms": result.median_ms, "latency_cv": result.cv,
+            "latency_reliable": result.reliable, "latency_load": result.load}
