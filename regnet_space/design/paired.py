@@ -27,9 +27,9 @@ fixed-n test's and the sequential rule's level on null oracles and their power o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 from scipy import stats
@@ -37,6 +37,7 @@ from scipy import stats
 BATCH = 20  # pairs per look
 FUTILITY_LOOK = 2  # from this look on, a z below 0 stops for futility
 _CHUNK = 512
+_Z_MAX = 30.0  # a z beyond any boundary (a batch of identical differences has no spread)
 _BOUNDARY_PATHS = 400_000
 
 
@@ -80,7 +81,6 @@ def paired_test(differences, log_ratios=None, *, permutations: int = 2000, seed:
         return PairedTest(n, float("nan"), float("nan"), float("nan"), 1.0, 1.0, 0.0, level)
     c, r = _design(d, x)
     effect = float(c @ d)
-    z = _z(effect, c, r)
     rng = np.random.default_rng(seed)
     at_most = at_least = done = 0
     while done < permutations:
@@ -89,47 +89,63 @@ def paired_test(differences, log_ratios=None, *, permutations: int = 2000, seed:
         at_most += int(np.sum(null <= effect + 1e-12))
         at_least += int(np.sum(null >= effect - 1e-12))
         done += size
-    # the t interval of the intercept, from the full model's residual variance
+    se, dof = _interval(d, x, c, effect)
+    half = float(stats.t.ppf(0.5 + level / 2, dof)) * se
+    return PairedTest(n, effect, effect - half, effect + half, (1 + at_most) / (1 + permutations),
+                      (1 + at_least) / (1 + permutations), z_statistic(d, x), level)
+
+
+def _interval(d: np.ndarray, x: np.ndarray | None, c: np.ndarray, effect: float) -> tuple[float, int]:
+    """(standard error of the effect, degrees of freedom): the regression's, from the full model's residuals."""
+    n = len(d)
     if x is None or np.allclose(c, 1.0 / n):
         residuals, dof = d - effect, n - 1
     else:
         design = np.stack([np.ones(n), x], axis=1)
-        coef = np.linalg.lstsq(design, d, rcond=None)[0]
-        residuals, dof = d - design @ coef, n - 2
-    se = float(np.sqrt(residuals @ residuals / max(dof, 1) * (c @ c)))
-    half = float(stats.t.ppf(0.5 + level / 2, max(dof, 1))) * se
-    return PairedTest(n, effect, effect - half, effect + half, (1 + at_most) / (1 + permutations),
-                      (1 + at_least) / (1 + permutations), z, level)
-
-
-def _z(effect: float, c: np.ndarray, r: np.ndarray) -> float:
-    """The effect over the standard deviation of its sign-flip distribution (< 0: the constraint helps)."""
-    spread = float(np.sqrt(np.sum(c**2 * r**2)))
-    return effect / spread if spread > 0 else 0.0
+        residuals, dof = d - design @ np.linalg.lstsq(design, d, rcond=None)[0], n - 2
+    dof = max(dof, 1)
+    return float(np.sqrt(residuals @ residuals / dof * (c @ c))), dof
 
 
 def z_statistic(differences, log_ratios=None) -> float:
-    """The self-normalised statistic of the pairs so far (< 0: the constraint helps)."""
+    """The pairs' evidence so far on the normal scale (< 0: the constraint helps): the effect's t statistic
+    turned into the normal quantile of its t probability, so boundaries for Gaussian increments apply
+    with an estimated variance, at 20 pairs as at 200."""
     d = np.asarray(differences, float)
-    c, r = _design(d, None if log_ratios is None else np.asarray(log_ratios, float))
-    return _z(float(c @ d), c, r)
+    x = None if log_ratios is None else np.asarray(log_ratios, float)
+    c, _ = _design(d, x)
+    effect = float(c @ d)
+    se, dof = _interval(d, x, c, effect)
+    if se == 0:
+        return 0.0 if effect == 0 else float(np.sign(effect)) * _Z_MAX
+    t = effect / se
+    return float(np.sign(t) * min(_Z_MAX, stats.norm.isf(stats.t.sf(abs(t), dof))))  # isf: exact in the tails
 
 
-def spending(t: np.ndarray, alpha: float) -> np.ndarray:
-    """O'Brien-Fleming-type alpha spent by information fraction t (one-sided level ``alpha``)."""
+SPENDING = ("obrien-fleming", "pocock")
+
+
+def spending(t: np.ndarray, alpha: float, kind: str = "obrien-fleming") -> np.ndarray:
+    """Alpha spent by information fraction t (one-sided level ``alpha``), Lan-DeMets forms:
+    O'Brien-Fleming-type 2 - 2 Phi(z_{1 - alpha/2} / sqrt(t)) (little early, near the fixed-n test at the
+    end) or Pocock-type alpha ln(1 + (e - 1) t) (evenly: stops early more often, needs more at the end)."""
     t = np.asarray(t, float)
-    return 2 - 2 * stats.norm.cdf(stats.norm.ppf(1 - alpha / 2) / np.sqrt(t))
+    if kind == "obrien-fleming":
+        return 2 - 2 * stats.norm.cdf(stats.norm.ppf(1 - alpha / 2) / np.sqrt(t))
+    if kind == "pocock":
+        return alpha * np.log1p((np.e - 1) * t)
+    raise ValueError(f"spending must be one of {', '.join(SPENDING)}, got {kind!r}")
 
 
 @lru_cache(maxsize=64)
-def boundaries(looks: tuple[int, ...], alpha: float) -> tuple[float, ...]:
+def boundaries(looks: tuple[int, ...], alpha: float, kind: str = "obrien-fleming") -> tuple[float, ...]:
     """One-sided efficacy boundaries for z at the cumulative pair counts ``looks``: each look spends what
     ``spending`` allows by its information fraction, for Gaussian increments (simulated, fixed seed)."""
     rng = np.random.default_rng(20281)
     sizes = np.diff(np.r_[0, np.asarray(looks)])
     sums = np.cumsum(rng.normal(size=(_BOUNDARY_PATHS, len(looks))) * np.sqrt(sizes), axis=1)
     z = sums / np.sqrt(np.asarray(looks, float))
-    spent = spending(np.asarray(looks) / looks[-1], alpha)
+    spent = spending(np.asarray(looks) / looks[-1], alpha, kind)
     alive = np.ones(_BOUNDARY_PATHS, bool)
     out, used = [], 0.0
     for k in range(len(looks)):
@@ -159,13 +175,14 @@ class Sequential:
 
 
 def sequential(next_batch: Callable[[int], tuple[np.ndarray, np.ndarray | None]], max_pairs: int, *,
-               alpha: float = 0.05, batch: int = BATCH, permutations: int = 2000, seed: int = 0) -> Sequential:
+               alpha: float = 0.05, batch: int = BATCH, spend: str = "obrien-fleming", permutations: int = 2000,
+               seed: int = 0) -> Sequential:
     """Evaluate pairs in batches of ``batch`` (``next_batch(k)`` returns the k-th batch's differences and log
     flops ratios) up to ``max_pairs``, stopping at the first look whose z crosses the O'Brien-Fleming-type
     boundary ("better", one-sided at ``alpha``) or, from look ``FUTILITY_LOOK``, points the harmful way
     ("futile")."""
     looks = tuple(range(batch, max_pairs + 1, batch)) or (max_pairs,)
-    bounds = boundaries(looks, alpha)
+    bounds = boundaries(looks, alpha, spend)
     d: list[float] = []
     x: list[float] = []
     with_ratios = True

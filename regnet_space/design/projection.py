@@ -29,16 +29,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from ..errors import UserError
 from ..analysis.linear_fit import fit_quantized_linear
+from ..errors import UserError
 from ..models.complexity import complexity
 from ..models.regnet import RegNetParams, make_compatible, quantized_block_widths, runs
-from ..models.spec import AnyNetSpec
 from ..spaces import DesignSpace, Distribution, SampledModel
 from ..spaces.sampling import stage_key
 from .candidates import REGNET, Candidate
@@ -142,9 +141,11 @@ def _anynet_projection(model: SampledModel, space: DesignSpace, values: dict[str
     values = {f: [_snap(v, space.stage_value(i, f)) for i, v in enumerate(vs)] for f, vs in values.items()}
     why = ""
     for field in ("width", "depth"):
-        found = _nearest(lambda s: _anynet_model(model, space, {**values, field: [
-            _snap(v * s, space.stage_value(i, field)) for i, v in enumerate(values[field])]}),
-            target, 2.0 if field == "width" else 1.0, tolerance)
+        def build(s: float, field: str = field) -> tuple[SampledModel, str]:
+            return _anynet_model(model, space, {**values, field: [
+                _snap(v * s, space.stage_value(i, field)) for i, v in enumerate(values[field])]})
+
+        found = _nearest(build, target, 2.0 if field == "width" else 1.0, tolerance)
         if not isinstance(found, str):
             return found
         why = why or found

@@ -12,8 +12,8 @@ pair's two models share the seed's part of the noise), so replicates differ in m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import stats
@@ -76,7 +76,7 @@ def paired_rejections(pool: Pool, make_oracle: Oracle, *, pairs: int, replicates
 
 
 def sequential_runs(pool: Pool, make_oracle: Oracle, *, max_pairs: int, replicates: int, alpha: float = 0.05,
-                    batch: int = BATCH, seed: int = 0) -> list:
+                    batch: int = BATCH, spend: str = "obrien-fleming", seed: int = 0) -> list:
     """For each replicate: the ``paired.Sequential`` of pairs drawn in random order, in batches."""
     rng = np.random.default_rng(seed)
     out = []
@@ -88,7 +88,8 @@ def sequential_runs(pool: Pool, make_oracle: Oracle, *, max_pairs: int, replicat
             index = order[k * batch:(k + 1) * batch]
             return pair_differences(pool, oracle, index, f"r{r}b{k}"), pool.log_ratios[index]
 
-        out.append(sequential(next_batch, max_pairs, alpha=alpha, batch=batch, permutations=200, seed=r))
+        out.append(sequential(next_batch, max_pairs, alpha=alpha, batch=batch, spend=spend, permutations=200,
+                              seed=r))
     return out
 
 
