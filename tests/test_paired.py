@@ -181,3 +181,8 @@ def test_sequential_stops_at_the_first_look_on_a_clear_effect():
     assert result.decision == "better" and result.pairs == 20 and result.test.p_better < 0.001
     futile = sequential(lambda k: (rng.normal(0.5, 0.5, 20), None), 100)
     assert futile.decision == "futile" and futile.pairs == 40
+
+
+def test_the_last_look_is_at_the_maximum_of_pairs():
+    result = sequential(lambda k: (np.zeros(20), None), 50)  # no effect, no spread: never stops early
+    assert (result.decision, result.pairs, result.looks) == ("not better", 50, 3)

@@ -15,14 +15,17 @@ exact for symmetric errors, whatever their scale from pair to pair (heteroscedas
 ``p_better`` is the one-sided p of a negative effect (the projection has lower error), ``p_worse`` of a
 positive one; the interval for the effect is the regression's t interval.
 
-Sequential stopping (``sequential``): the pairs come in batches; after each, the self-normalised statistic
-z = intercept / sqrt(sum c_i^2 r_i^2) (c: the intercept's weights, r: the reduced residuals; the standard
-deviation of the sign-flip distribution) is compared with a one-sided O'Brien-Fleming-type boundary (Lan-DeMets
-alpha spending alpha(t) = 2 - 2 Phi(z_{1 - alpha/2} / sqrt(t)) at information fraction t = pairs / max pairs,
-boundaries computed for Gaussian increments). Crossing stops for "better"; a negative z after ``FUTILITY_LOOK``
-looks stops for futility (non-binding: stopping earlier than the boundaries assume can only lower the error
-rate). The calibration (analysis/design_loop/paired_calibration.py, tests/test_paired.py) measures both the
-fixed-n test's and the sequential rule's level on null oracles and their power on planted ones.
+Sequential stopping (``sequential``): the pairs come in batches; after each, the effect's t statistic on all
+pairs so far, put on the normal scale (z = the normal quantile of its t probability: a self-normalised sum is
+bounded by sqrt(n) and could never cross an early boundary), is compared with a one-sided group-sequential
+boundary computed for Gaussian increments from Lan-DeMets alpha spending at information fraction t = pairs /
+max pairs: O'Brien-Fleming-type (the default; alpha(t) = 2 - 2 Phi(z_{1 - alpha/2} / sqrt(t)), strict early,
+near the fixed-n test at the end) or Pocock-type. Crossing stops for "better"; from look ``FUTILITY_LOOK`` on,
+an effect pointing the harmful way stops for futility (non-binding: stopping earlier than the boundaries
+assume can only lower the error rate). Across the k candidates of a round, Holm applies to the fixed-n
+p-values (``analysis.edf.holm``); sequential rules run each at alpha / k (Holm's first step, Bonferroni).
+The calibration (analysis/design_loop/paired_calibration.py, tests/test_paired.py) measures the fixed-n
+test's and the sequential rules' level on null oracles and their power on planted ones.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ _BOUNDARY_PATHS = 400_000
 @dataclass(frozen=True)
 class PairedTest:
     """The effect at equal flops (mean paired difference, error points; < 0: the constraint helps), its
-    ``level`` interval, one-sided sign-flip p-values, the self-normalised ``z`` and the pairs used."""
+    ``level`` interval, one-sided sign-flip p-values, ``z`` (``z_statistic``) and the pairs used."""
 
     n: int
     effect: float
@@ -178,10 +181,10 @@ def sequential(next_batch: Callable[[int], tuple[np.ndarray, np.ndarray | None]]
                alpha: float = 0.05, batch: int = BATCH, spend: str = "obrien-fleming", permutations: int = 2000,
                seed: int = 0) -> Sequential:
     """Evaluate pairs in batches of ``batch`` (``next_batch(k)`` returns the k-th batch's differences and log
-    flops ratios) up to ``max_pairs``, stopping at the first look whose z crosses the O'Brien-Fleming-type
-    boundary ("better", one-sided at ``alpha``) or, from look ``FUTILITY_LOOK``, points the harmful way
-    ("futile")."""
-    looks = tuple(range(batch, max_pairs + 1, batch)) or (max_pairs,)
+    flops ratios) up to ``max_pairs`` (the last look at ``max_pairs`` itself), stopping at the first look whose z
+    crosses the ``spend`` boundary ("better", one-sided at ``alpha``) or, from look ``FUTILITY_LOOK``, points
+    the harmful way ("futile")."""
+    looks = (*range(batch, max_pairs, batch), max_pairs)
     bounds = boundaries(looks, alpha, spend)
     d: list[float] = []
     x: list[float] = []
