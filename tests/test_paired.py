@@ -8,38 +8,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from regnet_space.analysis.refine import Decision, apply
+from regnet_space.analysis.refine import apply
 from regnet_space.design import oracles
-from regnet_space.design.candidates import (
-    REGNET,
-    Candidate,
-    paper_steps,
-    regnet_restriction,
-)
+from regnet_space.design.candidates import REGNET, Candidate, paper_steps, regnet_restriction
 from regnet_space.design.paired import boundaries, paired_test, sequential, spending
 from regnet_space.design.projection import TOLERANCE, lies_in, project
-from regnet_space.design.simulate import (
-    make_pool,
-    paired_rejections,
-    sequential_runs,
-    unpaired_rejections,
-)
+from regnet_space.design.simulate import (make_pool, paired_rejections, rule, sequential_runs,
+                                          unpaired_rejections)
 from regnet_space.models.complexity import complexity
 from regnet_space.spaces import load_space, sample_models
 
 FORM = dict(resolution=224, in_channels=3, num_classes=1000)
 WINDOW = {"flops": (200e6, 800e6)}
-NAN = float("nan")
-
-
-def _decision(kind, field, value):
-    return Decision(kind, field, None, value, NAN, NAN, True, "")
 
 
 def _candidates(space):
     """Every rule on ``space``: the paper's steps it lacks, b = 1, g in [4, 16], and the RegNet restriction
     where the space allows it."""
-    b1, g = _decision("share", "bottleneck_ratio", 1.0), _decision("narrow", "group_width", (4, 16))
+    b1, g = rule("share", "bottleneck_ratio", 1.0), rule("narrow", "group_width", (4, 16))
     out = paper_steps(space) + [Candidate("b=1", apply(space, [b1]), "", (b1,)),
                                 Candidate("g range", apply(space, [g]), "", (g,))]
     if "width" in space.monotone:
@@ -100,7 +86,7 @@ def test_lies_in_refuses_a_model_that_breaks_the_constraint():
 def test_a_projection_that_cannot_reach_its_flops_is_reported():
     space = load_space("anynetx_a")
     model = sample_models(space, 1, seed=2, windows=WINDOW, **FORM)[0]
-    narrow = _decision("narrow", "width", (8, 16))  # every width 8 or 16: far below the model's flops
+    narrow = rule("narrow", "width", (8, 16))  # every width 8 or 16: far below the model's flops
     candidate = Candidate("tiny", apply(space, [narrow]), "", (narrow,))
     result = project(model, candidate)
     assert result.projected is None and "flops" in result.why or "space" in result.why

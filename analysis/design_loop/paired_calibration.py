@@ -33,22 +33,10 @@ import time
 
 import numpy as np
 
-from regnet_space.analysis.refine import Decision, apply
 from regnet_space.design import oracles
-from regnet_space.design.candidates import (
-    REGNET,
-    Candidate,
-    paper_steps,
-    regnet_restriction,
-)
 from regnet_space.design.paired import SPENDING
-from regnet_space.design.simulate import (
-    binomial_interval,
-    make_pool,
-    paired_rejections,
-    sequential_runs,
-    unpaired_rejections,
-)
+from regnet_space.design.simulate import (binomial_interval, constraints, make_pool, paired_rejections,
+                                          sequential_runs, unpaired_rejections)
 from regnet_space.spaces import load_space
 
 FORM = dict(resolution=224, in_channels=3, num_classes=1000)
@@ -57,23 +45,6 @@ NULLS = {"flops non-linear": {}, "heteroscedastic": {"heteroscedastic": True}, "
          "ties 0.1": {"ties": 0.1}}
 MAX_PAIRS = (20, 40, 60, 80, 100, 140, 200)
 UNPAIRED_N = (20, 30, 40, 60, 80, 100, 130, 160, 200, 250, 300, 400)
-
-
-def _decision(kind: str, field: str, value) -> Decision:
-    nan = float("nan")
-    return Decision(kind, field, None, value, nan, nan, True, f"{kind} {field}")
-
-
-def constraints() -> list[tuple[str, str, Candidate, str]]:
-    """(name, parent space, candidate, the oracle's violation kind)."""
-    a, e = load_space("anynetx_a"), load_space("anynetx_e")
-    b1 = _decision("share", "bottleneck_ratio", 1.0)
-    g = _decision("narrow", "group_width", oracles.G_RANGE)
-    widths = next(c for c in paper_steps(a) if c.name == "monotone width")
-    return [("shared b = 1", "anynetx_a", Candidate("b=1", apply(a, [b1]), "", (b1,)), "b"),
-            ("monotone widths", "anynetx_a", widths, "widths"),
-            ("g range [4, 16]", "anynetx_a", Candidate("g range", apply(a, [g]), "", (g,)), "g"),
-            ("RegNet restriction", "anynetx_e", Candidate(REGNET, regnet_restriction(e), ""), "regnet")]
 
 
 def _paired_power(pool, make, spend: str, replicates: int, seed: int) -> dict:
@@ -122,7 +93,7 @@ def main() -> None:
     for null, options in NULLS.items():
         fixed = total = 0
         seq = dict.fromkeys(SPENDING, 0)
-        for j, (name, (pool, _)) in enumerate(pools.items()):
+        for j, (pool, _) in enumerate(pools.values()):
             make = lambda seed, options=options: oracles.paired_oracle("none", seed=seed, shared=args.shared,
                                                                       penalty=0.0, **options)
             p = paired_rejections(pool, make, pairs=args.null_pairs, replicates=per_pool, seed=17 + j)

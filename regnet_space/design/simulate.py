@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..analysis.refine import Decision, apply
 from ..models.complexity import complexity
-from ..spaces import SampledModel, sample_models
-from .candidates import Candidate
+from ..spaces import SampledModel, load_space, sample_models
+from . import oracles
+from .candidates import REGNET, Candidate, paper_steps, regnet_restriction
 from .compare import one_sided_tests
 from .paired import BATCH, paired_test, sequential
 from .projection import project
@@ -39,6 +41,23 @@ class Pool:
     unprojectable: int
     parents: list[SampledModel]
     children: list[SampledModel]
+
+
+def rule(kind: str, field: str, value=None) -> Decision:
+    """A decision taken without evidence: the rule a candidate imposes, for simulations and tests."""
+    nan = float("nan")
+    return Decision(kind, field, None, value, nan, nan, True, f"{kind} {field}")
+
+
+def constraints() -> list[tuple[str, str, Candidate, str]]:
+    """The calibration's constraints: (name, parent space, candidate, ``oracles.violation`` kind it plants)."""
+    a, e = load_space("anynetx_a"), load_space("anynetx_e")
+    b1, g = rule("share", "bottleneck_ratio", 1.0), rule("narrow", "group_width", oracles.G_RANGE)
+    widths = next(c for c in paper_steps(a) if c.name == "monotone width")
+    return [("shared b = 1", "anynetx_a", Candidate("b=1", apply(a, [b1]), "", (b1,)), "b"),
+            ("monotone widths", "anynetx_a", widths, "widths"),
+            ("g range [4, 16]", "anynetx_a", Candidate("g range", apply(a, [g]), "", (g,)), "g"),
+            ("RegNet restriction", "anynetx_e", Candidate(REGNET, regnet_restriction(e), ""), "regnet")]
 
 
 def make_pool(parent_space, candidate: Candidate, *, pairs: int, population: int, windows: dict, seed: int,
