@@ -172,3 +172,16 @@ def test_sequential_stops_at_the_first_look_on_a_clear_effect():
 def test_the_last_look_is_at_the_maximum_of_pairs():
     result = sequential(lambda k: (np.zeros(20), None), 50)  # no effect, no spread: never stops early
     assert (result.decision, result.pairs, result.looks) == ("not better", 50, 3)
+
+
+def test_the_interval_for_the_effect_covers_it():
+    """t3 noise of unequal scales, flops ratios held equal, 20 pairs: the 95% interval covers the true effect
+    (measured: 385 of 400 here; 1,000 tables: 94.5-96.3% at 20 and 60 pairs, normal or t3 noise)."""
+    rng = np.random.default_rng(2)
+    cover = 0
+    for _ in range(400):
+        x = rng.uniform(-0.05, 0.05, 20)
+        d = -0.4 - 4 * x + rng.standard_t(3, 20) * rng.uniform(0.2, 2, 20)
+        test = paired_test(d, x, permutations=1)
+        cover += test.low <= -0.4 <= test.high
+    assert cover >= 370, cover  # 92.5%
