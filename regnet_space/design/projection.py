@@ -11,13 +11,15 @@ The rules, one per kind of refinement (``Candidate.decisions``, or the RegNet re
 - ``monotone`` a field (widths, depths): the stage values sorted, so the model keeps its values and only
   their order changes;
 - the RegNet restriction: the quantized-linear fit of the model's per-block widths (``analysis.linear_fit``)
-  with its total depth, b and g as the candidate shares them (a free b or g is shared as above).
+  with its total depth, b and g as the candidate shares them (a free b or g is shared as above);
+- a narrowing of a RegNet space's parameters (depth, w0, wa, wm, g, b): the model's own parameters, each moved
+  to the nearest value of the narrowed support.
 Then every drawn value is snapped to the candidate's support, and widths are rescaled (by s, then snapped:
 multiples of 8 within the range) until the flops are within ``TOLERANCE`` of the model's, the factor giving the
 nearest flops winning; if no width factor gets there (widths at the edge of their range), depths are rescaled
 instead. The group-compatibility rule (``make_compatible``) is applied as the sampler applies it, and the
 result must lie in the candidate space (``lies_in``: every drawn value in its support, shared values equal,
-monotone fields non-decreasing, a RegNet model with the space's number of stages). For the RegNet restriction
+monotone fields non-decreasing, a RegNet model with the space's number of stages). For a RegNet candidate
 w0 and wa are scaled together (wm kept), so the projection is an exact RegNet model of the candidate space.
 
 A model that cannot be projected (no factor satisfies both the space and the tolerance) is returned with the
@@ -62,7 +64,7 @@ class Projection:
 def project(model: SampledModel, candidate: Candidate, *, tolerance: float = TOLERANCE) -> Projection:
     """``model`` (of the candidate's parent space) moved into ``candidate.space`` at equal flops."""
     target = complexity(model.spec).flops
-    if candidate.name == REGNET:
+    if candidate.name == REGNET or candidate.space.is_regnet:
         found = _regnet_projection(model, candidate.space, target, tolerance)
     else:
         values = {f: _drawn(model, f) for f in STAGE_FIELDS}
@@ -168,29 +170,36 @@ def _anynet_model(model: SampledModel, space: DesignSpace, values: dict[str, lis
 
 def _regnet_projection(model: SampledModel, space: DesignSpace, target: float, tolerance: float
                        ) -> SampledModel | str:
-    """The quantized-linear fit of the model's widths, w0 and wa scaled together to return to ``target``; when
-    the fit's wm gives another number of stages than the space's, the nearest wm of the space's support that
-    gives its number (the fit's line, quantized more or less finely)."""
+    """The RegNet model nearest ``model`` in a RegNet ``space``, w0 and wa scaled together to return to
+    ``target``. For an AnyNet model: the quantized-linear fit of its per-block widths, with its total depth and
+    its b and g shared as above. For a RegNet model (the candidate narrows the rule's parameters): its own
+    parameters. Each is moved to the nearest value of the space's support; when the line's wm gives another
+    number of stages than the space's, the nearest wm of the support that gives its number (the same line,
+    quantized more or less finely)."""
     spec = model.spec
-    fit = fit_quantized_linear(spec.block_widths())
-    weights = list(spec.depths)
-    shared = {f: (space.regnet[f] if not isinstance(space.regnet[f], Distribution)
-                  else _snap(_majority(_drawn(model, f), weights), space.regnet[f]))
-              for f in ("group_width", "bottleneck_ratio")}
-    se = space.regnet.get("se_ratio", 0.0)
-    wm_support = space.regnet["wm"]
-    wms = (sorted(wm_support.values.tolist(), key=lambda v: abs(math.log(v / fit.wm)))
+    regnet = space.regnet
+    if model.regnet is not None:
+        line = model.regnet
+        own = {f: getattr(line, f) for f in ("group_width", "bottleneck_ratio")}
+    else:
+        line = fit_quantized_linear(spec.block_widths())
+        own = {f: _majority(_drawn(model, f), list(spec.depths)) for f in ("group_width", "bottleneck_ratio")}
+    shared = {f: _snap(v, regnet.get(f, v)) for f, v in own.items()}
+    depth = int(_snap(line.depth, regnet.get("depth", line.depth)))
+    se = regnet.get("se_ratio", 0.0)
+    wm_support = regnet["wm"]
+    wms = (sorted(wm_support.values.tolist(), key=lambda v: abs(math.log(v / line.wm)))
            if isinstance(wm_support, Distribution) else [wm_support])
     lo, hi = space.regnet_stages
-    wm = next((v for v in wms if lo <= len(runs(quantized_block_widths(fit.depth, fit.w0, fit.wa, v))[0]) <= hi),
+    wm = next((v for v in wms if lo <= len(runs(quantized_block_widths(depth, line.w0, line.wa, v))[0]) <= hi),
               None)
     if wm is None:
-        return f"no wm of the space gives the fit of its widths {lo}..{hi} stages"
+        return f"no wm of the space gives the line of its widths {lo}..{hi} stages"
 
     def build(s: float) -> tuple[SampledModel | None, str]:
         try:
-            params = RegNetParams(depth=fit.depth, w0=int(_snap(fit.w0 * s, space.regnet["w0"])),
-                                  wa=float(_snap(fit.wa * s, space.regnet["wa"])), wm=float(wm),
+            params = RegNetParams(depth=depth, w0=int(_snap(line.w0 * s, regnet["w0"])),
+                                  wa=float(_snap(line.wa * s, regnet["wa"])), wm=float(wm),
                                   group_width=int(shared["group_width"]),
                                   bottleneck_ratio=float(shared["bottleneck_ratio"]),
                                   se_ratio=float(se if not isinstance(se, Distribution) else se.values[0]),
