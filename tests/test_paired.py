@@ -194,7 +194,7 @@ def test_a_regnet_model_projects_into_a_narrowed_regnet_space():
     space = load_space("regnetx")
     models = sample_models(space, 30, seed=3, windows=WINDOW, **FORM)
     for field, span, least in (("w0", (48, 96), 3), ("wm", (2.0, 2.5), 12), ("depth", (14, 20), 15),
-                               ("group_width", (8, 24), 20)):
+                               ("group_width", (8, 16), 20)):
         decision = rule("narrow", field, span)
         candidate = Candidate(field, apply(space, [decision]), "", (decision,))
         projections = [project(m, candidate) for m in models]
