@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,11 +74,6 @@ def project(model: SampledModel, candidate: Candidate, *, tolerance: float = TOL
     if isinstance(found, str):
         return Projection(model, None, float("nan"), found)
     return Projection(model, found, complexity(found.spec).flops / target)
-
-
-def project_all(models: Sequence[SampledModel], candidate: Candidate, *, tolerance: float = TOLERANCE
-                ) -> list[Projection]:
-    return [project(m, candidate, tolerance=tolerance) for m in models]
 
 
 def lies_in(space: DesignSpace, model: SampledModel) -> str:
