@@ -12,11 +12,14 @@ model's spec), so an oracle is a deterministic function of the model, as trainin
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 
+from ..analysis.linear_fit import fit_quantized_linear
 from ..models.complexity import complexity
+from ..models.spec import AnyNetSpec
 from ..spaces import DesignSpace, Distribution, SampledModel
 
 G_RANGE = (4, 16)
@@ -29,17 +32,9 @@ def _noise(model: SampledModel, seed: int, scale: float) -> float:
 def planted(*, seed: int = 0, noise: float = 1.0, penalty: float = 4.0, base: float = 20.0):
     """error = base + penalty * (share of stages with b != 1 + [some width decreases] + share of stages with g
     outside G_RANGE) + noise."""
-    lo, hi = G_RANGE
-
     def evaluate(models: Sequence[SampledModel]) -> list[float]:
-        errors = []
-        for model in models:
-            b = np.array(model.spec.bottleneck_ratios)
-            w = np.array(model.spec.widths)
-            g = np.array(model.spec.group_widths)
-            cost = np.mean(b != 1) + float(np.any(np.diff(w) < 0)) + np.mean((g < lo) | (g > hi))
-            errors.append(base + penalty * cost + _noise(model, seed, noise))
-        return errors
+        return [base + penalty * sum(violation(model.spec, kind) for kind in ("b", "widths", "g"))
+                + _noise(model, seed, noise) for model in models]
 
     return evaluate
 
@@ -51,14 +46,16 @@ def noise(*, seed: int = 0, scale: float = 1.0, base: float = 20.0, heteroscedas
     def evaluate(models: Sequence[SampledModel]) -> list[float]:
         errors = []
         for model in models:
-            spread = scale
-            if heteroscedastic:
-                depth, width = sum(model.spec.depths), model.spec.widths[0]
-                spread *= 0.25 + 1.75 * min(1.0, (depth / 40 + np.log2(width) / 10) / 2)
-            errors.append(base + _noise(model, seed, spread))
+            errors.append(base + _noise(model, seed, _spread(model, scale) if heteroscedastic else scale))
         return errors
 
     return evaluate
+
+
+def _spread(model: SampledModel, scale: float) -> float:
+    """A noise scale from 0.25x to 2x ``scale``, growing with the model's total depth and first width."""
+    depth, width = sum(model.spec.depths), model.spec.widths[0]
+    return scale * (0.25 + 1.75 * min(1.0, (depth / 40 + np.log2(width) / 10) / 2))
 
 
 def _flops_term(model: SampledModel, slope: float, middle: float) -> float:
@@ -121,3 +118,69 @@ def recovered_monotone(space: DesignSpace) -> dict[str, bool]:
     them by construction) and non-decreasing depths."""
     return {"monotone widths": space.is_regnet or "width" in space.monotone,
             "monotone depths": not space.is_regnet and "depth" in space.monotone}
+
+
+# -- oracles for pairs: a planted violation per constraint, and noise a pair shares --
+
+VIOLATIONS = ("none", "b", "g", "widths", "regnet")
+E_FIT_SCALE = 0.05  # an e_fit at least this large costs the whole penalty
+
+
+@lru_cache(maxsize=100_000)
+def violation(spec: AnyNetSpec, kind: str, regnet: bool = False) -> float:
+    """How much a model breaks the constraint ``kind`` (0 = not at all, 1 = fully): the share of stages with
+    b != 1 (``b``), with g outside G_RANGE (``g``), [some width decreases] (``widths``), min(1, e_fit /
+    E_FIT_SCALE) of its per-block widths (``regnet``; 0 for a model of a RegNet space, ``regnet``). Cached:
+    simulations evaluate the same models thousands of times, and a fit takes ~10 ms."""
+    if kind == "none":
+        return 0.0
+    if kind == "b":
+        return float(np.mean(np.array(spec.bottleneck_ratios) != 1))
+    if kind == "g":
+        g = np.array(spec.group_widths)
+        return float(np.mean((g < G_RANGE[0]) | (g > G_RANGE[1])))
+    if kind == "widths":
+        return float(np.any(np.diff(spec.widths) < 0))
+    if kind == "regnet":
+        return 0.0 if regnet else min(1.0, fit_quantized_linear(spec.block_widths()).e_fit / E_FIT_SCALE)
+    raise ValueError(f"unknown violation {kind!r}; use one of {', '.join(VIOLATIONS)}")
+
+
+@lru_cache(maxsize=100_000)
+def _described(spec) -> tuple[str, float]:
+    """(JSON, flops) of a spec, cached: simulations evaluate the same models thousands of times."""
+    return spec.to_json(), complexity(spec).flops
+
+
+def paired_oracle(kind: str = "none", *, seed: int = 0, penalty: float = 1.0, slope: float = 3.0,
+                  curvature: float = 1.5, middle: float = 400e6, noise: float = 1.0, shared: float = 0.8,
+                  tails: str = "normal", heteroscedastic: bool = False, ties: float | None = None,
+                  base: float = 30.0):
+    """error = base - slope * u + curvature * u^2 (u = log2(flops / middle): a non-linear flops effect)
+    + penalty * violation(kind) + noise. ``evaluate(models, keys=None)``: the noise is sqrt(shared) * a draw
+    keyed by the model's key (a pair's two models share it: the same seed and data order) + sqrt(1 - shared)
+    * a draw keyed by the model itself; without keys each model's key is its own spec, so its noise is one
+    independent draw of the same variance. ``tails`` "t3": Student t with 3 degrees of freedom scaled to unit
+    variance; ``heteroscedastic``: the scale runs 0.25x to 2x with total depth and first width, as ``noise``'s;
+    ``ties``: errors rounded to this step (0.1: a test set of 1,000 images)."""
+    if tails not in ("normal", "t3"):
+        raise ValueError(f"tails must be normal or t3, got {tails!r}")
+
+    def draw(key: str) -> float:
+        rng = np.random.default_rng(zlib.crc32(f"{seed}:{key}".encode()))
+        return float(rng.normal()) if tails == "normal" else float(rng.standard_t(3) / np.sqrt(3.0))
+
+    def evaluate(models: Sequence[SampledModel], keys: Sequence[str] | None = None) -> list[float]:
+        errors = []
+        for i, model in enumerate(models):
+            name, flops = _described(model.spec)
+            u = float(np.log2(flops / middle))
+            mean = base - slope * u + curvature * u * u + penalty * violation(model.spec, kind, model.regnet is not None)
+            scale = _spread(model, noise) if heteroscedastic else noise
+            eps = np.sqrt(shared) * draw(f"pair:{name if keys is None else keys[i]}") \
+                + np.sqrt(1 - shared) * draw(f"own:{name}")
+            error = mean + scale * eps
+            errors.append(round(error / ties) * ties if ties else error)
+        return errors
+
+    return evaluate
