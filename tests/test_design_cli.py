@@ -60,6 +60,46 @@ def test_bad_spec_is_one_line_and_exit_2(tmp_path, capsys, key, value, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_design_into_a_new_folder_writes_every_output_and_no_password(tmp_path, capsys):
+    """Defects 1, 2 and 9 of issue 24: the run into a folder nothing created failed writing its figures (so no
+    design_report.html); the report's "Design spec" block published the spec's database password; and the
+    command said "storage <dir>" while the spec's database was used. Here the spec names a PostgreSQL URL with
+    a password and --storage (an SQLite file) overrides it."""
+    secret = "Qdes1gn/pw@x"
+    spec = _spec(tmp_path, rounds="0")
+    spec.write_text(f'storage = "postgresql+psycopg://alice:{secret}@db.invalid:5432/regnet"\n' + spec.read_text())
+    directory = tmp_path / "fresh" / "run"
+    url = f"sqlite:///{tmp_path / 'design.db'}"
+    code = main(["design", str(spec), "--dir", str(directory), "--storage", url, "--threads", "1", "--quiet"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert f"storage {url}" in out.err
+    for name in ("final_space.toml", "lineage.json", "results.csv", "design_report.html",
+                 "figures/edf_rounds.png", "populations/start.toml"):
+        assert (directory / name).stat().st_size > 0, name
+    for path in directory.rglob("*"):
+        if path.is_file():
+            text = path.read_bytes()
+            assert b"Qdes1gn" not in text and b"pw@x" not in text, path
+    assert "db.invalid:5432/regnet" in (directory / "design_report.html").read_text()
+    assert "Qdes1gn" not in out.err + out.out
+
+
+def test_design_prints_the_storage_the_spec_names(tmp_path, capsys, monkeypatch):
+    """Defect 9: "storage <dir>" was printed while the spec's storage was used."""
+    from regnet_space.design.study_evaluate import StudyEvaluator
+
+    def interrupted(self, population):  # stop at the first population: the line is printed before it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StudyEvaluator, "__call__", interrupted)
+    spec = _spec(tmp_path, rounds="0")
+    spec.write_text('storage = "postgresql+psycopg://alice:Qpw1@127.0.0.1:1/regnet"\n' + spec.read_text())
+    assert main(["design", str(spec), "--dir", str(tmp_path / "d"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "storage postgresql+psycopg://alice:***@127.0.0.1:1/regnet" in err and "Qpw1" not in err
+
+
 def _lineage(directory):
     return json.loads((directory / "lineage.json").read_text())
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
+from ..userfiles import write_output
 from .loop import Population
 from .spec import DesignSpec
 
@@ -41,9 +42,8 @@ class StudyEvaluator:
         spec_path = self.study_spec_path(label)
         for path, text in ((space_path, population.space.to_toml()),
                            (spec_path, self.spec.study_toml(label, f"../spaces/{label}.toml"))):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists() or path.read_text() != text:
-                path.write_text(text)
+            if not path.is_file() or path.read_text() != text:
+                write_output(path, text, "population spec")
         study = load_study_spec(spec_path)
         session = open_study(study, directory=str(self.directory), storage_url=self.storage_url)
         rows = model_rows(session)

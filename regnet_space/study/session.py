@@ -14,7 +14,7 @@ from ..errors import UserError
 from .spec import StudySpec
 from ..redaction import redact
 from .snapshot import TrialView, postgres_trial_views, read_journal
-from .storage import (JOURNAL_FILE, JournalDamaged, check_journal, default_dir, describe_storage, journal_records,
+from .storage import (JOURNAL_FILE, JournalDamaged, check_journal, describe_storage, folder_of, journal_records,
                       no_study_at, open_engine, open_storage, retry)
 
 FINGERPRINT = "population_fingerprint"
@@ -39,7 +39,7 @@ def fingerprint(spec: StudySpec) -> str:
 
 
 def study_dir(spec: StudySpec, directory: str | None) -> Path:
-    return Path(directory) if directory else default_dir(spec.name)
+    return folder_of(directory, spec.name)
 
 
 def open_study(spec: StudySpec, *, directory: str | None = None, storage_url: str | None = None,

@@ -29,6 +29,22 @@ def default_dir(study_name: str) -> Path:
     return Path("runs") / study_name
 
 
+_LOOKS_LIKE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/")
+
+
+def folder_of(directory: str | None, study_name: str) -> Path:
+    """The folder ``--dir`` names (default ``runs/<name>``), refused when it cannot be one: a database URL
+    given to --dir by mistake (Path() would turn its ``://`` into ``:/`` and print the password), or a file."""
+    if directory is None:
+        return default_dir(study_name)
+    if _LOOKS_LIKE_URL.match(directory):
+        raise UserError(f"--dir {redact(directory)}: looks like a database URL; pass it as --storage")
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--dir {path}: is a file, not a folder")
+    return path
+
+
 def describe_storage(url: str | None, directory: Path) -> str:
     return redact(url) if url else str(directory / JOURNAL_FILE)
 
@@ -42,10 +58,13 @@ def open_storage(url: str | None, directory: Path, *, create: bool = True) -> op
     journal = directory / JOURNAL_FILE
     if not create and not journal.exists():
         raise no_study_at(journal)
-    directory.mkdir(parents=True, exist_ok=True)
-    if journal.exists():
-        check_journal(journal)
-    return optuna.storages.JournalStorage(CheckedJournalBackend(str(journal)))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if journal.exists():
+            check_journal(journal)
+        return optuna.storages.JournalStorage(CheckedJournalBackend(str(journal)))
+    except OSError as exc:  # a read-only folder, a --dir below a file
+        raise UserError(f"--dir {directory}: cannot keep the study journal there ({exc.strerror or exc})") from None
 
 
 def open_engine(url: str):
