@@ -27,6 +27,10 @@ import orjson
 from .errors import UserError
 
 
+# Python's json parser recurses once per level: 200,000 '[' end in a RecursionError, not a JSONDecodeError.
+NESTED = "nested too deeply"
+
+
 def loads_json(text: str | bytes) -> Any:
     """JSON text parsed with orjson (2-3x the json module: a report parses 10,000 model specs, a status 10,000
     models' journal records), and with json where orjson refuses what json accepts (NaN and infinities, which
@@ -34,7 +38,10 @@ def loads_json(text: str | bytes) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise ValueError(NESTED) from None
 
 
 def read_text(path: Path, what: str = "file") -> str:
@@ -60,6 +67,8 @@ def parse_json(text: str, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{where}: not valid JSON ({NESTED})") from None
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")

@@ -170,3 +170,15 @@ def test_study_dir_naming_a_file_or_a_read_only_folder(tmp_path, capsys, command
     locked.mkdir(mode=0o500)
     code = main(["study", command[0], str(spec), "--dir", str(locked / "d"), *command[1:]])
     one_line_error(code, capsys.readouterr().err, r"locked")
+
+
+def test_status_of_a_missing_sqlite_database_creates_nothing(tmp_path, capsys):
+    """Defect 9: `study status` on a not-yet-existing sqlite:/// URL created the database file."""
+    from study_helpers import tiny_study
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(tiny_study("lite"))
+    database = tmp_path / "none.db"
+    code = main(["study", "status", str(spec), "--storage", f"sqlite:///{database}"])
+    one_line_error(code, capsys.readouterr().err, r"none\.db does not exist")
+    assert not database.exists()

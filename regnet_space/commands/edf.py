@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import positive_int
+from . import positive_int, seed_int
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="permutations of the weighted KS test (default: 1000)")
     parser.add_argument("--ci-samples", type=positive_int, default=2000,
                         help="bootstrap resamples of the mean-difference intervals (default: 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the permutation test and the bootstrap "
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the permutation test and the bootstrap "
                         "(default: 0)")
     parser.add_argument("--plot", metavar="OUT.png", help="write the EDF figure (.png or .svg)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")

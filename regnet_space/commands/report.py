@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import non_negative_int, positive_int
+from . import non_negative_int, positive_int, seed_int
 from .edf import add_table_arguments
 
 
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="processes in all: with N > 1 the comparison of the spaces and the linear fits run in "
                              "N - 1 worker processes while this one draws the rest; the page is the same "
                              "(default: the CPUs this process may use)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=seed_int, default=0,
                         help="seed of the bootstrap, the permutation tests and the fit sample")
     parser.set_defaults(handler=run)
 

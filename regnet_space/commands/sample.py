@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from . import positive_int
+from . import positive_int, seed_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for metric in ("flops", "params", "acts", "mac"):
         parser.add_argument(f"--{metric}", metavar="LO:HI", help=f"keep models with {metric} in [LO, HI]; "
                             "K/M/G suffixes, an end may be left open (e.g. 360M:400M, :2M)")
-    parser.add_argument("--seed", type=int, default=0, help="the population's seed (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="the population's seed (default 0)")
     parser.add_argument("--resolution", type=positive_int, default=224, help="input resolution (default 224)")
     parser.add_argument("--in-channels", type=positive_int, default=3, help="input channels (default 3)")
     parser.add_argument("--num-classes", type=positive_int, default=1000, help="classes (default 1000)")

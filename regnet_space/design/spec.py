@@ -103,8 +103,8 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> DesignSpec:
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 1:
         raise UserError(f"alpha: must be a number in (0, 1), got {alpha!r}")
     seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise UserError(f"seed: must be an integer, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UserError(f"seed: must be an integer >= 0, got {seed!r}")
     return DesignSpec(name=name, start=start, population=_integer(data, "population", None, MIN_POPULATION) or _missing("population"),
                       rounds=_integer(data, "rounds", 3, 0), budget=_integer(data, "budget", None, 2),
                       alpha=float(alpha), bins=_integer(data, "bins", None, 1), seed=seed,

@@ -145,6 +145,8 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
         raise UserError(f"name: {name!r} must start with a letter or digit and hold only letters, digits, '.', "
                         f"'_' and '-' (it names the study's folder)")
     seed = _expect(data.get("seed", 0), int, "seed", "an integer")
+    if seed < 0:
+        raise UserError(f"seed: must be an integer >= 0, got {seed}")
     dataset = _expect(data.get("dataset", {}), dict, "dataset", "a table")
     check_dataset_options(dataset)
     proxy = _expect(data.get("proxy", {}), dict, "proxy", "a table")

@@ -54,6 +54,9 @@ def open_storage(url: str | None, directory: Path, *, create: bool = True) -> op
     install_log_redaction()
     if url:
         url = normalize_url(url)
+        database = _sqlite_file(url)
+        if not create and database is not None and not database.exists():  # connecting would create it
+            raise UserError(f"no study at {url}: the SQLite file {database} does not exist")
         return _connect(url, lambda: _create_rdb_storage(url))
     journal = directory / JOURNAL_FILE
     if not create and not journal.exists():
@@ -65,6 +68,16 @@ def open_storage(url: str | None, directory: Path, *, create: bool = True) -> op
         return optuna.storages.JournalStorage(CheckedJournalBackend(str(journal)))
     except OSError as exc:  # a read-only folder, a --dir below a file
         raise UserError(f"--dir {directory}: cannot keep the study journal there ({exc.strerror or exc})") from None
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of an ``sqlite:///path`` URL (``sqlite:////abs/path`` when absolute); None for other URLs and
+    SQLite's in-memory database."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+")[0].lower() != "sqlite":
+        return None
+    path = rest.split("?")[0]
+    return Path(path) if path and path != ":memory:" else None
 
 
 def open_engine(url: str):
