@@ -12,7 +12,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import optuna
 
@@ -160,6 +160,42 @@ def _is_record(line: bytes) -> bool:
     return isinstance(record, dict) and "op_code" in record
 
 
+# What Optuna's replay of each record needs (its JournalOperation codes): fields beyond op_code and worker_id, and
+# which earlier record must have created the study or trial it names. Optuna asserts ("Should not reach.") on an
+# unknown op_code and raises KeyError on a missing field, deep inside `study export`.
+_CREATE_STUDY, _CREATE_TRIAL, _DISCARD_TRIALS = 0, 4, 10
+_FIELDS = {0: ("study_name", "directions"), 1: (), 2: ("user_attr",), 3: ("system_attr",), 4: (),
+           5: ("param_name", "param_value_internal", "distribution"), 6: ("state",),
+           7: ("step", "intermediate_value"), 8: ("user_attr",), 9: ("system_attr",), 10: ()}
+_STUDY_OPS = frozenset({1, 2, 3, 4})
+_TRIAL_OPS = frozenset({5, 6, 7, 8, 9})
+
+
+class RecordCheck:
+    """Checks journal records in order, as Optuna will replay them: a known op_code with its fields, and a study
+    or trial id that an earlier record created (Optuna numbers both in creation order)."""
+
+    def __init__(self) -> None:
+        self.studies = self.trials = 0
+
+    def problem(self, record: Any) -> str | None:
+        """Why ``record`` cannot be replayed (None: it can); counts the studies and trials it creates."""
+        if not isinstance(record, dict) or "op_code" not in record:
+            return "a line that is not a journal record"
+        op = record["op_code"]
+        if type(op) is not int or op not in _FIELDS:
+            return f"a record with an unknown op_code {op!r}"
+        absent = [key for key in ("worker_id", *_FIELDS[op]) if key not in record]
+        if absent:
+            return f"a record of op_code {op} without {absent[0]!r}"
+        for ops, key, created in ((_STUDY_OPS, "study_id", self.studies), (_TRIAL_OPS, "trial_id", self.trials)):
+            if op in ops and not (type(record.get(key)) is int and 0 <= record[key] < created):
+                return f"a record of op_code {op} for {key} {record.get(key)!r}, which no earlier record created"
+        self.studies += op == _CREATE_STUDY
+        self.trials += op == _CREATE_TRIAL
+        return None
+
+
 def check_journal(path: Path) -> None:
     """Raise JournalDamaged if the journal's last record is torn or not a journal record."""
     deadline = time.monotonic() + _LIVE_WRITE_WAIT
@@ -191,10 +227,16 @@ class CheckedJournalBackend(_journal_backend()):  # type: ignore[misc]
     JSONDecodeError from deep inside Optuna."""
 
     def read_logs(self, log_number_from: int):
+        """The records from ``log_number_from`` on, each checked once, in order (``RecordCheck``)."""
+        if not hasattr(self, "_check") or log_number_from == 0:
+            self._check, self._checked = RecordCheck(), 0
         try:
-            for record in super().read_logs(log_number_from):
-                if not isinstance(record, dict) or "op_code" not in record:
-                    raise _damaged(Path(self._file_path), "a line that is not a journal record")
+            for number, record in enumerate(super().read_logs(log_number_from), start=log_number_from):
+                if number == self._checked:
+                    problem = self._check.problem(record)
+                    if problem:
+                        raise _damaged(Path(self._file_path), f"record {number + 1} is {problem}")
+                    self._checked += 1
                 yield record
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, Optuna's "Invalid log format."
             if isinstance(exc, UserError):
@@ -227,15 +269,17 @@ def journal_records(path: Path, user_attrs: frozenset[str] | None = None) -> Ite
     10,000-model journal)."""
     parsed = None if user_attrs is None else user_attrs | {None}  # None: not a user-attribute record
     data = path.read_bytes()
-    for line in data[:data.rfind(b"\n") + 1].splitlines():
+    check = RecordCheck()
+    for number, line in enumerate(data[:data.rfind(b"\n") + 1].splitlines(), start=1):
         if parsed is not None and _attr_key(line) not in parsed:
-            continue
+            continue  # creates nothing: skipping its check leaves the counts right
         try:
             record = loads_json(line)
-        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError, nested too deeply
             record = None
-        if not isinstance(record, dict) or "op_code" not in record:
-            raise _damaged(path, "a line that is not a journal record")
+        problem = check.problem(record)
+        if problem:
+            raise _damaged(path, f"record {number} is {problem}")
         yield record
 
 
