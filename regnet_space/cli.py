@@ -9,7 +9,7 @@ import signal
 import sys
 
 from . import __version__
-from .errors import StopSignal, UserError, raise_stop_signal
+from .errors import ERROR_PREFIX, StopSignal, UserError, raise_stop_signal
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def _run(argv: list[str] | None) -> int:
         args = make_parser().parse_args(argv)
         return args.handler(args) or 0
     except UserError as exc:
-        print(f"regnet-space: error: {redact(str(exc))}", file=sys.stderr)
+        print(f"{ERROR_PREFIX}{redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("regnet-space: interrupted", file=sys.stderr)

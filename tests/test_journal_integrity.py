@@ -133,3 +133,34 @@ def test_well_formed_records_that_optuna_cannot_replay_are_refused(journal_study
             assert journal.read_bytes() == damaged
     finally:
         journal.write_bytes(good)
+
+
+def test_a_full_disk_during_an_append_leaves_the_journal_as_it_was(journal_study, capsys):
+    """Issue 24, defect 6: a full disk tore the journal with a raw OSError traceback, and the advised rerun failed
+    until `study repair`. The file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) stands in for the full disk: the
+    write stops part-way with an OSError, as ENOSPC does; the record must be cut back and one line given."""
+    import subprocess
+    import sys
+
+    spec, journal, good = journal_study
+    script = f"""
+import resource, signal
+from pathlib import Path
+from regnet_space.errors import UserError
+from regnet_space.study.storage import CheckedJournalBackend
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({len(good) + 100}, resource.RLIM_INFINITY))
+try:
+    CheckedJournalBackend({str(journal)!r}).append_logs([{{"op_code": 8, "worker_id": "w", "trial_id": 0,
+                                                          "user_attr": {{"note": "x" * 5000}}}}])
+except UserError as exc:
+    print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    line = done.stdout.strip()
+    assert len(line.splitlines()) == 1 and str(journal.parent) in line and "free" in line, line
+    assert "cannot append to the study journal" in line
+    assert journal.read_bytes() == good
+    code, out = status(spec, journal, capsys)
+    assert code == 0, out.err

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from optuna.trial import TrialState
 
-from ..errors import StopSignal, raise_stop_signal
+from ..errors import ERROR_PREFIX, StopSignal, UserError, raise_stop_signal
 from .results import status_summary
 from .session import StudySession, study_dir
 from .snapshot import best_by_space, state_counts
@@ -77,6 +77,8 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
     for i, (p, _) in enumerate(processes):
         if p.returncode not in (0, None):
             tail = (logs / f"worker-{i}.log").read_text().strip().splitlines()[-5:]
+            if p.returncode == 2 and tail and tail[-1].startswith(ERROR_PREFIX):
+                raise UserError(tail[-1][len(ERROR_PREFIX):])  # the worker's one line (a full disk, a lost storage)
             print(f"worker {i} exited with code {p.returncode}; last lines of {logs / f'worker-{i}.log'}:",
                   *("  " + line for line in tail), sep="\n", file=sys.stderr)
     summary = status_summary(session)

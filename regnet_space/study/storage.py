@@ -248,15 +248,34 @@ class CheckedJournalBackend(_journal_backend()):  # type: ignore[misc]
 
         text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
         with get_lock_file(self._lock):
-            with open(self._file_path, "ab+") as handle:
+            with open(self._file_path, "ab+", buffering=0) as handle:  # unbuffered: a failed write is not retried at close
                 size = handle.seek(0, os.SEEK_END)
                 if size:
                     handle.seek(size - 1)
                     if handle.read(1) != b"\n":  # we hold the lock: no writer is mid-record, the tail is torn
                         raise _damaged(Path(self._file_path), "its last record is torn")
-                handle.write(text.encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
+                payload = memoryview(text.encode("utf-8"))
+                try:
+                    while payload:
+                        payload = payload[handle.write(payload):]
+                    os.fsync(handle.fileno())
+                except OSError as exc:  # a full disk: cut the part written, so the journal is never torn
+                    handle.truncate(size)
+                    raise _cannot_append(Path(self._file_path), exc) from None
+
+
+def _cannot_append(path: Path, exc: OSError) -> UserError:
+    """The one line a full (or failing) disk ends a run with: the folder, why, and the space left there."""
+    import shutil
+
+    from ..models.summary import human
+
+    try:
+        free = f"{human(shutil.disk_usage(path.parent).free)}B free"
+    except OSError:
+        free = "free space unknown"
+    return UserError(f"{path.parent}: cannot append to the study journal ({exc.strerror or exc}; {free}); the "
+                     f"journal is left as it was: free some space and run the same command again")
 
 
 def journal_records(path: Path, user_attrs: frozenset[str] | None = None) -> Iterator[dict]:
