@@ -83,6 +83,30 @@ def test_design_into_a_new_folder_writes_every_output_and_no_password(tmp_path, 
             assert b"Qdes1gn" not in text and b"pw@x" not in text, path
     assert "db.invalid:5432/regnet" in (directory / "design_report.html").read_text()
     assert "Qdes1gn" not in out.err + out.out
+    # Defect 12: the population's spec says where its study lives; status (or a joining worker) needs no --dir
+    assert main(["study", "status", str(directory / "populations" / "start.toml"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["complete"] == 20
+
+
+def test_a_population_spec_names_the_design_folder(tmp_path):
+    """Defect 12: `study worker runs/<name>/populations/<label>.toml` without --dir trained a separate study in
+    runs/<name>-<label>/; a database URL with a password is not written into the file."""
+    from regnet_space.design.spec import load_design_spec
+    from regnet_space.study.session import study_dir
+    from regnet_space.study.spec import load_study_spec
+
+    design = load_design_spec(_spec(tmp_path))
+    population = tmp_path / "run" / "populations" / "start.toml"
+    population.parent.mkdir(parents=True)
+    (tmp_path / "run" / "spaces").mkdir()
+    from regnet_space.spaces import load_space
+
+    (tmp_path / "run" / "spaces" / "start.toml").write_text(load_space("anynetx_a").to_toml())
+    population.write_text(design.study_toml("start", "../spaces/start.toml"))
+    assert study_dir(load_study_spec(population), None).resolve() == (tmp_path / "run").resolve()
+    secret = design.study_toml("start", "../spaces/start.toml", "postgresql+psycopg://u:Qpw9@h/db")
+    assert "Qpw9" not in secret and "--storage" in secret
+    assert 'storage = "sqlite:///x.db"' in design.study_toml("start", "../spaces/start.toml", "sqlite:///x.db")
 
 
 def test_design_prints_the_storage_the_spec_names(tmp_path, capsys, monkeypatch):

@@ -41,7 +41,7 @@ class StudyEvaluator:
         space_path = self.directory / "spaces" / f"{label}.toml"
         spec_path = self.study_spec_path(label)
         for path, text in ((space_path, population.space.to_toml()),
-                           (spec_path, self.spec.study_toml(label, f"../spaces/{label}.toml"))):
+                           (spec_path, self.spec.study_toml(label, f"../spaces/{label}.toml", self.storage_url))):
             if not path.is_file() or path.read_text() != text:
                 write_output(path, text, "population spec")
         study = load_study_spec(spec_path)

@@ -20,7 +20,7 @@ from .storage import (JOURNAL_FILE, JournalDamaged, check_journal, describe_stor
 FINGERPRINT = "population_fingerprint"
 SPEC_TEXT = "spec_toml"
 # Keys of the study TOML that do not change which models are trained or how.
-_NOT_FINGERPRINTED = ("description", "storage", "workers", "measure_latency", "time_limit")
+_NOT_FINGERPRINTED = ("description", "storage", "dir", "workers", "measure_latency", "time_limit")
 
 
 @dataclass
@@ -39,7 +39,8 @@ def fingerprint(spec: StudySpec) -> str:
 
 
 def study_dir(spec: StudySpec, directory: str | None) -> Path:
-    return folder_of(directory, spec.name)
+    """--dir, else the spec's own ``dir``, else runs/<name>."""
+    return folder_of(directory if directory is not None else spec.directory, spec.name)
 
 
 def open_study(spec: StudySpec, *, directory: str | None = None, storage_url: str | None = None,

@@ -48,7 +48,7 @@ COMPLEXITY_METRICS = ("flops", "params", "acts", "mac")
 WORKER_KEYS = ("heartbeat_interval", "stale_after", "outage_timeout", "max_attempts")
 OUTAGE_TIMEOUT = 600.0  # seconds a storage outage is ridden out: a database restart or fail-over
 _STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_TOP_KEYS = {"name", "description", "seed", "measure_latency", "time_limit", "storage", "dataset", "proxy",
+_TOP_KEYS = {"name", "description", "seed", "measure_latency", "time_limit", "storage", "dir", "dataset", "proxy",
              "complexity", "spaces", "workers", "input_form"}
 _SPACE_KEYS = ("space", "n", "label", "input_form", *COMPLEXITY_METRICS)
 
@@ -75,6 +75,7 @@ class StudySpec:
     measure_latency: bool = True
     time_limit: float | None = None
     storage: str | None = None
+    directory: str | None = None  # the spec's `dir`, resolved against its folder: where its journal lives
     heartbeat_interval: float = 5.0
     stale_after: float = 60.0
     outage_timeout: float = 600.0
@@ -201,11 +202,14 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
     if storage is not None:
         _expect(storage, str, "storage", "a storage URL")
         remember_url(storage)
+    directory = data.get("dir")
+    if directory is not None:  # written by `design` into each population's spec, so a joining worker finds it
+        directory = str(path.parent / _expect(directory, str, "dir", "a folder, relative to this file"))
     return StudySpec(
         name=name, spaces=tuple(entries), seed=seed, description=str(data.get("description", "")),
         dataset=dataset, proxy=proxy,
         measure_latency=_expect(data.get("measure_latency", True), bool, "measure_latency", "true or false"),
-        time_limit=time_limit, storage=storage, heartbeat_interval=heartbeat, stale_after=stale,
+        time_limit=time_limit, storage=storage, directory=directory, heartbeat_interval=heartbeat, stale_after=stale,
         outage_timeout=outage, max_attempts=max_attempts,
         text=text, path=str(path))
 
