@@ -42,6 +42,7 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
     if directory:
         command += ["--dir", directory]
     processes: list = []
+    bar = None
     previous = {sig: signal.signal(sig, raise_stop_signal) for sig in STOP_SIGNALS}
     try:
         for i in range(workers):
@@ -49,7 +50,9 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
             processes.append((subprocess.Popen(command + ["--name", f"{os.uname().nodename}:local-{i}"], env=env,
                                                stdout=log, stderr=subprocess.STDOUT,
                                                preexec_fn=_die_with_parent), log))
-        bar = tqdm(total=spec.total, initial=0, unit="model", desc=spec.name, disable=not progress,
+        # initial: the models a resumed run finds complete, so the rate counts only what this run trains
+        done = retry(lambda: _complete(session), what="reading progress", timeout=spec.outage_timeout)
+        bar = tqdm(total=spec.total, initial=done, unit="model", desc=spec.name, disable=not progress,
                    dynamic_ncols=True, file=sys.stderr)
         while any(p.poll() is None for p, _ in processes):
             retry(lambda: _update(bar, session), what="reading progress", timeout=spec.outage_timeout)
@@ -59,6 +62,9 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not orphan the workers mid-shutdown
         _stop_workers([p for p, _ in processes])
+        if bar is not None:  # the bar's last count, from the same storage as the line below, so the two agree
+            _update(bar, session)
+            bar.close()
         summary = status_summary(session)
         print(f"\nstopped by {signal.Signals(signum).name}: {summary['complete']}/{spec.total} models complete; "
               f"running models were marked interrupted. Run the same command again to train only what is missing.",
@@ -126,10 +132,13 @@ def _stop_workers(processes: list[subprocess.Popen]) -> None:
             p.wait()
 
 
+def _complete(session: StudySession) -> int:
+    return min(session.spec.total, state_counts(session.study, session.storage).get(TrialState.COMPLETE, 0))
+
+
 def _update(bar: tqdm, session: StudySession) -> None:
     """Two aggregate queries (counts by state, best per space), not a read of every trial: cheap each second."""
-    study, storage = session.study, session.storage
-    bar.n = min(session.spec.total, state_counts(study, storage).get(TrialState.COMPLETE, 0))
-    best = best_by_space(study, storage, SPACE)
+    bar.n = _complete(session)
+    best = best_by_space(session.study, session.storage, SPACE)
     bar.set_postfix_str(" ".join(f"{label} best {err:.2f}%" for label, err in sorted(best.items())), refresh=False)
     bar.refresh()
