@@ -21,12 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..models.resolve import regnet_params_of, resolve_model
     from ..models.summary import human, summarize
-    from ..spaces.input_form import tiny_stage_warning
+    from ..spaces.input_form import MODEL_REMEDY, tiny_stage_warning
 
     spec = resolve_model(args.model, regnet=args.regnet, resolution=args.resolution,
                          in_channels=args.in_channels, num_classes=args.num_classes)
     summary = summarize(spec, regnet_params_of(args.model, args.regnet))
-    warning = tiny_stage_warning(spec)
+    warning = tiny_stage_warning(spec, MODEL_REMEDY)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
