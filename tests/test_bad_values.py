@@ -55,6 +55,7 @@ def _files(tmp):
                        ("nested-model.json", NESTED),
                        ("depth.json", json.dumps({"stages": [{"depth": 10**9, "width": 8}]})),
                        ("width.json", json.dumps({"stages": [{"depth": 1, "width": 10**9}]})),
+                       ("big.json", json.dumps({"stages": [{"depth": 40, "width": 65536}] * 2})),
                        ("resolution.json", json.dumps({"stages": [{"depth": 1, "width": 8}], "resolution": 10**9})),
                        ("nds-negative.json", json.dumps([{"min_test_top1": 30.0 + i, "flops": -1.0 - i,
                                                           "params": 1.0} for i in range(12)]))]:
@@ -63,6 +64,11 @@ def _files(tmp):
     files["flops-huge.csv"] = _csv(tmp, "flops-huge.csv", flops=1e308)
     files["flops-negative.csv"] = _csv(tmp, "flops-negative.csv", flops=-1.0)
     files["wm.csv"] = _csv(tmp, "wm.csv", wm=0.5)
+    files["good.csv"] = _csv(tmp, "good.csv")
+    groups = table(101)
+    groups["space"] = [f"s{i}" for i in range(len(groups))]
+    groups.head(101).to_csv(tmp / "groups.csv", index=False)
+    files["groups.csv"] = tmp / "groups.csv"
     files["wa.csv"] = _csv(tmp, "wa.csv", wa=-1.0)
     frame = table(20)
     frame["error"] = [[1.0, 2.0]] * len(frame)
@@ -90,6 +96,16 @@ CASES = [  # (id, argv with {file}, regex of the message)
     ("describe-width-1e9", ["describe", "{width.json}"], r"stages\[0\]\.width: must be an integer in \[1, 65,536\]"),
     ("describe-resolution-1e9", ["describe", "{resolution.json}"], r"resolution: must be an integer in \[1, 8,000\]"),
     ("sample-resolution-1e9", ["sample", "regnetx", "-n", "2", "--resolution", "1000000000"], r"resolution: must be"),
+    ("train-batch-1e7", ["train", "regnetx_002", "--dataset", "synthetic", "--batch-size", "10000000"],
+     r"training needs at least .*GB of memory at batch size 10000000 .*available"),
+    ("profile-batch-1e6", ["profile", "regnetx_002", "--batch-size", "1000000"],
+     r"regnetx_002 needs at least 602\.12GB"),
+    ("export-onnx-too-big", ["export", "{big.json}", "--format", "onnx", "--out", "{tmp}/big.onnx"],
+     r"the model needs at least .*GB of memory at batch size 1"),
+    ("edf-101-groups", ["edf", "{groups.csv}"], r"101 groups; at most 100"),
+    ("edf-bins-1e9", ["edf", "{good.csv}", "--normalize", "flops", "--bins", "1000000000"],
+     r"--bins 1,000,000,000: more bins than models \(40\)"),
+    ("sample-n-1e9", ["sample", "regnetx", "-n", "1000000000"], r"at most 1,000,000 models a call"),
     ("regnet-repeated-key", ["describe", "--regnet", "depth=13,depth=14,w0=24,wa=36.44,wm=2.49,group_width=8"],
      r"--regnet: depth is given twice"),
 ]
