@@ -65,6 +65,14 @@ def _files(tmp):
     files["flops-negative.csv"] = _csv(tmp, "flops-negative.csv", flops=-1.0)
     files["wm.csv"] = _csv(tmp, "wm.csv", wm=0.5)
     files["good.csv"] = _csv(tmp, "good.csv")
+    from regnet_space.spaces import load_space
+
+    space = load_space("anynetx_a").to_toml()
+    for name, old, new in (("deep.toml", "hi = 16 }", "hi = 1000000000 }"),
+                           ("stages.toml", "num_stages = 4", "num_stages = 100000")):
+        assert old in space
+        (tmp / name).write_text(space.replace(old, new))
+        files[name] = tmp / name
     groups = table(101)
     groups["space"] = [f"s{i}" for i in range(len(groups))]
     groups.head(101).to_csv(tmp / "groups.csv", index=False)
@@ -106,6 +114,8 @@ CASES = [  # (id, argv with {file}, regex of the message)
     ("edf-bins-1e9", ["edf", "{good.csv}", "--normalize", "flops", "--bins", "1000000000"],
      r"--bins 1,000,000,000: more bins than models \(40\)"),
     ("sample-n-1e9", ["sample", "regnetx", "-n", "1000000000"], r"at most 1,000,000 models a call"),
+    ("space-depth-1e9", ["sample", "{deep.toml}", "-n", "2"], r"1,000,000,000 values .*at most 65,536"),
+    ("space-1e5-stages", ["sample", "{stages.toml}", "-n", "2"], r"num_stages: must be an integer in \[1, 50\]"),
     ("regnet-repeated-key", ["describe", "--regnet", "depth=13,depth=14,w0=24,wa=36.44,wm=2.49,group_width=8"],
      r"--regnet: depth is given twice"),
 ]
