@@ -53,6 +53,7 @@ def _files(tmp):
         ("epoch-empty", "test_epoch.epoch_ind", []), ("epoch-int", "test_epoch.epoch_ind", 3)]}
     for name, text in [("nested.jsonl", '{"space": "a", "error": ' + NESTED + "}\n"), ("nested.json", NESTED),
                        ("nested-model.json", NESTED),
+                       ("repeated.csv", "space,error,error,flops,params\na,1,2,3,4\n"),
                        ("depth.json", json.dumps({"stages": [{"depth": 10**9, "width": 8}]})),
                        ("width.json", json.dumps({"stages": [{"depth": 1, "width": 10**9}]})),
                        ("big.json", json.dumps({"stages": [{"depth": 40, "width": 65536}] * 2})),
@@ -116,6 +117,8 @@ CASES = [  # (id, argv with {file}, regex of the message)
     ("sample-n-1e9", ["sample", "regnetx", "-n", "1000000000"], r"at most 1,000,000 models a call"),
     ("space-depth-1e9", ["sample", "{deep.toml}", "-n", "2"], r"1,000,000,000 values .*at most 65,536"),
     ("space-1e5-stages", ["sample", "{stages.toml}", "-n", "2"], r"num_stages: must be an integer in \[1, 50\]"),
+    ("report-repeated-column", ["report", "{repeated.csv}", "--out", "{tmp}/r.html", "--samples", "20"],
+     r"a column name appears twice"),
     ("regnet-repeated-key", ["describe", "--regnet", "depth=13,depth=14,w0=24,wa=36.44,wm=2.49,group_width=8"],
      r"--regnet: depth is given twice"),
 ]

@@ -98,9 +98,23 @@ def read_results(path: str) -> pd.DataFrame:
 
         return read_published(path)
     try:
+        if suffix == ".csv":
+            _check_header(path)  # pandas would rename a repeated column (error, error.1) and read on
         return readers[suffix](path)
     except (ValueError, OSError) as exc:
         raise UserError(f"{path}: cannot read as {suffix[1:]} ({exc})") from None
+
+
+def _check_header(path: str) -> None:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), None)
+    if header:
+        _refuse_repeated(header, path)
+
+
+def _refuse_repeated(header: list[str], path: str) -> None:
+    if len(set(header)) < len(header):
+        raise UserError(f"{path}: cannot read as csv (a column name appears twice)")
 
 
 def _checked_suffix(path: str, readers: Mapping[str, Any]) -> str:
@@ -132,8 +146,7 @@ def _csv_columns(handle, path: str) -> dict[str, np.ndarray]:
     header = next(rows, None)
     if not header:
         raise UserError(f"{path}: cannot read as csv (no header row)")
-    if len(set(header)) < len(header):
-        raise UserError(f"{path}: cannot read as csv (a column name appears twice)")
+    _refuse_repeated(header, path)
     body = []
     for row in rows:
         if len(row) != len(header):
