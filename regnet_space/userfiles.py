@@ -155,6 +155,17 @@ def _write_in_place(path: Path, payload: bytes, what: str) -> None:
         handle.write(payload)
 
 
+def open_log(path: Path):
+    """A log file a child process streams into (it cannot be written at once, so not through write_output):
+    truncated or created, never through a symbolic link (O_NOFOLLOW), as the writer never writes through one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        reason = "is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+        raise UserError(f"{path}: cannot write the log ({reason})") from None
+    return os.fdopen(fd, "w")
+
+
 def make_output_dir(path: str | Path, what: str = "outputs") -> Path:
     """Create the folder the user named, and its missing parents."""
     path = Path(path)

@@ -182,3 +182,18 @@ def test_status_of_a_missing_sqlite_database_creates_nothing(tmp_path, capsys):
     code = main(["study", "status", str(spec), "--storage", f"sqlite:///{database}"])
     one_line_error(code, capsys.readouterr().err, r"none\.db does not exist")
     assert not database.exists()
+
+
+def test_a_worker_log_that_is_a_symlink_is_not_written_through(tmp_path, capsys):
+    """Defect 4: every file a command writes, the workers' logs of `study run` too."""
+    from study_helpers import tiny_study
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(tiny_study("logs", n=1))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (tmp_path / "d" / "logs").mkdir(parents=True)
+    (tmp_path / "d" / "logs" / "worker-0.log").symlink_to(victim)
+    code = main(["study", "run", str(spec), "--dir", str(tmp_path / "d"), "--quiet"])
+    one_line_error(code, capsys.readouterr().err, r"worker-0\.log: cannot write the log \(is a symbolic link\)")
+    assert victim.read_text() == "precious\n"

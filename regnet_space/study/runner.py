@@ -13,6 +13,7 @@ from tqdm import tqdm
 from optuna.trial import TrialState
 
 from ..errors import ERROR_PREFIX, StopSignal, UserError, raise_stop_signal
+from ..userfiles import open_log
 from .results import status_summary
 from .session import StudySession, study_dir
 from .snapshot import best_by_space, state_counts
@@ -46,7 +47,7 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
     previous = {sig: signal.signal(sig, raise_stop_signal) for sig in STOP_SIGNALS}
     try:
         for i in range(workers):
-            log = open(logs / f"worker-{i}.log", "w")
+            log = open_log(logs / f"worker-{i}.log")
             processes.append((subprocess.Popen(command + ["--name", f"{os.uname().nodename}:local-{i}"], env=env,
                                                stdout=log, stderr=subprocess.STDOUT,
                                                preexec_fn=_die_with_parent), log))
