@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from postgres_server import ThrowawayPostgres  # noqa: E402  (the server the tests use)
-from study_helpers import synthetic_study  # noqa: E402  (the spec the study tests use)
+from study_helpers import DESIGN_SPEC, synthetic_study  # noqa: E402  (the specs the tests use)
 
 
 def study_pids(spec: Path) -> list[int]:
@@ -279,34 +279,12 @@ def disk_full(args: argparse.Namespace) -> bool:
         shutil.rmtree(work, ignore_errors=True)
 
 
-DESIGN_SPEC = """name = "faultdesign"
-seed = 0
-start = "anynetx_a"
-population = 20
-rounds = 1
-alpha = 0.9
-measure_latency = false
-[dataset]
-name = "synthetic:res=8,train=64,test=32"
-val_size = 16
-[proxy]
-epochs = 1
-batch_size = 64
-train_fraction = 1.0
-[complexity]
-flops = "0:300K"
-[workers]
-heartbeat_interval = 0.5
-stale_after = 3
-"""
-
-
 def design_killed(args: argparse.Namespace) -> bool:
     """`design` SIGKILLed with its workers mid-population and run again; True when it passes."""
     work = Path(tempfile.mkdtemp(prefix="regnet-design-"))
     try:
         spec = work / "faultdesign.toml"
-        spec.write_text(DESIGN_SPEC)
+        spec.write_text(DESIGN_SPEC.format(name="faultdesign"))
         directory = work / "run"
         command = ["design", str(spec), "--dir", str(directory), "--threads", "1", "--quiet"]
         process = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", *command], stdout=subprocess.DEVNULL,

@@ -15,29 +15,8 @@ import pytest
 from optuna.trial import TrialState
 
 from regnet_space.cli import main
-from study_helpers import cli, load
+from study_helpers import DESIGN_SPEC as SPEC, cli, load
 
-SPEC = """
-name = "{name}"
-seed = 0
-start = "anynetx_a"
-population = 20
-rounds = 1
-alpha = 0.9
-measure_latency = false
-[dataset]
-name = "synthetic:res=8,train=64,test=32"
-val_size = 16
-[proxy]
-epochs = 1
-batch_size = 64
-train_fraction = 1.0
-[complexity]
-flops = "0:300K"
-[workers]
-heartbeat_interval = 0.5
-stale_after = 3
-"""
 
 
 def _spec(tmp_path, name="tinydesign", **replace):
