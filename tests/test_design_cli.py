@@ -18,7 +18,6 @@ from regnet_space.cli import main
 from study_helpers import DESIGN_SPEC as SPEC, cli, load
 
 
-
 def _spec(tmp_path, name="tinydesign", **replace):
     text = SPEC.format(name=name)
     for key, value in replace.items():
