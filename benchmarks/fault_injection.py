@@ -10,12 +10,22 @@ of the kill once a worker is free; the report prints that bound next to the meas
 
 Workers are `study worker` processes that this script restarts when it kills one (as a cluster scheduler
 would); the last phase uses `study run --workers 2`, stopped by SIGTERM and run again.
+
+Two more scenarios, each on its own (`--scenario`; `all` runs the three in turn):
+- `disk-full`: a journal study on a small tmpfs that fills up mid-run (skipped, with the reason, where mounts are
+  not allowed): `study run` must end with exit 2 and one line naming the folder and the free space, the journal
+  must still open, and once space is freed the same command must finish every model exactly once.
+- `design`: `regnet-space design` SIGKILLed (with its workers) while a population trains, then run again: every
+  population exactly n complete models, none duplicated, no orphan processes, the report written.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/fault_injection.py --scenario disk-full
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import random
 import shutil
@@ -28,10 +38,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from postgres_server import ThrowawayPostgres  # noqa: E402  (the server the tests use)
-from study_helpers import synthetic_study  # noqa: E402  (the spec the study tests use)
+from study_helpers import DESIGN_SPEC, synthetic_study  # noqa: E402  (the specs the tests use)
 
 
 def study_pids(spec: Path) -> list[int]:
+    """The regnet-space processes with an argument naming ``spec`` (or a path under it, when it is a folder)."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -39,7 +50,7 @@ def study_pids(spec: Path) -> list[int]:
                 cmdline = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
             except OSError:
                 continue
-            if str(spec).encode() in cmdline and b"regnet_space.cli" in cmdline:
+            if any(str(spec).encode() in arg for arg in cmdline) and b"regnet_space.cli" in cmdline:
                 pids.append(int(entry))
     return pids
 
@@ -60,13 +71,22 @@ def _spread(times: list[float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=("postgres", "disk-full", "design", "all"), default="postgres")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--outage", type=float, default=60.0)
     parser.add_argument("--n", type=int, default=30, help="models per space (2 spaces)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    scenarios = {"postgres": postgres_faults, "disk-full": disk_full, "design": design_killed}
+    chosen = list(scenarios) if args.scenario == "all" else [args.scenario]
+    results = [scenarios[name](args) for name in chosen]
+    return 0 if all(results) else 1
+
+
+def postgres_faults(args: argparse.Namespace) -> bool:
+    """The PostgreSQL scenario of the module docstring; True when it passes."""
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="regnet-faults-"))
     spec = work / "faults.toml"
@@ -186,12 +206,114 @@ def main() -> int:
         ok = (len(complete) == total and all(n == 1 for n in complete.values()) and not orphans
               and not orphans_after_sigterm and sigterm_exit == 143 and rerun.returncode == 0)
         print("RESULT:", "PASS" if ok else "FAIL")
-        return 0 if ok else 1
+        return ok
     finally:
         for process in workers.values():
             if process.poll() is None:
                 process.kill()
         server.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _cli(*argv: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "regnet_space.cli", *argv], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _complete_once(journal_dir: Path, name: str, n: int) -> tuple[int, int]:
+    """(complete models, models complete more than once) of study ``name`` in a journal folder."""
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal_dir / "study.journal")))
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    counts = collections.Counter((t.user_attrs["space"], t.user_attrs["model_index"]) for t in trials
+                                 if t.state.name == "COMPLETE")
+    return len(counts), sum(c > 1 for c in counts.values())
+
+
+def disk_full(args: argparse.Namespace) -> bool:
+    """A study whose journal's disk fills up mid-run; True when it passes (or is skipped)."""
+    work = Path(tempfile.mkdtemp(prefix="regnet-full-"))
+    disk = work / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        print(f"disk-full: skipped: cannot mount a tmpfs here ({mounted.stderr.strip() or 'not allowed'})")
+        shutil.rmtree(work, ignore_errors=True)
+        return True
+    try:
+        spec = work / "full.toml"
+        spec.write_text(synthetic_study("full", n=args.n, train=256, epochs=1, input_form=None))
+        directory = disk / "study"
+        run = ["study", "run", str(spec), "--dir", str(directory), "--workers", "2", "--quiet"]
+        runner = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", *run], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        while not (directory / "study.journal").exists() or (directory / "study.journal").stat().st_size < 20_000:
+            time.sleep(0.2)
+        with open(disk / "filler", "wb") as filler:  # fill the disk to the last byte
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            except OSError:
+                pass
+        _, err = runner.communicate(timeout=600)
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        one_line = (runner.returncode == 2 and "Traceback" not in err and lines
+                    and str(directory) in lines[-1] and "free" in lines[-1])
+        print(f"disk-full: study run exit {runner.returncode}; last line: {lines[-1] if lines else ''}")
+        status = _cli("study", "status", str(spec), "--dir", str(directory))
+        print(f"disk-full: study status on the full disk: exit {status.returncode}")
+        (disk / "filler").unlink()
+        rerun = _cli(*run)
+        complete, duplicated = _complete_once(directory, "full", 2 * args.n)
+        print(f"disk-full: rerun after freeing space: exit {rerun.returncode}; {complete} of {2 * args.n} complete, "
+              f"{duplicated} duplicated")
+        ok = bool(one_line) and status.returncode == 0 and rerun.returncode == 0 and complete == 2 * args.n \
+            and duplicated == 0
+        print("disk-full RESULT:", "PASS" if ok else "FAIL")
+        return ok
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def design_killed(args: argparse.Namespace) -> bool:
+    """`design` SIGKILLed with its workers mid-population and run again; True when it passes."""
+    work = Path(tempfile.mkdtemp(prefix="regnet-design-"))
+    try:
+        spec = work / "faultdesign.toml"
+        spec.write_text(DESIGN_SPEC.format(name="faultdesign"))
+        directory = work / "run"
+        command = ["design", str(spec), "--dir", str(directory), "--threads", "1", "--quiet"]
+        process = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", *command], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        started = time.time()
+        while time.time() - started < 900:
+            try:
+                if _complete_once(directory, "faultdesign-start", 20)[0] >= 3:
+                    break
+            except (KeyError, FileNotFoundError, ValueError):
+                pass
+            time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        print(f"design: SIGKILLed the design and its workers after {time.time() - started:.0f} s")
+        rerun = _cli(*command, timeout=3600)
+        time.sleep(1)
+        orphans = study_pids(work)
+        lineage = json.loads((directory / "lineage.json").read_text()) if rerun.returncode == 0 else {"lineage": []}
+        counts = [(row["label"], *_complete_once(directory, f"faultdesign-{row['label']}", row["n"]), row["n"])
+                  for row in lineage["lineage"]]
+        for label, complete, duplicated, n in counts:
+            print(f"design: population {label}: {complete} of {n} complete, {duplicated} duplicated")
+        ok = (rerun.returncode == 0 and bool(counts) and all(c == n and d == 0 for _, c, d, n in counts)
+              and not orphans and (directory / "design_report.html").stat().st_size > 0)
+        print(f"design: rerun exit {rerun.returncode}; orphan processes {len(orphans)}")
+        print("design RESULT:", "PASS" if ok else "FAIL")
+        return ok
+    finally:
         shutil.rmtree(work, ignore_errors=True)
 
 

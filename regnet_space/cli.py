@@ -9,7 +9,7 @@ import signal
 import sys
 
 from . import __version__
-from .errors import StopSignal, UserError, raise_stop_signal
+from .errors import ERROR_PREFIX, StopSignal, UserError, raise_stop_signal
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def _run(argv: list[str] | None) -> int:
         args = make_parser().parse_args(argv)
         return args.handler(args) or 0
     except UserError as exc:
-        print(f"regnet-space: error: {redact(str(exc))}", file=sys.stderr)
+        print(f"{ERROR_PREFIX}{redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("regnet-space: interrupted", file=sys.stderr)
@@ -64,5 +64,17 @@ def _run(argv: list[str] | None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown of torch, Optuna and their threads: it took 1.9 s of the 2.0 s a
+    stopped study worker needed to go (measured), and a worker must not outlive its runner. Everything the
+    tool writes is already renamed or fsynced into place; the standard streams and logs are flushed here."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":  # how `study run` starts its workers
+    exit_now(main())

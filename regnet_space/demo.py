@@ -19,6 +19,13 @@ SPEC = Path(__file__).resolve().parent / "experiments" / "quickstart.toml"
 OUT = Path("runs") / "quickstart"
 
 
+def shown_spec() -> Path:
+    """The spec to name in hints: a clone's experiments/quickstart.toml (what the README names), else the
+    packaged copy (an installed wheel)."""
+    clone = Path("experiments") / "quickstart.toml"
+    return clone if clone.is_file() else SPEC
+
+
 def run(*argv: str) -> None:
     code = cli(list(argv))
     if code != 0:
@@ -40,14 +47,15 @@ def main() -> int:
     }
     run("study", "export", spec, "--dir", out, "--out", str(outputs["results table"]))
     run("edf", spec, "--dir", out, "--plot", str(outputs["EDF plot"]))
-    run("edf", spec, "--dir", out, "--normalize", "flops", "--bins", "4", "--plot", str(outputs["normalised EDF plot"]))
+    # no --bins: the figure takes its bins by the rule the report's equal-flops comparison takes (analysis/bins.py)
+    run("edf", spec, "--dir", out, "--normalize", "flops", "--plot", str(outputs["normalised EDF plot"]))
     run("report", spec, "--dir", out, "--out", str(outputs["HTML report"]), "--figures", str(OUT / "figures"))
     run("best", spec, "--dir", out, "--out", str(outputs["best RegNet config"]), "--verify")
     print(f"\ndemo finished in {(time.time() - start) / 60:.1f} min. Outputs:")
     for what, path in outputs.items():
         print(f"  {what:<22} {path}")
     print(f"  {'figures (PNG + SVG)':<22} {OUT / 'figures'}/")
-    print(f"  {'study storage':<22} {OUT / 'study.journal'}  (regnet-space study status {SPEC.relative_to(Path.cwd()) if SPEC.is_relative_to(Path.cwd()) else SPEC} --dir {out})")
+    print(f"  {'study storage':<22} {OUT / 'study.journal'}  (regnet-space study status {shown_spec()} --dir {out})")
     print(f"Next: regnet-space describe {outputs['best RegNet config']}; regnet-space train {outputs['best RegNet config']} --epochs 10")
     return 0
 

@@ -1,5 +1,7 @@
 """The exception types the CLI turns into a clean message and an exit code instead of a traceback."""
 
+ERROR_PREFIX = "regnet-space: error: "  # how the one line of a user-facing failure begins (a runner reads its workers')
+
 
 class UserError(ValueError):
     """Bad input from the user: a spec field, a file, a flag. The message names the problem."""

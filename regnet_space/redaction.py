@@ -17,8 +17,11 @@ from urllib.parse import quote, unquote
 
 MASK = "***"
 # A URL with user information inside free text: scheme://user:secret@... up to the last '@' of the line (a raw
-# password may even hold a space; masking a little too much is the safe side).
-_URL_WITH_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*):(?P<secret>[^\n]*)@")
+# password may even hold a space; masking a little too much is the safe side). Any number of slashes: Path()
+# makes ``scheme:/user:secret@host`` of a URL given as a folder, and a typo may add one.
+_URL_WITH_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*:/+[^\s:/@'\"]*):(?P<secret>[^\n]*)@")
+# A password as a key=value pair: a URL's query (``?password=...``) or a libpq connection string.
+_PASSWORD_PAIR = re.compile(r"(?i)(?P<head>\b(?:password|passwd|pwd)\s*=\s*)(?P<secret>[^\s&;'\"<>]+)")
 _SECRETS: set[str] = set()
 MIN_SECRET_LENGTH = 3  # shorter "passwords" would mask ordinary letters everywhere; the URL rule still hides them
 
@@ -62,10 +65,18 @@ def remember_secret(secret: str) -> None:
             _SECRETS.add(form)
 
 
-def redact(text: str) -> str:
-    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db`` anywhere in ``text``, and every
-    remembered password masked; other text unchanged."""
+def redact_urls(text: str) -> str:
+    """``scheme://user:secret@host/db`` -> ``scheme://user:***@host/db`` anywhere in ``text`` (whatever the case
+    and the number of slashes), and ``password=secret`` -> ``password=***``; other text unchanged. What every
+    file the tool writes passes through: it reads the text's shape only, so it cannot mangle data the way
+    masking a remembered password everywhere could (a password ``123`` inside a number)."""
     text = _URL_WITH_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    return _PASSWORD_PAIR.sub(lambda m: f"{m['head']}{MASK}", text)
+
+
+def redact(text: str) -> str:
+    """``redact_urls``, and every remembered password masked: for what is printed and logged."""
+    text = redact_urls(text)
     for secret in sorted(_SECRETS, key=len, reverse=True):  # longest first: a form may contain another
         text = text.replace(secret, MASK)
     return text

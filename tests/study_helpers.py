@@ -78,3 +78,28 @@ def complete_counts(study: optuna.Study) -> collections.Counter:
     """How many COMPLETE trials each (space, model_index) has: exactly 1 means trained once."""
     return collections.Counter((t.user_attrs["space"], t.user_attrs["model_index"])
                                for t in study.get_trials(states=(TrialState.COMPLETE,)))
+
+
+# The design tests' and the fault-injection benchmark's design spec: one population of 20 of the cheapest models
+# (8 px synthetic data, one epoch), fast heartbeats; {name} is the design's name.
+DESIGN_SPEC = """
+name = "{name}"
+seed = 0
+start = "anynetx_a"
+population = 20
+rounds = 1
+alpha = 0.9
+measure_latency = false
+[dataset]
+name = "synthetic:res=8,train=64,test=32"
+val_size = 16
+[proxy]
+epochs = 1
+batch_size = 64
+train_fraction = 1.0
+[complexity]
+flops = "0:300K"
+[workers]
+heartbeat_interval = 0.5
+stale_after = 3
+"""

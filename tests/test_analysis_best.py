@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis_tables import SMALL_DATA, anynet_rows, regnet_rows, table
+from analysis_tables import SMALL_DATA, regnet_rows, table
 from regnet_space import build_model
 from regnet_space import AnyNetSpec, RegNetParams, StageSpec, complexity
 from regnet_space.analysis.best import MAX_E_FIT, best_config, best_row, nearest_regnet

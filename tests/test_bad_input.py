@@ -119,29 +119,29 @@ CLI_CASES = [
     ("describe-json-invalid", ["describe", "{tmp}/invalid.json"], r"not valid JSON"),
     ("sample-space-not-utf8", ["sample", "{tmp}/latin1.toml", "-n", "1"], r"not UTF-8"),
     ("sample-out-dev-full", ["sample", "regnetx", "-n", "2", "--out", "/dev/full"], r"/dev/full: cannot write"),
-    ("sample-out-no-folder", ["sample", "regnetx", "-n", "2", "--out", "{tmp}/missing/s.jsonl"], r"no such folder"),
+    ("sample-out-below-a-file", ["sample", "regnetx", "-n", "2", "--out", "{tmp}/invalid.json/s.jsonl"], r"invalid\.json is not a folder"),
     ("sample-out-directory", ["sample", "regnetx", "-n", "2", "--out", "{tmp}"], r"is a directory"),
     ("export-out-dev-full", ["study", "export", "{spec}", "--dir", "{dir}", "--out", "{tmp}/full.csv"],
      r"full\.csv: cannot write"),
-    ("export-out-no-folder", ["study", "export", "{spec}", "--dir", "{dir}", "--out", "{tmp}/missing/r.csv"],
-     r"no such folder"),
+    ("export-out-below-a-file", ["study", "export", "{spec}", "--dir", "{dir}", "--out", "{tmp}/invalid.json/r.csv"],
+     r"invalid\.json is not a folder"),
     ("export-out-directory", ["study", "export", "{spec}", "--dir", "{dir}", "--out", "{tmp}/adir.csv"],
      r"is a directory"),
     ("export-out-suffix", ["study", "export", "{spec}", "--dir", "{dir}", "--out", "{tmp}/r.txt"], r"\.csv"),
     ("best-out-dev-full", ["best", "{csv}", "--out", "/dev/full"], r"/dev/full: cannot write"),
-    ("best-out-no-folder", ["best", "{csv}", "--out", "{tmp}/missing/best.json"], r"no such folder"),
+    ("best-out-below-a-file", ["best", "{csv}", "--out", "{tmp}/invalid.json/best.json"], r"invalid\.json is not a folder"),
     ("best-out-directory", ["best", "{csv}", "--out", "{tmp}"], r"is a directory"),
     ("report-out-dev-full", ["report", "{csv}", "--out", "/dev/full", "--samples", "20"], r"/dev/full: cannot write"),
-    ("report-out-no-folder", ["report", "{csv}", "--out", "{tmp}/missing/r.html"], r"no such folder"),
+    ("report-out-below-a-file", ["report", "{csv}", "--out", "{tmp}/invalid.json/r.html"], r"invalid\.json is not a folder"),
     ("report-out-directory", ["report", "{csv}", "--out", "{tmp}"], r"is a directory"),
-    ("report-figures-deep", ["report", "{csv}", "--out", "{tmp}/r.html", "--figures", "{tmp}/no/such/figs"],
-     r"no such folder"),
+    ("report-figures-below-a-file", ["report", "{csv}", "--out", "{tmp}/r.html", "--figures", "{tmp}/invalid.json/figs"],
+     r"invalid\.json is not a folder"),
     ("refine-out-dev-full", ["refine", "{csv}", "--space", "regnetx", "--out", "/dev/full", "--permutations", "20"],
      r"/dev/full: cannot write"),
-    ("refine-out-no-folder", ["refine", "{csv}", "--space", "regnetx", "--out", "{tmp}/missing/n.toml"],
-     r"no such folder"),
+    ("refine-out-below-a-file", ["refine", "{csv}", "--space", "regnetx", "--out", "{tmp}/invalid.json/n.toml"],
+     r"invalid\.json is not a folder"),
     ("refine-out-directory", ["refine", "{csv}", "--space", "regnetx", "--out", "{tmp}"], r"is a directory"),
-    ("edf-plot-nonexistent", ["edf", "{csv}", "--plot", "{tmp}/nonexistent/e.png"], r"no such folder .*nonexistent"),
+    ("edf-plot-below-a-file", ["edf", "{csv}", "--plot", "{tmp}/invalid.json/e.png"], r"invalid\.json is not a folder"),
     ("edf-plot-dev-full", ["edf", "{csv}", "--plot", "{tmp}/full.png"], r"full\.png: cannot write"),
     ("edf-plot-directory", ["edf", "{csv}", "--plot", "{tmp}/adir.png"], r"is a directory"),
     ("edf-plot-suffix", ["edf", "{csv}", "--plot", "{tmp}/e.jpg"], r"png or \.svg"),
@@ -260,11 +260,12 @@ def test_names_from_data_never_leave_the_figures_folder(tmp_path, capsys):
     assert any("evil" in p.name for p in created)
 
 
-def test_edf_plot_creates_no_folders(tmp_path, capsys):
+def test_edf_plot_creates_missing_folders(tmp_path, capsys):
+    """Issue 24, defect 11: an output's missing parent folders are created (README commands write to runs/)."""
     csv = tmp_path / "r.csv"
     table(10).to_csv(csv, index=False)
-    assert main(["edf", str(csv), "--plot", str(tmp_path / "a" / "b" / "e.png")]) == 2
-    assert not (tmp_path / "a").exists()
+    assert main(["edf", str(csv), "--plot", str(tmp_path / "a" / "b" / "e.png")]) == 0
+    assert (tmp_path / "a" / "b" / "e.png").stat().st_size > 0
 
 
 def test_a_reader_that_goes_away_stops_the_command_quietly():

@@ -15,29 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from regnet_space.cli import main
-from study_helpers import cli, load
-
-SPEC = """
-name = "{name}"
-seed = 0
-start = "anynetx_a"
-population = 20
-rounds = 1
-alpha = 0.9
-measure_latency = false
-[dataset]
-name = "synthetic:res=8,train=64,test=32"
-val_size = 16
-[proxy]
-epochs = 1
-batch_size = 64
-train_fraction = 1.0
-[complexity]
-flops = "0:300K"
-[workers]
-heartbeat_interval = 0.5
-stale_after = 3
-"""
+from study_helpers import DESIGN_SPEC as SPEC, cli, load
 
 
 def _spec(tmp_path, name="tinydesign", **replace):
@@ -58,6 +36,70 @@ def test_bad_spec_is_one_line_and_exit_2(tmp_path, capsys, key, value, message):
     code = main(["design", str(_spec(tmp_path, **{key: value})), "--dir", str(tmp_path / "d"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_design_into_a_new_folder_writes_every_output_and_no_password(tmp_path, capsys):
+    """Defects 1, 2 and 9 of issue 24: the run into a folder nothing created failed writing its figures (so no
+    design_report.html); the report's "Design spec" block published the spec's database password; and the
+    command said "storage <dir>" while the spec's database was used. Here the spec names a PostgreSQL URL with
+    a password and --storage (an SQLite file) overrides it."""
+    secret = "Qdes1gn/pw@x"
+    spec = _spec(tmp_path, rounds="0")
+    spec.write_text(f'storage = "postgresql+psycopg://alice:{secret}@db.invalid:5432/regnet"\n' + spec.read_text())
+    directory = tmp_path / "fresh" / "run"
+    url = f"sqlite:///{tmp_path / 'design.db'}"
+    code = main(["design", str(spec), "--dir", str(directory), "--storage", url, "--threads", "1", "--quiet"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert f"storage {url}" in out.err
+    for name in ("final_space.toml", "lineage.json", "results.csv", "design_report.html",
+                 "figures/edf_rounds.png", "populations/start.toml"):
+        assert (directory / name).stat().st_size > 0, name
+    for path in directory.rglob("*"):
+        if path.is_file():
+            text = path.read_bytes()
+            assert b"Qdes1gn" not in text and b"pw@x" not in text, path
+    assert "db.invalid:5432/regnet" in (directory / "design_report.html").read_text()
+    assert "Qdes1gn" not in out.err + out.out
+    # Defect 12: the population's spec says where its study lives; status (or a joining worker) needs no --dir
+    assert main(["study", "status", str(directory / "populations" / "start.toml"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["complete"] == 20
+
+
+def test_a_population_spec_names_the_design_folder(tmp_path):
+    """Defect 12: `study worker runs/<name>/populations/<label>.toml` without --dir trained a separate study in
+    runs/<name>-<label>/; a database URL with a password is not written into the file."""
+    from regnet_space.design.spec import load_design_spec
+    from regnet_space.study.session import study_dir
+    from regnet_space.study.spec import load_study_spec
+
+    design = load_design_spec(_spec(tmp_path))
+    population = tmp_path / "run" / "populations" / "start.toml"
+    population.parent.mkdir(parents=True)
+    (tmp_path / "run" / "spaces").mkdir()
+    from regnet_space.spaces import load_space
+
+    (tmp_path / "run" / "spaces" / "start.toml").write_text(load_space("anynetx_a").to_toml())
+    population.write_text(design.study_toml("start", "../spaces/start.toml"))
+    assert study_dir(load_study_spec(population), None).resolve() == (tmp_path / "run").resolve()
+    secret = design.study_toml("start", "../spaces/start.toml", "postgresql+psycopg://u:Qpw9@h/db")
+    assert "Qpw9" not in secret and "--storage" in secret
+    assert 'storage = "sqlite:///x.db"' in design.study_toml("start", "../spaces/start.toml", "sqlite:///x.db")
+
+
+def test_design_prints_the_storage_the_spec_names(tmp_path, capsys, monkeypatch):
+    """Defect 9: "storage <dir>" was printed while the spec's storage was used."""
+    from regnet_space.design.study_evaluate import StudyEvaluator
+
+    def interrupted(self, population):  # stop at the first population: the line is printed before it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StudyEvaluator, "__call__", interrupted)
+    spec = _spec(tmp_path, rounds="0")
+    spec.write_text('storage = "postgresql+psycopg://alice:Qpw1@127.0.0.1:1/regnet"\n' + spec.read_text())
+    assert main(["design", str(spec), "--dir", str(tmp_path / "d"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "storage postgresql+psycopg://alice:***@127.0.0.1:1/regnet" in err and "Qpw1" not in err
 
 
 def _lineage(directory):

@@ -109,3 +109,58 @@ def test_append_to_a_torn_journal_is_refused(journal_study):
     assert journal.read_bytes() == good[:-3]
     journal.write_bytes(good)
     assert not os.path.exists(str(journal) + ".lock")
+
+
+@pytest.mark.parametrize("record, why", [
+    ({"op_code": 99, "worker_id": "x"}, "unknown op_code 99"),
+    ({"op_code": 6, "worker_id": "x", "trial_id": 9999, "state": 1, "values": [1.0]}, "trial_id 9999"),
+    ({"op_code": 8, "worker_id": "x", "trial_id": 9999, "user_attr": {"val_error": 1.0}}, "trial_id 9999"),
+    ({"op_code": 4, "worker_id": "x", "study_id": 77}, "study_id 77"),
+    ({"op_code": 6, "worker_id": "x", "state": 1}, "trial_id None"),
+    ({"op_code": 8, "worker_id": "x", "trial_id": 0}, "without 'user_attr'"),
+])
+def test_well_formed_records_that_optuna_cannot_replay_are_refused(journal_study, capsys, tmp_path, record, why):
+    """Issue 24, defect 7: JSON records that are not Optuna's (an unknown op_code, a trial no record created)
+    passed the check; `study export` then died with Optuna's "AssertionError: Should not reach."."""
+    spec, journal, good = journal_study
+    damaged = good + json.dumps(record).encode() + b"\n"
+    journal.write_bytes(damaged)
+    try:
+        for command in (["status"], ["export", "--out", str(tmp_path / "x.csv")]):
+            code = main(["study", command[0], str(spec), "--dir", str(journal.parent), *command[1:]])
+            err = capsys.readouterr().err
+            assert code == 2 and "Traceback" not in err and "damaged" in err and why in err, err
+            assert journal.read_bytes() == damaged
+    finally:
+        journal.write_bytes(good)
+
+
+def test_a_full_disk_during_an_append_leaves_the_journal_as_it_was(journal_study, capsys):
+    """Issue 24, defect 6: a full disk tore the journal with a raw OSError traceback, and the advised rerun failed
+    until `study repair`. The file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) stands in for the full disk: the
+    write stops part-way with an OSError, as ENOSPC does; the record must be cut back and one line given."""
+    import subprocess
+    import sys
+
+    spec, journal, good = journal_study
+    script = f"""
+import resource, signal
+from pathlib import Path
+from regnet_space.errors import UserError
+from regnet_space.study.storage import CheckedJournalBackend
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({len(good) + 100}, resource.RLIM_INFINITY))
+try:
+    CheckedJournalBackend({str(journal)!r}).append_logs([{{"op_code": 8, "worker_id": "w", "trial_id": 0,
+                                                          "user_attr": {{"note": "x" * 5000}}}}])
+except UserError as exc:
+    print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    line = done.stdout.strip()
+    assert len(line.splitlines()) == 1 and str(journal.parent) in line and "free" in line, line
+    assert "cannot append to the study journal" in line
+    assert journal.read_bytes() == good
+    code, out = status(spec, journal, capsys)
+    assert code == 0, out.err

@@ -1,4 +1,5 @@
-"""Every command of the README's CLI reference runs and exits 0, so the README cannot drift from the tool.
+"""Every command of the README's CLI reference, of docs/*.md and of experiments/README.md runs and exits 0, so
+the docs cannot drift from the tool.
 
 The commands run as written, in a scratch directory laid out like the repository, with the few substitutions a
 test needs to be quick and self-contained (listed in SUBSTITUTIONS): the study spec at
@@ -42,6 +43,49 @@ def readme_commands() -> list[str]:
     return commands
 
 
+DOCS = ["docs/*.md", "experiments/README.md"]
+
+
+def doc_commands() -> list[str]:
+    """The commands shown in docs/*.md and experiments/README.md (indented or fenced lines that start with
+    ``regnet-space``; a trailing backslash continues a line)."""
+    commands = []
+    for path in sorted(p for pattern in DOCS for p in ROOT.glob(pattern)):
+        pending = ""
+        for line in path.read_text().splitlines():
+            line = pending + line.strip()
+            pending = ""
+            if line.endswith("\\"):
+                pending = line[:-1] + " "
+                continue
+            if line.startswith("regnet-space "):
+                commands.append(re.sub(r"\s+#.*$", "", line).strip())
+    return commands
+
+
+def _published_files(root: Path) -> None:
+    """Stand-ins for the published populations docs/imports.md names: two pycls sweeps and two NDS files."""
+    import json
+
+    for name in ("A", "B"):
+        jobs = [{"cfg": {"MODEL": {"TYPE": "anynet", "NUM_CLASSES": 10},
+                         "ANYNET": {"DEPTHS": [1, 1 + i % 2], "WIDTHS": [8, 16], "STRIDES": [2, 2], "STEM_W": 8,
+                                    "BLOCK_TYPE": "res_bottleneck_block", "STEM_TYPE": "simple_stem_in",
+                                    "BOT_MULS": [1, 1], "GROUP_WS": [8, 8]}},
+                 "complexity": {"flops": 1e6 * (1 + i), "params": 1e4 * (1 + i), "acts": 1e4},
+                 "test_epoch": {"min_top1_err": [30.0 + i + (name == "B")], "epoch_ind": [1], "epoch_max": [1]}}
+                for i in range(20)]
+        (root / name).mkdir()
+        (root / name / "sweep.json").write_text(json.dumps(jobs))
+        nds = [{"min_test_top1": 30.0 + i + (name == "B"), "flops": 1e6 * (1 + i), "params": 1e4 * (1 + i)}
+               for i in range(20)]
+        (root / f"ResNeXt-{name}.json").write_text(json.dumps(nds))
+
+
+def test_the_docs_show_commands():
+    assert len(doc_commands()) >= 5, doc_commands()
+
+
 def test_the_reference_lists_every_command():
     from regnet_space.commands import COMMANDS
 
@@ -66,10 +110,18 @@ def test_every_readme_command_runs(tmp_path):
         result = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"`{command}` failed:\n{result.stderr[-3000:]}"
 
+    # Issue 24, item 15: the docs' commands too, from a clean clone: those that need no study run first, while
+    # there is no runs/ folder yet (an output's missing folders are created).
+    _published_files(tmp_path)
+    assert not (tmp_path / "runs").exists()
+    docs = doc_commands()
+    for command in docs:
+        if "runs/quickstart" not in command:
+            run(command)
     # What later commands read (the study, best.json) is made first, with the README's own commands.
     commands = readme_commands()
     first = [c for c in commands if c.startswith(("regnet-space study run", "regnet-space best"))]
-    for command in first + commands:
+    for command in first + commands + [c for c in docs if "runs/quickstart" in c]:
         run(command)
     for made in ("runs/quickstart/results.csv", "runs/quickstart/edf.png", "runs/quickstart/edf_norm.png",
                  "runs/quickstart/report.html", "runs/quickstart/best.json", "runs/narrowed.toml",

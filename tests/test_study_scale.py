@@ -6,7 +6,6 @@ Correctness only; benchmarks/study_scale.py measures the speed."""
 from __future__ import annotations
 
 import collections
-import os
 import time
 
 import optuna

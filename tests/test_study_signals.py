@@ -75,10 +75,13 @@ def test_runner_killed_outright_leaves_no_orphan(tmp_path):
         time.sleep(0.2)
     runner.kill()
     runner.wait()
-    deadline = time.time() + 60
-    while worker_pids(spec) and time.time() < deadline:
-        time.sleep(0.2)
+    killed = time.time()
+    while worker_pids(spec) and time.time() < killed + 60:
+        time.sleep(0.05)
     assert worker_pids(spec) == []
+    # Issue 24, defect 10: workers outlived the runner by 5-15 s (the interpreter's teardown after the worker
+    # had marked its model interrupted); now they exit without it.
+    assert time.time() - killed <= 2.0
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])

@@ -166,7 +166,7 @@ def edf_skew(tables: int, permutations: int, seed: int) -> dict:
     coverage of the true 0, at n = 100 and n = 1,000 models per space; for contrast, binning without the
     within-bin adjustment on the same tables."""
     from regnet_space.analysis.bootstrap import mean_difference_ci
-    from regnet_space.analysis.edf import Binning, ks_test
+    from regnet_space.analysis.edf import ks_test
 
     out = {}
     for n in (100, 1000):

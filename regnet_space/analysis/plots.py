@@ -206,7 +206,7 @@ def _colors(n: int) -> list:
 
 
 def check_figure_path(path: str | Path) -> Path:
-    """A figure path that can be written: a known suffix, an existing folder (none is created)."""
+    """A figure path that can be written: a known suffix, a folder that exists or can be created."""
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise UserError(f"{path}: figures are written as {' or '.join(FORMATS)}")
@@ -214,7 +214,7 @@ def check_figure_path(path: str | Path) -> Path:
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG or SVG, by the suffix of ``path``, into a folder that must exist."""
+    """Write ``fig`` as PNG or SVG, by the suffix of ``path`` (missing folders are created)."""
     path = check_figure_path(path)
     buffer = io.BytesIO()
     suffix = path.suffix.lower()[1:]

@@ -149,8 +149,25 @@ def _min_error(stats: Any, keys: str, i: int, path: str) -> float:
     return min(_number(v, f"{keys}.min_top1_err", i, path) for v in values)
 
 
+def _table(value: Any, keys: str, i: int, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: model {i}: {keys} is {type(value).__name__}, not an object")
+    return value
+
+
+def _last(stats: dict[str, Any], key: str, default: float, keys: str, i: int, path: str) -> float:
+    """The last entry of a pycls per-epoch list (``epoch_ind``, ``epoch_max``)."""
+    values = stats.get(key, [default])
+    if not isinstance(values, list) or not values:
+        raise UserError(f"{path}: model {i}: {keys}.{key}={values!r} is not a non-empty list")
+    return _number(values[-1], f"{keys}.{key}", i, path)
+
+
 def _sweep_row(job: dict[str, Any], i: int, path: str, space: str, with_ema: bool) -> dict[str, Any]:
-    cfg = _get(job, "cfg", i, path)
+    cfg = _table(_get(job, "cfg", i, path), "cfg", i, path)
+    for section in ("MODEL", "ANYNET", "REGNET", "TRAIN"):
+        if section in cfg:
+            _table(cfg[section], f"cfg.{section}", i, path)
     row: dict[str, Any] = {"space": space, "model_index": i}
     for key in ("flops", "params", "acts"):
         row[key] = _number(_get(job, f"complexity.{key}", i, path), f"complexity.{key}", i, path)
@@ -160,7 +177,7 @@ def _sweep_row(job: dict[str, Any], i: int, path: str, space: str, with_ema: boo
         row.update(status="no_ema" if with_ema else "incomplete", error=None)  # left out, as pycls leaves it
         return row
     row["error"] = _min_error(stats, stats_key, i, path)
-    done = stats.get("epoch_ind", [0])[-1] == stats.get("epoch_max", [1])[-1]
+    done = _last(stats, "epoch_ind", 0, stats_key, i, path) == _last(stats, "epoch_max", 1, stats_key, i, path)
     row["status"] = "complete" if done else "incomplete"
     spec = _spec_of_cfg(cfg)
     if spec is not None:

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import UserError
 from ..models.regnet import quantized_block_widths
 from ..models.spec import AnyNetSpec
-from ..userfiles import loads_json
+from ..userfiles import NESTED, loads_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,9 +98,23 @@ def read_results(path: str) -> pd.DataFrame:
 
         return read_published(path)
     try:
+        if suffix == ".csv":
+            _check_header(path)  # pandas would rename a repeated column (error, error.1) and read on
         return readers[suffix](path)
     except (ValueError, OSError) as exc:
         raise UserError(f"{path}: cannot read as {suffix[1:]} ({exc})") from None
+
+
+def _check_header(path: str) -> None:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), None)
+    if header:
+        _refuse_repeated(header, path)
+
+
+def _refuse_repeated(header: list[str], path: str) -> None:
+    if len(set(header)) < len(header):
+        raise UserError(f"{path}: cannot read as csv (a column name appears twice)")
 
 
 def _checked_suffix(path: str, readers: Mapping[str, Any]) -> str:
@@ -132,8 +146,7 @@ def _csv_columns(handle, path: str) -> dict[str, np.ndarray]:
     header = next(rows, None)
     if not header:
         raise UserError(f"{path}: cannot read as csv (no header row)")
-    if len(set(header)) < len(header):
-        raise UserError(f"{path}: cannot read as csv (a column name appears twice)")
+    _refuse_repeated(header, path)
     body = []
     for row in rows:
         if len(row) != len(header):
@@ -174,6 +187,8 @@ def _jsonl_columns(handle, path: str) -> dict[str, np.ndarray]:
             record = json.loads(text)
         except ValueError as exc:
             raise UserError(f"{path}: cannot read as jsonl (line {line}: {exc})") from None
+        except RecursionError:
+            raise UserError(f"{path}: cannot read as jsonl (line {line}: {NESTED})") from None
         if not isinstance(record, dict):
             raise UserError(f"{path}: cannot read as jsonl (line {line} is not an object)")
         records.append(record)
@@ -243,7 +258,8 @@ def missing(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
         return np.isnan(values)
     if values.dtype.kind == "O":
-        return np.fromiter((v is None or v != v for v in values), bool, len(values))
+        return np.fromiter((v is None or (isinstance(v, (float, np.floating)) and v != v) for v in values), bool,
+                           len(values))
     return np.zeros(len(values), bool)
 
 
@@ -296,7 +312,25 @@ def validate_columns(columns: Columns, source: str) -> dict[str, np.ndarray]:
     if out_of_range.any():
         i = int(np.flatnonzero(out_of_range)[0])
         raise UserError(f"{source}: row {rows[i]}: error={columns['error'][i]} is not a top-1 error in % (0..100)")
+    for name, low, high, what in _RANGES:
+        if name in columns:
+            values = columns[name]
+            bad = ~np.isnan(values) & ((values < low) | (values > high)) if values.dtype.kind == "f" else \
+                (values < low) | (values > high)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise UserError(f"{source}: row {rows[i]}: {name}={values[i]} is not {what}")
     return columns
+
+
+# Counts are never negative, and none comes near 1e18: ten million times the 1.3e11 flops of RegNetY-128GF, the
+# largest network of the RegNet paper. Beyond that a value is a unit mistake or garbage (matplotlib cannot
+# even lay out an axis to 1e308). RegNet's w0 and wa are widths (w0 > 0, wa >= 0) and wm >= 1 (its logarithm
+# sets the stages; below 1 it is a math domain error).
+MAX_COUNT = 1e18
+_RANGES = ([(name, 0, MAX_COUNT, f"a count in [0, {MAX_COUNT:.0e}]") for name in COMPLEXITY]
+           + [(name, 0, MAX_COUNT, "a non-negative number") for name in PARAMETERS if name != "wm"]
+           + [("wm", 1, MAX_COUNT, "a width multiplier >= 1")])
 
 
 def _numbers(values: np.ndarray) -> np.ndarray:

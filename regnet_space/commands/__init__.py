@@ -33,6 +33,11 @@ def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
+def seed_int(text: str) -> int:
+    """A seed: NumPy's generators take only integers >= 0 (-1 ended in a traceback)."""
+    return _int_at_least(text, 0)
+
+
 def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)

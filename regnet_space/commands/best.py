@@ -9,6 +9,7 @@ import json
 import sys
 import warnings
 
+from . import seed_int
 from .edf import add_table_arguments
 
 
@@ -21,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="best.json", help="also write the JSON to this file")
     parser.add_argument("--verify", action="store_true", help="train the emitted config with the study's proxy "
                         "and data (needs a study spec) and store its own error under \"verified\"")
-    parser.add_argument("--seed", type=int, default=0, help="training seed for --verify (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="training seed for --verify (default 0)")
     parser.add_argument("--device", default="cpu", help="device for --verify: cpu or cuda (default cpu)")
     parser.set_defaults(handler=run)
 

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..models.resolve import regnet_params_of, resolve_model
     from ..models.summary import human, summarize
-    from ..spaces.input_form import tiny_stage_warning
+    from ..spaces.input_form import MODEL_REMEDY, tiny_stage_warning
 
     spec = resolve_model(args.model, regnet=args.regnet, resolution=args.resolution,
                          in_channels=args.in_channels, num_classes=args.num_classes)
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         from ..models.complexity import pycls_acts
 
         summary["acts"] = pycls_acts(spec)
-    warning = tiny_stage_warning(spec)
+    warning = tiny_stage_warning(spec, MODEL_REMEDY)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:

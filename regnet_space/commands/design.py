@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from . import positive_int
 from .launch import add_launcher_arguments, launcher_from_args
@@ -45,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
     from ..proxy.data import load_dataset
     from ..spaces import load_space
     from ..study.runner import STORAGE_ENV
-    from ..study.storage import default_dir, redact
+    from ..study.storage import folder_of, redact
+    from ..userfiles import make_output_dir, write_output
 
     spec = load_design_spec(args.spec)
-    directory = Path(args.dir) if args.dir else default_dir(spec.name)
-    url = args.storage or os.environ.get(STORAGE_ENV)
+    directory = make_output_dir(folder_of(args.dir, spec.name), "design's storage and outputs")
+    url = args.storage or os.environ.get(STORAGE_ENV) or spec.study.get("storage")
     settings = launcher_from_args(args, spec.study.get("launcher", {}))
     if args.detach:
         raise UserError("--detach: a design waits for each population's models before it chooses the next; run "
@@ -66,23 +66,21 @@ def run(args: argparse.Namespace) -> int:
                           resolution=data.resolution, in_channels=data.in_channels, num_classes=data.num_classes,
                           seed=spec.seed, alpha=spec.alpha, budget=spec.budget,
                           log=lambda line: print(line, file=sys.stderr))
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "final_space.toml").write_text(
-        f"# {spec.name}: the space `regnet-space design` kept ({result.stop})\n" + result.final_space.to_toml())
-    (directory / "lineage.json").write_text(json.dumps({"stop": result.stop, "path": result.path,
-                                                        "lineage": result.lineage}, indent=1) + "\n")
+    write_output(directory / "final_space.toml", f"# {spec.name}: the space `regnet-space design` kept "
+                 f"({result.stop})\n" + result.final_space.to_toml(), "final space")
+    write_output(directory / "lineage.json", json.dumps({"stop": result.stop, "path": result.path,
+                                                         "lineage": result.lineage}, indent=1) + "\n", "lineage")
     results = result.results()
-    results.to_csv(directory / "results.csv", index=False)
+    write_output(directory / "results.csv", results.to_csv(index=False), "results")
     meta = {"name": spec.name, "dataset": spec.study.get("dataset"), "seed": spec.seed, "alpha": spec.alpha,
             "proxy": ProxyConfig.from_dict(spec.study.get("proxy", {})).to_dict(), "spec_text": spec.text}
     try:
-        (directory / "best.json").write_text(json.dumps(best_config(results, meta), indent=1) + "\n")
+        write_output(directory / "best.json", json.dumps(best_config(results, meta), indent=1) + "\n", "best config")
     except UserError as exc:  # no model of any round is a RegNet: there is no config to emit, which is a finding
         print(f"no best.json: {exc}", file=sys.stderr)
     binning = binning_for(spec.windows, spec.population, spec.bins)
-    (directory / "figures").mkdir(exist_ok=True)  # the report writes its figures there and refuses a missing folder
-    (directory / "design_report.html").write_text(build_design_report(result, meta, binning,
-                                                                      figures_dir=str(directory / "figures")))
+    write_output(directory / "design_report.html",
+                 build_design_report(result, meta, binning, figures_dir=str(directory / "figures")), "design report")
     for row in result.lineage:
         mark = "better" if row["better"] else ("accepted" if row["accepted"] else "rejected")
         p = "" if row["p"] is None else f" p_worse={row['p']:.3g} p_better={row['p_better']:.3g}"

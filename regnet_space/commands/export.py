@@ -27,18 +27,19 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..models.export import export_onnx, pycls_yaml, timm_config
     from ..models.resolve import regnet_params_of, resolve_model
+    from ..userfiles import check_output, write_output
 
+    check_output(args.out, f"{args.format} export")
     spec = resolve_model(args.model, regnet=args.regnet, resolution=args.resolution,
                          in_channels=args.in_channels, num_classes=args.num_classes)
     if args.weights and args.format != "onnx":
         raise UserError("--weights: only --format onnx carries weights")
     if args.format == "onnx":
-        export_onnx(spec, args.out, weights=args.weights)
+        write_output(args.out, export_onnx(spec, weights=args.weights), "onnx export")
     else:
         regnet = regnet_params_of(args.model, args.regnet)
         text = (json.dumps(timm_config(spec, regnet), indent=2) + "\n" if args.format == "timm"
                 else pycls_yaml(spec, regnet))
-        with open(args.out, "w") as handle:
-            handle.write(text)
+        write_output(args.out, text, f"{args.format} export")
     print(f"wrote {args.out} ({args.format})", file=sys.stderr)
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import fraction, positive_float, positive_int
+from . import fraction, positive_float, positive_int, seed_int
 from .edf import add_table_arguments
 
 
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--replicates", type=positive_int, default=400,
                         help="simulated studies per n (default: 400)")
     parser.add_argument("--max-n", type=positive_int, default=5000, help="largest n tried (default: 5000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the simulation (default: 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the simulation (default: 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(handler=run)
 

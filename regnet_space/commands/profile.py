@@ -45,11 +45,14 @@ def profile(names: list[str], *, device: str = "cpu", batch_size: int | None = N
             progress: bool = True) -> dict[str, Any]:
     """Complexity and measured speed of each named model, ranked by batch-1 latency."""
     from ..models.complexity import complexity
+    from ..models.memory import check_fits
     from ..models.resolve import resolve_model
     from ..proxy.latency import compare_latency
 
     batch_size = batch_size or _DEFAULT_BATCH[device]
     specs = [resolve_model(name, resolution=resolution) for name in names]
+    for name, spec in zip(names, specs):
+        check_fits(spec, batch_size, training=False, device=device, what=name)
     settings = dict(device=device, warmup=warmup, repeats=repeats, threads=threads, progress=progress)
     latency = compare_latency(specs, batch_size=1, **settings)
     throughput = compare_latency(specs, batch_size=batch_size, **settings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import positive_int, space_definition
+from . import positive_int, seed_int, space_definition
 from .edf import add_table_arguments
 
 
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="shuffles of the errors per test (default: 1000)")
     parser.add_argument("--alpha", type=float, default=0.05,
                         help="family-wise level over all candidate decisions, Holm (default: 0.05)")
-    parser.add_argument("--seed", type=int, default=0, help="permutation seed (default: 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="permutation seed (default: 0)")
     parser.set_defaults(handler=run)
 
 

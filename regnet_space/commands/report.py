@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import fraction, non_negative_int, positive_float, positive_int
+from . import fraction, non_negative_int, positive_float, positive_int, seed_int
 from .edf import add_table_arguments
 
 
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: 0.2; never the observed difference's power)")
     parser.add_argument("--power-gap", type=positive_float, metavar="POINTS",
                         help="... and a shift of this many points of error (default: 1)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=seed_int, default=0,
                         help="seed of the bootstrap, the permutation tests and the fit sample")
     parser.set_defaults(handler=run)
 

@@ -37,11 +37,14 @@ def run(args: argparse.Namespace) -> int:
     from ..models.scaling import scale_to_flops, strategy
     from ..models.summary import human
     from ..spaces import parse_window
+    from ..userfiles import check_output, write_output
 
     try:
         target = parse_window(f"{args.flops}:")[0]
     except UserError:
         raise UserError(f"--flops {args.flops!r}: expected a number with an optional K/M/G suffix, e.g. 400M") from None
+    if args.out:
+        check_output(args.out, "scaled spec")
     spec = resolve_model(args.model, regnet=args.regnet, resolution=args.resolution,
                          in_channels=args.in_channels, num_classes=args.num_classes)
     how = strategy(args.strategy, args.alpha)
@@ -59,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
         "spec": scaled.to_dict(),
     }
     if args.out:
-        with open(args.out, "w") as handle:
-            handle.write(scaled.to_json(indent=2) + "\n")
+        write_output(args.out, scaled.to_json(indent=2) + "\n", "scaled spec")
     if args.json:
         print(json.dumps(report))
         return 0

@@ -213,6 +213,8 @@ def _print_table(summary: dict) -> None:
         best = f"{s['best_val_error']:.2f}" if s["best_val_error"] is not None else "-"
         print(f"{label:>16} {s['target']:>6} {s['complete']:>6} {s['running']:>5} {s['failed']:>5} "
               f"{s['pending']:>5} {s['diverged']:>5} {best:>10}")
+    print("fail: given up after max_attempts failures. Optuna (and optuna-dashboard) shows every failed attempt as "
+          "FAIL, interrupted ones too; here an interrupted model is pending and the next run trains it again.")
     for failed in summary.get("failed_models", [])[:10]:
         print(f"failed for good: {failed['space']} #{failed['model_index']} after {failed['failures']} failures: "
               f"{failed['error']}")

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..threads import DEFAULT_THREADS
-from . import add_model_arguments, positive_int
+from . import add_model_arguments, positive_int, seed_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--batch-size", type=positive_int)
     parser.add_argument("--augment", action="store_true", help="random crops (and flips where they keep the label)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of init, batch order and augmentation")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of init, batch order and augmentation")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,

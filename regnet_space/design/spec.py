@@ -52,10 +52,18 @@ class DesignSpec:
 
         return {metric: parse_window(text) for metric, text in self.study.get("complexity", {}).items()}
 
-    def study_toml(self, label: str, space_path: str) -> str:
-        """The study spec of population ``label``: this design's data, proxy, window and workers, one space."""
+    def study_toml(self, label: str, space_path: str, storage: str | None = None) -> str:
+        """The study spec of population ``label``: this design's data, proxy, window and workers, one space; and
+        where its study lives (``dir``: the design's folder, the file's parent's parent; the ``storage`` URL
+        unless it holds a password, which no file written is given), so `study worker FILE` joins it."""
+        from ..redaction import split_url
+
         data = {k: v for k, v in self.study.items() if k != "storage"}
-        lines = [f"name = {_toml(f'{self.name}-{label}')}", f"seed = {self.seed}"]
+        lines = [f"name = {_toml(f'{self.name}-{label}')}", f"seed = {self.seed}", 'dir = ".."']
+        if storage and split_url(storage)[2] is None:
+            lines.append(f"storage = {_toml(storage)}")
+        elif storage:
+            lines.append("# storage: this design's database; pass it with --storage (its password is not written)")
         lines += [f"{k} = {_toml(v)}" for k, v in data.items() if not isinstance(v, dict) and k != "seed"]
         for key, table in data.items():
             if isinstance(table, dict):
@@ -103,8 +111,8 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> DesignSpec:
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 1:
         raise UserError(f"alpha: must be a number in (0, 1), got {alpha!r}")
     seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise UserError(f"seed: must be an integer, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UserError(f"seed: must be an integer >= 0, got {seed!r}")
     return DesignSpec(name=name, start=start, population=_integer(data, "population", None, MIN_POPULATION) or _missing("population"),
                       rounds=_integer(data, "rounds", 3, 0), budget=_integer(data, "budget", None, 2),
                       alpha=float(alpha), bins=_integer(data, "bins", None, 1), seed=seed,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..study.launcher import SlurmSettings
+from ..userfiles import write_output
 from .loop import Population
 from .spec import DesignSpec
 
@@ -45,10 +46,9 @@ class StudyEvaluator:
         space_path = self.directory / "spaces" / f"{label}.toml"
         spec_path = self.study_spec_path(label)
         for path, text in ((space_path, population.space.to_toml()),
-                           (spec_path, self.spec.study_toml(label, f"../spaces/{label}.toml"))):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists() or path.read_text() != text:
-                path.write_text(text)
+                           (spec_path, self.spec.study_toml(label, f"../spaces/{label}.toml", self.storage_url))):
+            if not path.is_file() or path.read_text() != text:
+                write_output(path, text, "population spec")
         study = load_study_spec(spec_path)
         session = open_study(study, directory=str(self.directory), storage_url=self.storage_url)
         rows = model_rows(session)

@@ -23,6 +23,7 @@ network it was given or refuses with one line saying why and which format can: n
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from ..errors import UserError
@@ -177,8 +178,9 @@ def pycls_yaml(spec: AnyNetSpec, regnet: RegNetParams | None) -> str:
     return to_yaml(config, comments)
 
 
-def export_onnx(spec: AnyNetSpec, path: str, *, weights: str | None = None, opset: int = 17) -> None:
-    """Write the built model in eval mode as ONNX, batch size dynamic. ``weights``: a state dict saved with
+def export_onnx(spec: AnyNetSpec, *, weights: str | None = None, opset: int = 17) -> bytes:
+    """The built model in eval mode as ONNX bytes, batch size dynamic (the caller writes them with the one safe
+    writer). ``weights``: a state dict saved with
     ``torch.save(model.state_dict(), F)``, read with ``weights_only=True`` (tensors only, no arbitrary
     unpickling); without it the weights are the seed-0 initialisation."""
     import warnings
@@ -186,7 +188,13 @@ def export_onnx(spec: AnyNetSpec, path: str, *, weights: str | None = None, opse
     import torch
 
     from .builder import build_model
+    from .memory import check_fits
 
+    try:
+        import onnx  # noqa: F401  torch's exporter serialises through it (the optional [export] extra)
+    except ImportError:
+        raise UserError("--format onnx needs the onnx package: pip install 'regnet-space[export]'") from None
+    check_fits(spec, 1, training=False, what="the model")
     torch.manual_seed(0)
     model = build_model(spec).eval()
     if weights is not None:
@@ -197,7 +205,9 @@ def export_onnx(spec: AnyNetSpec, path: str, *, weights: str | None = None, opse
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"--weights {weights}: not a state dict of this model ({first[:200]})") from None
     example = torch.zeros(1, spec.in_channels, spec.resolution, spec.resolution)
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(model, (example,), path, dynamo=False, opset_version=opset, input_names=["input"],
+        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset, input_names=["input"],
                           output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return buffer.getvalue()

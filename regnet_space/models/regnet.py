@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UserError
-from .spec import STEM_TYPES, AnyNetSpec, StageSpec, StemSpec, dataclass_from_mapping
+from .spec import MAX_WIDTH, STEM_TYPES, AnyNetSpec, StageSpec, StemSpec, dataclass_from_mapping
 
 
 def quantized_block_widths(depth: int, w0: float, wa: float, wm: float, q: int = 8) -> list[int]:
@@ -58,8 +58,8 @@ def make_compatible(widths: list[int], bottleneck_ratios: list[float], group_wid
 
 
 _IMAGENET_FORM = {"stem_type": "simple", "first_stride": 2}
-# Far beyond any published network, and small enough that widths, flops and tensors stay representable.
-MAX_WIDTH = 65_536
+# Far beyond any published network, and small enough that widths, flops and tensors stay representable (the
+# width limit is every AnyNet's: see spec.py).
 MAX_DEPTH = 1_000
 
 

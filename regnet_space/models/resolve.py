@@ -40,6 +40,8 @@ def parse_regnet(text: str) -> RegNetParams:
             raise UserError(f"--regnet: {item!r} is not key=value")
         if key not in REGNET_KEYS:
             raise UserError(f"--regnet: unknown key {key!r} (known: {', '.join(REGNET_KEYS)})")
+        if key in values:
+            raise UserError(f"--regnet: {key} is given twice")
         if key in _TEXT_KEYS:
             values[key] = raw.strip()
             continue

@@ -27,6 +27,25 @@ SE_STYLES = ("regnet", "resnet")
 STEM_FIRST_CONV = {"simple": (3, 2), "resnet": (7, 2), "cifar": (3, 1), "deep": (3, 2), "shufflenet": (3, 2)}
 
 # Blocks with a projection shortcut (conv or ResNet-D avg-pool + conv) and a first 1x1 that can take the stride.
+# Hard limits of a model description, about ten times the largest published network on each axis: every real
+# network fits, and no small input (a depth of 10^9 in a JSON file) asks for unbounded work or memory.
+MAX_WIDTH = 65_536  # channels of one layer: ~9x RegNetY-128GF's widest stage (7,392), a power of two
+MAX_BLOCKS = 3_330  # blocks of a network: 10x ResNet-1001's 333 bottleneck blocks, the deepest published ResNet
+MAX_STAGES = 50  # 10x the 5 stages of the deepest staged designs (pycls's AnyNet has 4)
+MAX_RESOLUTION = 8_000  # pixels a side: 10x the 800 px EfficientNet-L2 is evaluated at
+MAX_CLASSES = 220_000  # 10x ImageNet-21k's 21,841 classes
+
+
+
+def check_input_size(**sizes: Any) -> None:
+    """``in_channels``, ``resolution`` and ``num_classes`` within the hard limits, before anything is sized
+    from them (a sampler counts a whole population's flops at once)."""
+    limits = {"in_channels": MAX_WIDTH, "resolution": MAX_RESOLUTION, "num_classes": MAX_CLASSES}
+    for name, value in sizes.items():
+        _check(_is_int(value) and 1 <= value <= limits[name], name,
+               f"must be an integer in [1, {limits[name]:,}], got {value!r}")
+
+
 PROJECTION_BLOCKS = ("res_basic", "res_bottleneck", "resnest", "res2net")
 STRIDE_1X1_BLOCKS = ("res_bottleneck", "resnest", "res2net")
 
@@ -75,8 +94,9 @@ class StemSpec:
 
     def validate(self, where: str = "stem") -> None:
         _check(self.type in STEM_TYPES, f"{where}.type", f"{self.type!r} is not one of {', '.join(STEM_TYPES)}")
-        _check(_is_int(self.width) and self.width >= 1, f"{where}.width", f"must be a positive integer, got {self.width!r}")
-        _check(isinstance(self.mid_widths, tuple) and all(_is_int(w) and w >= 1 for w in self.mid_widths),
+        _check(_is_int(self.width) and 1 <= self.width <= MAX_WIDTH, f"{where}.width",
+               f"must be an integer in [1, {MAX_WIDTH:,}], got {self.width!r}")
+        _check(isinstance(self.mid_widths, tuple) and all(_is_int(w) and 1 <= w <= MAX_WIDTH for w in self.mid_widths),
                f"{where}.mid_widths", f"must be a list of positive integers, got {list(self.mid_widths)!r}")
         _check(not self.mid_widths or self.type == "deep", f"{where}.mid_widths", "only a deep stem has middle convs")
         _check(self.type != "deep" or min(self.conv_widths) >= 1, f"{where}.width",
@@ -141,8 +161,10 @@ class StageSpec:
         return 1 if self.group_width == 0 else self.conv_width // self.group_width
 
     def validate(self, where: str) -> None:
-        _check(_is_int(self.depth) and self.depth >= 1, f"{where}.depth", f"must be an integer >= 1, got {self.depth!r}")
-        _check(_is_int(self.width) and self.width >= 1, f"{where}.width", f"must be an integer >= 1, got {self.width!r}")
+        _check(_is_int(self.depth) and 1 <= self.depth <= MAX_BLOCKS, f"{where}.depth",
+               f"must be an integer in [1, {MAX_BLOCKS:,}], got {self.depth!r}")
+        _check(_is_int(self.width) and 1 <= self.width <= MAX_WIDTH, f"{where}.width",
+               f"must be an integer in [1, {MAX_WIDTH:,}], got {self.width!r}")
         _check(_is_int(self.stride) and self.stride in (1, 2), f"{where}.stride", f"must be 1 or 2, got {self.stride!r}")
         _check(self.block in BLOCK_TYPES, f"{where}.block", f"{self.block!r} is not one of {', '.join(BLOCK_TYPES)}")
         _check(_is_number(self.bottleneck_ratio) and self.bottleneck_ratio > 0, f"{where}.bottleneck_ratio",
@@ -217,8 +239,8 @@ class HeadSpec:
 
     def validate(self, where: str = "head") -> None:
         _check(isinstance(self.bias, bool), f"{where}.bias", f"must be true or false, got {self.bias!r}")
-        _check(_is_int(self.width) and self.width >= 0, f"{where}.width",
-               f"must be an integer >= 0 (0 = no final 1x1 conv), got {self.width!r}")
+        _check(_is_int(self.width) and 0 <= self.width <= MAX_WIDTH, f"{where}.width",
+               f"must be an integer in [0, {MAX_WIDTH:,}] (0 = no final 1x1 conv), got {self.width!r}")
 
 
 @dataclass(frozen=True)
@@ -237,10 +259,9 @@ class AnyNetSpec:
         self.validate()
 
     def validate(self) -> None:
-        _check(_is_int(self.in_channels) and self.in_channels >= 1, "in_channels", f"must be an integer >= 1, got {self.in_channels!r}")
-        _check(_is_int(self.resolution) and self.resolution >= 1, "resolution", f"must be an integer >= 1, got {self.resolution!r}")
-        _check(_is_int(self.num_classes) and self.num_classes >= 1, "num_classes", f"must be an integer >= 1, got {self.num_classes!r}")
-        _check(len(self.stages) >= 1, "stages", "a network needs at least one stage")
+        check_input_size(in_channels=self.in_channels, resolution=self.resolution, num_classes=self.num_classes)
+        _check(1 <= len(self.stages) <= MAX_STAGES, "stages", f"a network has 1 to {MAX_STAGES} stages, "
+               f"got {len(self.stages)}")
         _check(isinstance(self.stem, StemSpec), "stem", "must be a StemSpec")
         self.stem.validate()
         self.head.validate()
@@ -250,6 +271,8 @@ class AnyNetSpec:
             stage.validate(f"stages[{index}]")
             stage.validate_input(w_in, f"stages[{index}]")
             w_in = stage.width
+        blocks = sum(stage.depth for stage in self.stages)
+        _check(blocks <= MAX_BLOCKS, "stages", f"{blocks:,} blocks in all; a network has at most {MAX_BLOCKS:,}")
 
     # Per-stage views used by describe/sample output.
     @property

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..models.builder import AnyNet
+from ..models.memory import check_fits
 from ..models.spec import AnyNetSpec
 from .config import ProxyConfig
 from .data import Dataset, augment_batch
@@ -84,6 +85,7 @@ def train_model(spec: AnyNetSpec, dataset: Dataset, config: ProxyConfig | None =
         raise UserError("proxy.compile: CUDA only (on the CPU compiling costs more than a proxy run)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("device cuda: no CUDA GPU is available to this PyTorch")
+    check_fits(spec, config.batch_size, training=True, device=device, what="training")
     bf16 = _use_bf16(config.precision, dev, spec)
     channels_last = True if config.channels_last is None else config.channels_last
     fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []

@@ -24,8 +24,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..models.spec import MAX_WIDTH
 
 KINDS = ("choice", "uniform", "log_uniform", "power2", "power2_or_log_uniform")
+# A distribution holds its whole support: depth = 1..10^9 in a space file took 22 GB before the first model.
+# 65,536 values are every width a layer may have at q = 1 (models/spec.py's MAX_WIDTH), the widest range a
+# field of a real network needs.
+MAX_SUPPORT = MAX_WIDTH
 
 
 def is_number(value: Any) -> bool:
@@ -156,6 +161,10 @@ def parse_distribution(table: dict[str, Any], where: str, value_type: type | Non
     for key, value in (("lo", lo), ("hi", hi)):
         if abs(value / q - round(value / q)) > 1e-9:
             raise UserError(f"{where}.{key}: {value!r} is not a multiple of q={q!r}")
+    values = round((hi - lo) / q) + 1
+    if values > MAX_SUPPORT:
+        raise UserError(f"{where}: {values:,} values from {lo!r} to {hi!r} in steps of {q!r}; at most "
+                        f"{MAX_SUPPORT:,} (a larger q or a narrower range)")
     return Distribution(kind, lo, hi, q)
 
 

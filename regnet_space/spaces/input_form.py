@@ -52,8 +52,14 @@ def for_input(space: DesignSpace, resolution: int, form: str | None = None) -> D
     return dataclasses.replace(space, input_form="small", stem=dict(SMALL_STEM), stages={**space.stages, 1: first})
 
 
-def tiny_stage_warning(spec: AnyNetSpec) -> str | None:
-    """A one-line warning when a stage of ``spec`` runs at <= 2x2 px, else None."""
+SPACE_REMEDY = 'the small-image form avoids it (input_form = "small", docs/spaces.md)'
+MODEL_REMEDY = ("the small-image form avoids it: a RegNet given with --regnet ...,stem_type=cifar,first_stride=1 "
+                "(docs/spaces.md)")
+
+
+def tiny_stage_warning(spec: AnyNetSpec, remedy: str = SPACE_REMEDY) -> str | None:
+    """A one-line warning when a stage of ``spec`` runs at <= 2x2 px, else None; ``remedy`` says what avoids it
+    where the warning is shown (a space's or study's key, or a single model's flags)."""
     sizes = spec.stage_resolutions()
     tiny = [i + 1 for i, size in enumerate(sizes) if size <= TINY_STAGE_PX]
     if not tiny:
@@ -61,4 +67,4 @@ def tiny_stage_warning(spec: AnyNetSpec) -> str | None:
     which = f"stage {tiny[0]}" if len(tiny) == 1 else f"stages {', '.join(map(str, tiny))}"
     return (f"{which} of {len(sizes)} run at <= {TINY_STAGE_PX}x{TINY_STAGE_PX} px (stages at "
             f"{'/'.join(map(str, sizes))} px for a {spec.resolution} px input), a fully connected layer in "
-            f"disguise; the small-image form avoids it (input_form = \"small\", docs/spaces.md)")
+            f"disguise; {remedy}")

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..models.complexity import complexity
 from ..models.regnet import RegNetParams, make_compatible, quantized_block_widths, runs
-from ..models.spec import AnyNetSpec, HeadSpec, StageSpec, StemSpec
+from ..models.spec import AnyNetSpec, HeadSpec, StageSpec, StemSpec, check_input_size
 from ..models.summary import human
 from . import vectorized
 from .distributions import Distribution, draw_non_decreasing
@@ -100,6 +100,7 @@ def sample_with_stats(space: DesignSpace | str, n: int, *, seed: int,
     """``sample_models`` plus how many draws it took (for the rejection rate)."""
     if isinstance(space, str):
         space = load_space(space)
+    check_input_size(resolution=resolution, in_channels=in_channels, num_classes=num_classes)
     space = for_input(space, resolution, input_form)
     if not isinstance(n, int) or n < 0:
         raise UserError(f"n: must be an integer >= 0, got {n!r}")

@@ -26,7 +26,7 @@ from typing import Any
 from .. import userfiles
 from ..errors import UserError
 from ..models.regnet import RegNetParams
-from ..models.spec import HeadSpec, StageSpec, StemSpec
+from ..models.spec import MAX_STAGES, HeadSpec, StageSpec, StemSpec
 from .distributions import Distribution, check_value, is_number, parse_distribution
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -189,14 +189,14 @@ class DesignSpace:
                 raise UserError(f"{where}.regnet.{missing[0]}: missing")
             bounds = constraints.get("num_stages", [4, 4])
             if (not isinstance(bounds, list) or len(bounds) != 2 or not all(isinstance(b, int) for b in bounds)
-                    or not 1 <= bounds[0] <= bounds[1]):
-                raise UserError(f"{where}.constraints.num_stages: must be [min, max] with 1 <= min <= max, "
+                    or not 1 <= bounds[0] <= bounds[1] <= MAX_STAGES):
+                raise UserError(f"{where}.constraints.num_stages: must be [min, max] with 1 <= min <= max <= {MAX_STAGES}, "
                                 f"got {bounds!r}")
             return cls(name, description, None, stem, head, stage, {}, regnet, (), (), tuple(bounds), input_form,
                        pycls_limits)
         num_stages = data["num_stages"]
-        if not isinstance(num_stages, int) or isinstance(num_stages, bool) or num_stages < 1:
-            raise UserError(f"{where}.num_stages: must be an integer >= 1, got {num_stages!r}")
+        if not isinstance(num_stages, int) or isinstance(num_stages, bool) or not 1 <= num_stages <= MAX_STAGES:
+            raise UserError(f"{where}.num_stages: must be an integer in [1, {MAX_STAGES}], got {num_stages!r}")
         overrides = data.get("stages", {})
         _expect(overrides, dict, f"{where}.stages")
         stages = {}

@@ -12,8 +12,9 @@ from tqdm import tqdm
 
 from optuna.trial import TrialState
 
-from ..errors import StopSignal, raise_stop_signal
+from ..errors import ERROR_PREFIX, StopSignal, UserError, raise_stop_signal
 from ..threads import DEFAULT_THREADS, available_cpus, oversubscription
+from ..userfiles import open_log
 from .results import status_summary
 from .session import StudySession, study_dir
 from .snapshot import best_by_space, state_counts
@@ -49,15 +50,18 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
     if directory:
         command += ["--dir", directory]
     processes: list = []
+    bar = None
     previous = {sig: signal.signal(sig, raise_stop_signal) for sig in STOP_SIGNALS}
     try:
         for i in range(workers):
-            log = open(logs / f"worker-{i}.log", "w")
+            log = open_log(logs / f"worker-{i}.log")
             processes.append((subprocess.Popen(command + ["--name", f"{os.uname().nodename}:local-{i}"],
                                                env={**env, **(worker_env[i] if worker_env else {})},
                                                stdout=log, stderr=subprocess.STDOUT,
                                                preexec_fn=_die_with_parent), log))
-        bar = tqdm(total=spec.total, initial=0, unit="model", desc=spec.name, disable=not progress,
+        # initial: the models a resumed run finds complete, so the rate counts only what this run trains
+        done = retry(lambda: complete_count(session), what="reading progress", timeout=spec.outage_timeout)
+        bar = tqdm(total=spec.total, initial=done, unit="model", desc=spec.name, disable=not progress,
                    dynamic_ncols=True, file=sys.stderr)
         while any(p.poll() is None for p, _ in processes):
             retry(lambda: update_progress(bar, session), what="reading progress", timeout=spec.outage_timeout)
@@ -67,6 +71,9 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not orphan the workers mid-shutdown
         _stop_workers([p for p, _ in processes])
+        if bar is not None:  # the bar's last count, from the same storage as the line below, so the two agree
+            update_progress(bar, session)
+            bar.close()
         summary = status_summary(session)
         print(f"\nstopped by {signal.Signals(signum).name}: {summary['complete']}/{spec.total} models complete; "
               f"running models were marked interrupted. Run the same command again to train only what is missing.",
@@ -85,6 +92,8 @@ def run_local(session: StudySession, *, workers: int, directory: str | None, sto
     for i, (p, _) in enumerate(processes):
         if p.returncode not in (0, None):
             tail = (logs / f"worker-{i}.log").read_text().strip().splitlines()[-5:]
+            if p.returncode == 2 and tail and tail[-1].startswith(ERROR_PREFIX):
+                raise UserError(tail[-1][len(ERROR_PREFIX):])  # the worker's one line (a full disk, a lost storage)
             print(f"worker {i} exited with code {p.returncode}; last lines of {logs / f'worker-{i}.log'}:",
                   *("  " + line for line in tail), sep="\n", file=sys.stderr)
     return outcome(session)
@@ -148,12 +157,16 @@ def _stop_workers(processes: list[subprocess.Popen]) -> None:
             p.wait()
 
 
+def complete_count(session: StudySession) -> int:
+    """The models complete, as the bar counts them (a resumed run starts its bar there)."""
+    return min(session.spec.total, state_counts(session.study, session.storage).get(TrialState.COMPLETE, 0))
+
+
 def update_progress(bar: tqdm, session: StudySession, note: str = "") -> None:
     """Two aggregate queries (counts by state, best per space), not a read of every trial: cheap each second.
     ``note``: what the launcher adds (SLURM's task states)."""
-    study, storage = session.study, session.storage
-    bar.n = min(session.spec.total, state_counts(study, storage).get(TrialState.COMPLETE, 0))
-    best = best_by_space(study, storage, SPACE)
+    bar.n = complete_count(session)
+    best = best_by_space(session.study, session.storage, SPACE)
     bests = " ".join(f"{label} best {err:.2f}%" for label, err in sorted(best.items()))
     bar.set_postfix_str(f"{bests} {note}".strip(), refresh=False)
     bar.refresh()

@@ -14,13 +14,13 @@ from ..errors import UserError
 from .spec import StudySpec
 from ..redaction import redact
 from .snapshot import TrialView, postgres_trial_views, read_journal
-from .storage import (JOURNAL_FILE, JournalDamaged, check_journal, default_dir, describe_storage, journal_records,
+from .storage import (JOURNAL_FILE, JournalDamaged, check_journal, describe_storage, folder_of, journal_records,
                       no_study_at, open_engine, open_storage, retry)
 
 FINGERPRINT = "population_fingerprint"
 SPEC_TEXT = "spec_toml"
 # Keys of the study TOML that do not change which models are trained or how.
-_NOT_FINGERPRINTED = ("description", "storage", "workers", "measure_latency", "time_limit", "launcher")
+_NOT_FINGERPRINTED = ("description", "storage", "dir", "workers", "measure_latency", "time_limit", "launcher")
 
 
 @dataclass
@@ -39,7 +39,8 @@ def fingerprint(spec: StudySpec) -> str:
 
 
 def study_dir(spec: StudySpec, directory: str | None) -> Path:
-    return Path(directory) if directory else default_dir(spec.name)
+    """--dir, else the spec's own ``dir``, else runs/<name>."""
+    return folder_of(directory if directory is not None else spec.directory, spec.name)
 
 
 def open_study(spec: StudySpec, *, directory: str | None = None, storage_url: str | None = None,

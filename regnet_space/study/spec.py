@@ -57,7 +57,7 @@ COMPLEXITY_METRICS = ("flops", "params", "acts", "mac")
 WORKER_KEYS = ("heartbeat_interval", "stale_after", "outage_timeout", "max_attempts")
 OUTAGE_TIMEOUT = 600.0  # seconds a storage outage is ridden out: a database restart or fail-over
 _STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_TOP_KEYS = {"name", "description", "seed", "measure_latency", "time_limit", "storage", "dataset", "proxy",
+_TOP_KEYS = {"name", "description", "seed", "measure_latency", "time_limit", "storage", "dir", "dataset", "proxy",
              "complexity", "spaces", "workers", "input_form", "launcher"}
 _SPACE_KEYS = ("space", "n", "label", "input_form", *COMPLEXITY_METRICS)
 
@@ -84,6 +84,7 @@ class StudySpec:
     measure_latency: bool = True
     time_limit: float | None = None
     storage: str | None = None
+    directory: str | None = None  # the spec's `dir`, resolved against its folder: where its journal lives
     heartbeat_interval: float = 5.0
     stale_after: float = 60.0
     outage_timeout: float = 600.0
@@ -157,6 +158,8 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
         raise UserError(f"name: {name!r} must start with a letter or digit and hold only letters, digits, '.', "
                         f"'_' and '-' (it names the study's folder)")
     seed = _expect(data.get("seed", 0), int, "seed", "an integer")
+    if seed < 0:
+        raise UserError(f"seed: must be an integer >= 0, got {seed}")
     dataset = _expect(data.get("dataset", {}), dict, "dataset", "a table")
     check_dataset_options(dataset)
     proxy = _expect(data.get("proxy", {}), dict, "proxy", "a table")
@@ -213,11 +216,14 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
     if storage is not None:
         _expect(storage, str, "storage", "a storage URL")
         remember_url(storage)
+    directory = data.get("dir")
+    if directory is not None:  # written by `design` into each population's spec, so a joining worker finds it
+        directory = str(path.parent / _expect(directory, str, "dir", "a folder, relative to this file"))
     return StudySpec(
         name=name, spaces=tuple(entries), seed=seed, description=str(data.get("description", "")),
         dataset=dataset, proxy=proxy,
         measure_latency=_expect(data.get("measure_latency", True), bool, "measure_latency", "true or false"),
-        time_limit=time_limit, storage=storage, heartbeat_interval=heartbeat, stale_after=stale,
+        time_limit=time_limit, storage=storage, directory=directory, heartbeat_interval=heartbeat, stale_after=stale,
         outage_timeout=outage, max_attempts=max_attempts, launcher=launcher,
         text=text, path=str(path))
 

@@ -12,7 +12,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import optuna
 
@@ -29,6 +29,22 @@ def default_dir(study_name: str) -> Path:
     return Path("runs") / study_name
 
 
+_LOOKS_LIKE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/")
+
+
+def folder_of(directory: str | None, study_name: str) -> Path:
+    """The folder ``--dir`` names (default ``runs/<name>``), refused when it cannot be one: a database URL
+    given to --dir by mistake (Path() would turn its ``://`` into ``:/`` and print the password), or a file."""
+    if directory is None:
+        return default_dir(study_name)
+    if _LOOKS_LIKE_URL.match(directory):
+        raise UserError(f"--dir {redact(directory)}: looks like a database URL; pass it as --storage")
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--dir {path}: is a file, not a folder")
+    return path
+
+
 def describe_storage(url: str | None, directory: Path) -> str:
     return redact(url) if url else str(directory / JOURNAL_FILE)
 
@@ -38,14 +54,30 @@ def open_storage(url: str | None, directory: Path, *, create: bool = True) -> op
     install_log_redaction()
     if url:
         url = normalize_url(url)
+        database = _sqlite_file(url)
+        if not create and database is not None and not database.exists():  # connecting would create it
+            raise UserError(f"no study at {url}: the SQLite file {database} does not exist")
         return _connect(url, lambda: _create_rdb_storage(url))
     journal = directory / JOURNAL_FILE
     if not create and not journal.exists():
         raise no_study_at(journal)
-    directory.mkdir(parents=True, exist_ok=True)
-    if journal.exists():
-        check_journal(journal)
-    return optuna.storages.JournalStorage(CheckedJournalBackend(str(journal)))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if journal.exists():
+            check_journal(journal)
+        return optuna.storages.JournalStorage(CheckedJournalBackend(str(journal)))
+    except OSError as exc:  # a read-only folder, a --dir below a file
+        raise UserError(f"--dir {directory}: cannot keep the study journal there ({exc.strerror or exc})") from None
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of an ``sqlite:///path`` URL (``sqlite:////abs/path`` when absolute); None for other URLs and
+    SQLite's in-memory database."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+")[0].lower() != "sqlite":
+        return None
+    path = rest.split("?")[0]
+    return Path(path) if path and path != ":memory:" else None
 
 
 def open_engine(url: str):
@@ -128,6 +160,42 @@ def _is_record(line: bytes) -> bool:
     return isinstance(record, dict) and "op_code" in record
 
 
+# What Optuna's replay of each record needs (its JournalOperation codes): fields beyond op_code and worker_id, and
+# which earlier record must have created the study or trial it names. Optuna asserts ("Should not reach.") on an
+# unknown op_code and raises KeyError on a missing field, deep inside `study export`.
+_CREATE_STUDY, _CREATE_TRIAL, _DISCARD_TRIALS = 0, 4, 10
+_FIELDS = {0: ("study_name", "directions"), 1: (), 2: ("user_attr",), 3: ("system_attr",), 4: (),
+           5: ("param_name", "param_value_internal", "distribution"), 6: ("state",),
+           7: ("step", "intermediate_value"), 8: ("user_attr",), 9: ("system_attr",), 10: ()}
+_STUDY_OPS = frozenset({1, 2, 3, 4})
+_TRIAL_OPS = frozenset({5, 6, 7, 8, 9})
+
+
+class RecordCheck:
+    """Checks journal records in order, as Optuna will replay them: a known op_code with its fields, and a study
+    or trial id that an earlier record created (Optuna numbers both in creation order)."""
+
+    def __init__(self) -> None:
+        self.studies = self.trials = 0
+
+    def problem(self, record: Any) -> str | None:
+        """Why ``record`` cannot be replayed (None: it can); counts the studies and trials it creates."""
+        if not isinstance(record, dict) or "op_code" not in record:
+            return "a line that is not a journal record"
+        op = record["op_code"]
+        if type(op) is not int or op not in _FIELDS:
+            return f"a record with an unknown op_code {op!r}"
+        absent = [key for key in ("worker_id", *_FIELDS[op]) if key not in record]
+        if absent:
+            return f"a record of op_code {op} without {absent[0]!r}"
+        for ops, key, created in ((_STUDY_OPS, "study_id", self.studies), (_TRIAL_OPS, "trial_id", self.trials)):
+            if op in ops and not (type(record.get(key)) is int and 0 <= record[key] < created):
+                return f"a record of op_code {op} for {key} {record.get(key)!r}, which no earlier record created"
+        self.studies += op == _CREATE_STUDY
+        self.trials += op == _CREATE_TRIAL
+        return None
+
+
 def check_journal(path: Path) -> None:
     """Raise JournalDamaged if the journal's last record is torn or not a journal record."""
     deadline = time.monotonic() + _LIVE_WRITE_WAIT
@@ -159,10 +227,16 @@ class CheckedJournalBackend(_journal_backend()):  # type: ignore[misc]
     JSONDecodeError from deep inside Optuna."""
 
     def read_logs(self, log_number_from: int):
+        """The records from ``log_number_from`` on, each checked once, in order (``RecordCheck``)."""
+        if not hasattr(self, "_check") or log_number_from == 0:
+            self._check, self._checked = RecordCheck(), 0
         try:
-            for record in super().read_logs(log_number_from):
-                if not isinstance(record, dict) or "op_code" not in record:
-                    raise _damaged(Path(self._file_path), "a line that is not a journal record")
+            for number, record in enumerate(super().read_logs(log_number_from), start=log_number_from):
+                if number == self._checked:
+                    problem = self._check.problem(record)
+                    if problem:
+                        raise _damaged(Path(self._file_path), f"record {number + 1} is {problem}")
+                    self._checked += 1
                 yield record
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, Optuna's "Invalid log format."
             if isinstance(exc, UserError):
@@ -174,15 +248,34 @@ class CheckedJournalBackend(_journal_backend()):  # type: ignore[misc]
 
         text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
         with get_lock_file(self._lock):
-            with open(self._file_path, "ab+") as handle:
+            with open(self._file_path, "ab+", buffering=0) as handle:  # unbuffered: a failed write is not retried at close
                 size = handle.seek(0, os.SEEK_END)
                 if size:
                     handle.seek(size - 1)
                     if handle.read(1) != b"\n":  # we hold the lock: no writer is mid-record, the tail is torn
                         raise _damaged(Path(self._file_path), "its last record is torn")
-                handle.write(text.encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
+                payload = memoryview(text.encode("utf-8"))
+                try:
+                    while payload:
+                        payload = payload[handle.write(payload):]
+                    os.fsync(handle.fileno())
+                except OSError as exc:  # a full disk: cut the part written, so the journal is never torn
+                    handle.truncate(size)
+                    raise _cannot_append(Path(self._file_path), exc) from None
+
+
+def _cannot_append(path: Path, exc: OSError) -> UserError:
+    """The one line a full (or failing) disk ends a run with: the folder, why, and the space left there."""
+    import shutil
+
+    from ..models.summary import human
+
+    try:
+        free = f"{human(shutil.disk_usage(path.parent).free)}B free"
+    except OSError:
+        free = "free space unknown"
+    return UserError(f"{path.parent}: cannot append to the study journal ({exc.strerror or exc}; {free}); the "
+                     f"journal is left as it was: free some space and run the same command again")
 
 
 def journal_records(path: Path, user_attrs: frozenset[str] | None = None) -> Iterator[dict]:
@@ -195,15 +288,17 @@ def journal_records(path: Path, user_attrs: frozenset[str] | None = None) -> Ite
     10,000-model journal)."""
     parsed = None if user_attrs is None else user_attrs | {None}  # None: not a user-attribute record
     data = path.read_bytes()
-    for line in data[:data.rfind(b"\n") + 1].splitlines():
+    check = RecordCheck()
+    for number, line in enumerate(data[:data.rfind(b"\n") + 1].splitlines(), start=1):
         if parsed is not None and _attr_key(line) not in parsed:
-            continue
+            continue  # creates nothing: skipping its check leaves the counts right
         try:
             record = loads_json(line)
-        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError, nested too deeply
             record = None
-        if not isinstance(record, dict) or "op_code" not in record:
-            raise _damaged(path, "a line that is not a journal record")
+        problem = check.problem(record)
+        if problem:
+            raise _damaged(path, f"record {number} is {problem}")
         yield record
 
 
