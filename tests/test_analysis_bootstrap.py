@@ -39,3 +39,15 @@ def test_bad_arguments():
         bootstrap_winners(np.ones(3), fraction=0)
     with pytest.raises(UserError, match="at least one model"):
         bootstrap_winners(np.array([]))
+
+
+def test_a_large_group_is_resampled_in_chunks_with_the_same_numbers(monkeypatch):
+    """A 10^6-model group once took a (2,000 x 333,334) index matrix (5 GiB); the resamples are drawn in chunks
+    of rows, which take the same numbers from the generator, so the interval does not change."""
+    from regnet_space.analysis import bootstrap
+
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(20, 1, 300), rng.normal(21, 1, 200)
+    whole = bootstrap.mean_difference_ci(a, b, samples=500, seed=3)
+    monkeypatch.setattr(bootstrap, "_INDICES", 1000)  # 3 rows of 300 at a time
+    assert bootstrap.mean_difference_ci(a, b, samples=500, seed=3) == whole

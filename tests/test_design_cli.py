@@ -100,6 +100,10 @@ def test_design_prints_the_storage_the_spec_names(tmp_path, capsys, monkeypatch)
     assert main(["design", str(spec), "--dir", str(tmp_path / "d"), "--quiet"]) == 130
     err = capsys.readouterr().err
     assert "storage postgresql+psycopg://alice:***@127.0.0.1:1/regnet" in err and "Qpw1" not in err
+    # An interrupt outside a population's study run (issue 24, item 13: it printed only "interrupted") says what
+    # is kept and how to go on, without the password.
+    assert "interrupted; every model trained so far is stored in postgresql+psycopg://alice:***@" in err
+    assert "the same command resumes" in err
 
 
 def _lineage(directory):

@@ -106,8 +106,14 @@ def mean_difference_ci(errors_a: np.ndarray, errors_b: np.ndarray, bins_a: np.nd
     return float(point[0] - point[1]), (float(lo), float(hi))
 
 
+_INDICES = 1 << 22  # resample indices drawn at a time (32 MiB): a 10^6-model group once took a 5 GiB matrix
+
+
 def _resampled_means(values: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
-    """``samples`` bootstrap means of ``values``, their spread corrected to the mean's own (see above)."""
+    """``samples`` bootstrap means of ``values``, their spread corrected to the mean's own (see above). Drawn in
+    chunks of rows, which take the same numbers from ``rng`` as one matrix would."""
     m = values.size
-    means = values[rng.integers(0, m, size=(samples, m))].mean(axis=1)
+    rows = max(1, _INDICES // max(m, 1))
+    means = np.concatenate([values[rng.integers(0, m, size=(min(rows, samples - start), m))].mean(axis=1)
+                            for start in range(0, samples, rows)])
     return values.mean() + (means - values.mean()) * np.sqrt(m / (m - 1)) if m > 1 else means

@@ -62,10 +62,16 @@ def run(args: argparse.Namespace) -> int:
     where = redact(url) if url else str(directory)
     print(f"design {spec.name}: from {start.name}, populations of {spec.population}, up to {spec.rounds} rounds"
           + (f" and {spec.budget} models" if spec.budget else "") + f", storage {where}", file=sys.stderr)
-    result = design_space(start, evaluate, rounds=spec.rounds, population=spec.population, windows=spec.windows,
-                          resolution=data.resolution, in_channels=data.in_channels, num_classes=data.num_classes,
-                          seed=spec.seed, alpha=spec.alpha, budget=spec.budget,
-                          log=lambda line: print(line, file=sys.stderr))
+    try:
+        result = design_space(start, evaluate, rounds=spec.rounds, population=spec.population, windows=spec.windows,
+                              resolution=data.resolution, in_channels=data.in_channels,
+                              num_classes=data.num_classes, seed=spec.seed, alpha=spec.alpha, budget=spec.budget,
+                              log=lambda line: print(line, file=sys.stderr))
+    except KeyboardInterrupt:  # between populations as well as inside one: say what is kept and how to go on
+        print(f"design {spec.name}: interrupted; every model trained so far is stored in {where} and the same "
+              f"command resumes (`regnet-space study status {directory}/populations/<label>.toml` for one)",
+              file=sys.stderr)
+        raise
     write_output(directory / "final_space.toml", f"# {spec.name}: the space `regnet-space design` kept "
                  f"({result.stop})\n" + result.final_space.to_toml(), "final space")
     write_output(directory / "lineage.json", json.dumps({"stop": result.stop, "path": result.path,
