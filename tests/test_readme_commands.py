@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from study_helpers import DESIGN_SPEC
 
 ROOT = Path(__file__).resolve().parent.parent
 SYNTHETIC = "synthetic:res=8,train=256,test=64"
@@ -101,6 +102,9 @@ def test_every_readme_command_runs(tmp_path):
     (tmp_path / "experiments").mkdir()
     (tmp_path / "experiments" / "quickstart.toml").write_text(spec)
     shutil.copytree(ROOT / "experiments" / "spaces", tmp_path / "experiments" / "spaces")
+    # the README's design command: the tests' one-population design under the README's file name
+    (tmp_path / "experiments" / "design_fashion_mnist.toml").write_text(
+        DESIGN_SPEC.format(name="design_fashion_mnist").replace("rounds = 1", "rounds = 0"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
     def run(command: str) -> None:
