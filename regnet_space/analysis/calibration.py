@@ -11,7 +11,13 @@ both kinds of table (seeded); ``analysis/calibration/run.py`` runs them by the h
 - ``parameter_table``: the sampled parameters of models drawn from a space (AnyNet: per stage, independently,
   before group compatibility), with errors that are noise, optionally (AnyNet) plus the planted structure
   ``PLANTED``: a penalty for every stage with b != 1, for every stage with g outside 4..16 and for every
-  step where the width shrinks. Depths carry no signal.
+  step where the width shrinks. Depths carry no signal. (``within`` > 0 in ``two_space_table`` skews flops
+  inside every bin, a's models high and b's low: binning alone then no longer compares at equal flops.)
+- ``window_table``: models really sampled from a space under a flops window (widths, depths and the RegNet
+  rule's parameters coupled to flops as in a study), with an error that depends on flops only, on total depth
+  only, on nothing, or on flops plus planted non-decreasing widths and depths; realistic noise (heavy-tailed,
+  heteroscedastic, skewed, tied, 2% diverged). ``false_decisions`` picks the decisions about fields without
+  effect.
 """
 
 from __future__ import annotations
