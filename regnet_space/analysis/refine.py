@@ -140,10 +140,10 @@ def propose(space: DesignSpace, frame: pd.DataFrame, *, alpha: float = 0.05, per
     strata = complexity_strata(frame[held].to_numpy(float)) if held else None
     errors = frame["error"].to_numpy(dtype=float)
     rng = np.random.default_rng(seed)
+    blocks = _parameter_blocks(frame, columns, space)
     tests = []
     for candidate in candidates:
-        others = _other_parameters(frame, columns, space, candidate.field)
-        nuisance = np.concatenate([base, parameter_basis(others)], axis=1)
+        nuisance = np.concatenate([base] + [b for field, b in blocks.items() if field != candidate.field], axis=1)
         tests.append(partial_max_test(errors, candidate.features, nuisance, permutations=permutations, rng=rng,
                                       strata=strata))
     adjusted = holm([p for _, _, p in tests])
@@ -178,27 +178,27 @@ def _usable(frame: pd.DataFrame, columns: list[str], complexity: str | None) -> 
     return usable
 
 
-def _other_parameters(frame: pd.DataFrame, columns: list[str], space: DesignSpace, field: str
-                      ) -> dict[str, np.ndarray]:
-    """What a decision about ``field`` holds equal besides complexity: every other field. A RegNet space's few
-    parameters enter one by one; an AnyNet field enters as one summary over its stages (total depth; the
-    geometric mean width, b or g), since a column per stage (16 in AnyNetX_A) costs a population of 100 most
-    of its power while the window couples the fields mainly through these summaries (calibration:
-    analysis/calibration/)."""
+def _parameter_blocks(frame: pd.DataFrame, columns: list[str], space: DesignSpace) -> dict[str, np.ndarray]:
+    """Each field's nuisance columns (``adjust.parameter_basis``), computed once: a decision about a field holds
+    every *other* field's block equal besides complexity. A RegNet space's few parameters enter one by one; an
+    AnyNet field enters as one summary over its stages (total depth; the geometric mean width, b or g), since a
+    column per stage (16 in AnyNetX_A) costs a population of 100 most of its power while the window couples the
+    fields mainly through these summaries (calibration: analysis/calibration/)."""
     if space.is_regnet:
-        return {c: frame[c].to_numpy(float) for c in columns if c != field}
-    out = {}
-    for other, alias in STAGE_ALIASES.items():
+        return {c: parameter_basis({c: frame[c].to_numpy(float)}) for c in columns}
+    blocks = {}
+    for field, alias in STAGE_ALIASES.items():
         stage_columns = [c for c in columns if c[:1] == alias]
-        if other == field or not stage_columns:
+        if not stage_columns:
             continue
         values = frame[stage_columns].to_numpy(float)
-        if other == "depth":
-            out["depth"] = _total_depth(frame, space)
+        if field == "depth":
+            blocks[field] = parameter_basis({"depth": _total_depth(frame, space)})
         else:
             positive = np.all(values > 0)  # geometric mean over the sampled stages (arithmetic if a value is 0)
-            out[alias] = np.exp(np.log(np.where(positive, values, 1.0)).mean(axis=1)) if positive else values.mean(1)
-    return out
+            mean = np.exp(np.log(np.where(positive, values, 1.0)).mean(axis=1)) if positive else values.mean(1)
+            blocks[field] = parameter_basis({alias: mean})
+    return blocks
 
 
 def _total_depth(frame: pd.DataFrame, space: DesignSpace) -> np.ndarray:
