@@ -33,6 +33,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..errors import StopSignal, UserError, raise_stop_signal
+from ..userfiles import write_output
 from .launcher import SlurmSettings
 from .session import StudySession, study_dir
 from .storage import retry
@@ -157,8 +158,7 @@ def submit(session: StudySession, settings: SlurmSettings, *, workers: int, dire
     script = batch_script(session, settings, workers=workers, folder=folder, device=device,
                           storage_given=bool(storage_url))
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    path = slurm / f"workers-{stamp}.sbatch"
-    path.write_text(script)
+    path = write_output(slurm / f"workers-{stamp}.sbatch", script, "batch script")
     env = dict(os.environ)
     if storage_url:
         from .runner import STORAGE_ENV
@@ -169,8 +169,9 @@ def submit(session: StudySession, settings: SlurmSettings, *, workers: int, dire
     if result.returncode != 0:
         raise UserError(f"sbatch refused the job: {result.stderr.strip() or result.stdout.strip()} (script {path})")
     job = result.stdout.strip().split(";")[0]
-    with open(slurm / JOBS_FILE, "a") as jobs:
-        jobs.write(json.dumps({"job": job, "workers": workers, "script": str(path), "submitted": time.time()}) + "\n")
+    record = {"job": job, "workers": workers, "script": str(path), "submitted": time.time()}
+    write_output(slurm / JOBS_FILE, "".join(json.dumps(j) + "\n" for j in [*submitted_jobs(folder), record]),
+                 "list of submitted jobs")  # rewritten whole through the one writer: a few lines per study
     return job
 
 
