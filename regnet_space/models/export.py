@@ -190,11 +190,11 @@ def export_onnx(spec: AnyNetSpec, *, weights: str | None = None, opset: int = 17
     from .builder import build_model
     from .memory import check_fits
 
+    check_fits(spec, 1, training=False, what="the model")  # the input's fault first, whatever is installed
     try:
         import onnx  # noqa: F401  torch's exporter serialises through it (the optional [export] extra)
     except ImportError:
         raise UserError("--format onnx needs the onnx package: pip install 'regnet-space[export]'") from None
-    check_fits(spec, 1, training=False, what="the model")
     torch.manual_seed(0)
     model = build_model(spec).eval()
     if weights is not None:
