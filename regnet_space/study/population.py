@@ -9,6 +9,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from ..errors import UserError
 from .spec import SpaceEntry, StudySpec
 
 
@@ -24,9 +25,29 @@ def space_seed(study_seed: int, label: str) -> int:
     return zlib.crc32(f"{study_seed}:{label}".encode())
 
 
-def sample_entry(study: StudySpec, entry: SpaceEntry, shape: DataShape) -> list:
-    from ..spaces import load_space, sample_models
+def training_seed(study: StudySpec, label: str, index: int) -> int:
+    """The seed model ``index`` of space ``label`` trains with: a listed model's own, else the space's seed +
+    index."""
+    listed = study.entry(label).listed
+    return listed[index].seed if listed else space_seed(study.seed, label) + index
 
+
+def sample_entry(study: StudySpec, entry: SpaceEntry, shape: DataShape) -> list:
+    from ..models.spec import AnyNetSpec
+    from ..spaces import SampledModel, load_space, sample_models
+
+    if entry.listed:
+        models = [SampledModel(AnyNetSpec.from_json(m.spec), dict(m.params)) for m in entry.listed]
+        wrong = [i for i, m in enumerate(models)
+                 if (m.spec.resolution, m.spec.in_channels, m.spec.num_classes) != (shape.resolution,
+                                                                                    shape.in_channels,
+                                                                                    shape.num_classes)]
+        if wrong:
+            spec = models[wrong[0]].spec
+            raise UserError(f"space {entry.label!r}: listed model {wrong[0]} is built for "
+                            f"{spec.resolution}px, {spec.in_channels} channels, {spec.num_classes} classes; the data "
+                            f"has {shape.resolution}px, {shape.in_channels}, {shape.num_classes}")
+        return models
     space = load_space(entry.space)
     return sample_models(space, entry.n, seed=space_seed(study.seed, entry.label), windows=entry.windows,
                          resolution=shape.resolution, in_channels=shape.in_channels,

@@ -35,6 +35,9 @@ def fingerprint(spec: StudySpec) -> str:
     data = tomllib.loads(spec.text)
     for key in _NOT_FINGERPRINTED:
         data.pop(key, None)
+    listed = {e.label: [[m.spec, m.seed] for m in e.listed] for e in spec.spaces if e.listed}
+    if listed:  # the models a `models = FILE` table lists are the population, not the file's name
+        data["listed models"] = listed
     return json.dumps(data, sort_keys=True)
 
 

@@ -23,6 +23,7 @@
     n = 32
     # flops = "8M:12M"              # a per-space window overrides [complexity]
     # input_form = "imagenet"       # a per-space input form overrides the study's
+    # models = "listed.json"        # train these models (specs, params, seeds) instead of sampling n
 
     [workers]                       # fault tolerance of the worker pool
     heartbeat_interval = 5          # seconds between a running model's heartbeats
@@ -59,7 +60,19 @@ OUTAGE_TIMEOUT = 600.0  # seconds a storage outage is ridden out: a database res
 _STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TOP_KEYS = {"name", "description", "seed", "measure_latency", "time_limit", "storage", "dir", "dataset", "proxy",
              "complexity", "spaces", "workers", "input_form", "launcher"}
-_SPACE_KEYS = ("space", "n", "label", "input_form", *COMPLEXITY_METRICS)
+_SPACE_KEYS = ("space", "n", "label", "input_form", "models", *COMPLEXITY_METRICS)
+MODELS_FORMAT = "regnet_space.models/1"
+
+
+@dataclass(frozen=True)
+class ListedModel:
+    """A model a study trains as given rather than sampled (``models = FILE`` in a [[spaces]] table): its drawn
+    ``params``, its spec (JSON text) and the ``seed`` it trains with. The design loop lists the projections of
+    a paired evaluation this way, each with its source model's seed, so a pair shares seed and data order."""
+
+    params: dict[str, Any]
+    spec: str
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class SpaceEntry:
     n: int
     windows: dict[str, tuple[float, float]]
     input_form: str | None = None  # None: the space's own (see spaces/input_form.py)
+    listed: tuple[ListedModel, ...] = ()  # given: these models, in order, instead of n sampled ones
 
 
 @dataclass(frozen=True)
@@ -202,7 +216,12 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
                         f"{where}.label", "a string")
         windows = {**common, **_windows({k: raw[k] for k in COMPLEXITY_METRICS if k in raw}, where)}
         form = _input_form(raw.get("input_form", study_form), f"{where}.input_form")
-        entries.append(SpaceEntry(label=label, space=space, n=n, windows=windows, input_form=form))
+        listed = ()
+        if "models" in raw:
+            listed = read_listed(path.parent / _expect(raw["models"], str, f"{where}.models", "a JSON file"))
+            if len(listed) != n:
+                raise UserError(f"{where}.n: {n}, but {raw['models']} lists {len(listed)} models")
+        entries.append(SpaceEntry(label=label, space=space, n=n, windows=windows, input_form=form, listed=listed))
     labels = [e.label for e in entries]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
@@ -226,6 +245,35 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> StudySpec:
         time_limit=time_limit, storage=storage, directory=directory, heartbeat_interval=heartbeat, stale_after=stale,
         outage_timeout=outage, max_attempts=max_attempts, launcher=launcher,
         text=text, path=str(path))
+
+
+def read_listed(path: Path) -> tuple[ListedModel, ...]:
+    """The models of a ``models = FILE`` table: ``{"format": MODELS_FORMAT, "models": [{"params": {...},
+    "spec": {...}, "seed": 0}, ...]}``, every spec parsed (a hostile file fails here with one line)."""
+    from ..models.spec import AnyNetSpec
+
+    data = userfiles.parse_json(userfiles.read_text(path, "model list"), str(path))
+    if not isinstance(data, dict) or data.get("format") != MODELS_FORMAT or not isinstance(data.get("models"), list):
+        raise UserError(f"{path}: not a model list (expected an object with \"format\": \"{MODELS_FORMAT}\" "
+                        f"and a \"models\" list)")
+    out = []
+    for i, item in enumerate(data["models"]):
+        where = f"{path}: models[{i}]"
+        if not isinstance(item, dict) or set(item) != {"params", "spec", "seed"}:
+            raise UserError(f"{where}: expected an object with exactly params, spec and seed")
+        if not isinstance(item["params"], dict):
+            raise UserError(f"{where}.params: expected an object")
+        seed = item["seed"]
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+            raise UserError(f"{where}.seed: expected an integer >= 0, got {seed!r}")
+        try:
+            spec = AnyNetSpec.from_dict(item["spec"]).to_json()
+        except (UserError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise UserError(f"{where}.spec: not a model spec ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+        out.append(ListedModel(dict(item["params"]), spec, seed))
+    if not out:
+        raise UserError(f"{path}: lists no models")
+    return tuple(out)
 
 
 def _input_form(value: Any, key: str) -> str | None:

@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..models.spec import AnyNetSpec
 from ..threads import DEFAULT_THREADS
-from .population import DataShape, build_population, population_distributions, space_seed, tiny_stage_warning
+from .population import DataShape, build_population, population_distributions, tiny_stage_warning, training_seed
 from .queue import ensure_index, finish
 from .session import StudySession
 from .storage import retry
@@ -243,7 +243,7 @@ def _train_trial(session: StudySession, trial: FrozenTrial, dataset: Any, device
     trial_id = trial._trial_id
     label, index = trial.user_attrs[SPACE], int(trial.user_attrs[INDEX])
     model_spec = AnyNetSpec.from_json(trial.user_attrs["spec"])
-    seed = space_seed(spec.seed, label) + index
+    seed = training_seed(spec, label, index)
     with Heartbeat(session, trial_id, contact):
         try:
             result = train_model(model_spec, dataset, ProxyConfig.from_dict(spec.proxy), seed=seed, device=device,
