@@ -38,6 +38,21 @@ def test_bad_spec_is_one_line_and_exit_2(tmp_path, capsys, key, value, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("line, message", [
+    ('evaluation = "pairs"', "evaluation: must be one of paired, population, got 'pairs'"),
+    ("max_pairs = 1", "max_pairs: must be an integer >= 2"),
+    ("verify = -1", "verify: must be an integer >= 0"),
+    ('references = "regnetx"', "references: must be a list of built-in space names or TOML files"),
+    ('references = ["nospace"]', "references: unknown design space 'nospace'"),
+])
+def test_bad_design_keys_are_one_line_and_exit_2(tmp_path, capsys, line, message):
+    spec = _spec(tmp_path)
+    spec.write_text(line + "\n" + spec.read_text())
+    code = main(["design", str(spec), "--dir", str(tmp_path / "d"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_design_into_a_new_folder_writes_every_output_and_no_password(tmp_path, capsys):
     """Defects 1, 2 and 9 of issue 24: the run into a folder nothing created failed writing its figures (so no
     design_report.html); the report's "Design spec" block published the spec's database password; and the
@@ -143,3 +158,36 @@ def test_sigkilled_design_resumes_to_the_same_lineage(tmp_path):
     assert (killed_dir / "final_space.toml").read_text() == (tmp_path / "ref" / "final_space.toml").read_text()
     for name in ("design_report.html", "best.json", "results.csv"):
         assert (killed_dir / name).stat().st_size > 0
+
+
+def test_paired_batches_are_studies_of_listed_projections_with_their_sources_seeds(tmp_path, capsys):
+    """Issue 28, item 3: a paired candidate's projections are trained as listed models, each with the training
+    seed of the parent model it came from (so a pair shares seed and data order)."""
+    import zlib
+
+    spec = _spec(tmp_path, rounds="1")
+    spec.write_text("max_pairs = 20\nverify = 0\n" + spec.read_text())
+    directory = tmp_path / "run"
+    assert main(["design", str(spec), "--dir", str(directory), "--threads", "1", "--quiet"]) == 0, \
+        capsys.readouterr().err
+    lineage = json.loads((directory / "lineage.json").read_text())
+    paired = [row for row in lineage["lineage"] if row["evaluation"] == "paired"]
+    assert paired and all(row["pairs"] == row["n"] >= 2 for row in paired)
+    start = {row["spec"]: int(row["model_index"]) for row in _rows(directory / "results.csv") if row["space"] == "start"}
+    listed = sorted((directory / "populations").glob("*-pairs1.models.json"))  # each candidate's first batch
+    assert listed
+    base = zlib.crc32(b"0:start")
+    results = _rows(directory / "results.csv")
+    for path in listed:
+        models = json.loads(path.read_text())["models"]
+        label = path.name.removesuffix(".models.json").rsplit("-pairs", 1)[0]
+        mine = [row for row in results if row["space"] == label]
+        for model, row in zip(models, mine[:len(models)]):
+            assert model["seed"] == base + int(float(row["pair_of"]))  # the source model's seed
+        assert all(0 <= model["seed"] - base < len(start) for model in models)
+
+
+def _rows(path):
+    import csv
+
+    return list(csv.DictReader(path.open()))

@@ -162,3 +162,54 @@ def test_report_overlays_every_round_and_lists_the_lineage(tmp_path):
     assert all(row["label"] in page for row in result.lineage) and "Holm-adjusted" in page
     assert (tmp_path / "edf_rounds.png").exists() and result.path[0] == "start"
     assert html.escape(result.final_space.to_toml()) in page
+
+
+# -- the loop with paired evaluation (issue 28, item 3) --
+
+class _Recorder:
+    """An oracle evaluator that keeps every population it was given."""
+
+    def __init__(self, evaluate):
+        self.evaluate, self.seen = evaluate, []
+
+    def __call__(self, population):
+        self.seen.append(population)
+        return self.evaluate(population)
+
+
+def test_paired_loop_recovers_planted_structure_with_fewer_models_and_verifies_the_end():
+    # The full rates over 20 seeds are analysis/design_loop/oracle_rates_paired.json.
+    recorder = _Recorder(oracles.monotone(seed=0, shared=0.8))
+    result = design_space(load_space("anynetx_a"), recorder, rounds=5, population=100, windows=WINDOW, seed=0,
+                          budget=800, permutations=1000, evaluation="paired", verify=40,
+                          references={"regnetx": load_space("regnetx")}, **IMAGENET)
+    assert all(oracles.recovered_monotone(result.final_space).values()), result.lineage
+    paired = [r for r in result.lineage if r["evaluation"] == "paired"]
+    assert paired and any(r["better"] and r["decision"] == "better" for r in paired)
+    assert all(r["pairs"] <= 60 and r["effect_low"] <= r["effect"] <= r["effect_high"] for r in paired)
+    trained = len(result.results())
+    assert trained - 3 * 40 < 615  # the population loop's models on this oracle (oracle_rates.json), verification aside
+    # every paired batch lists projections trained with their source models' seeds: seeds of the parent population
+    by_label = {p.label: p for p in recorder.seen}
+    for batch in (p for p in recorder.seen if p.listed):
+        assert set(batch.train_seeds) <= set(by_label["start"].train_seeds) | {
+            s for p in recorder.seen if p.label.endswith("-parent") for s in p.train_seeds}
+    # the end is checked with fresh populations: the final space against the start and the reference
+    assert [r["against"] for r in result.verification] == ["start", "reference regnetx"]
+    start_row = result.verification[0]
+    assert start_row["n"] == 40 and start_row["verdict"] == "better" and start_row["mean_final"] < start_row["mean_other"]
+    assert {"verify-final", "verify-start", "verify-regnetx"} <= set(result.populations)
+
+
+def test_paired_loop_calls_nothing_better_when_error_depends_on_flops_only():
+    result = design_space(load_space("anynetx_a"), oracles.flops_only(seed=1, shared=0.8), rounds=3, population=100,
+                          windows=WINDOW, seed=1, budget=800, permutations=1000, evaluation="paired", verify=0,
+                          **IMAGENET)
+    assert not any(r["better"] for r in result.lineage), result.lineage
+    assert result.verification == []
+
+
+def test_evaluation_must_be_known():
+    with pytest.raises(UserError, match="evaluation must be one of paired, population"):
+        design_space(load_space("anynetx_a"), oracles.noise(seed=0), rounds=1, population=100, windows=WINDOW,
+                     seed=0, evaluation="pairs", **IMAGENET)

@@ -60,12 +60,15 @@ def run(args: argparse.Namespace) -> int:
                               threads=args.threads, device=args.device, progress=not args.quiet,
                               slurm=settings if settings.launcher == "slurm" else None)
     where = redact(url) if url else str(directory)
-    print(f"design {spec.name}: from {start.name}, populations of {spec.population}, up to {spec.rounds} rounds"
+    print(f"design {spec.name}: from {start.name}, populations of {spec.population}, {spec.evaluation} evaluation, "
+          f"up to {spec.rounds} rounds"
           + (f" and {spec.budget} models" if spec.budget else "") + f", storage {where}", file=sys.stderr)
     try:
         result = design_space(start, evaluate, rounds=spec.rounds, population=spec.population, windows=spec.windows,
                               resolution=data.resolution, in_channels=data.in_channels,
                               num_classes=data.num_classes, seed=spec.seed, alpha=spec.alpha, budget=spec.budget,
+                              evaluation=spec.evaluation, max_pairs=spec.max_pairs, verify=spec.verify,
+                              references={name: load_space(name) for name in spec.references},
                               log=lambda line: print(line, file=sys.stderr))
     except KeyboardInterrupt:  # between populations as well as inside one: say what is kept and how to go on
         print(f"design {spec.name}: interrupted; every model trained so far is stored in {where} and the same "
@@ -75,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     write_output(directory / "final_space.toml", f"# {spec.name}: the space `regnet-space design` kept "
                  f"({result.stop})\n" + result.final_space.to_toml(), "final space")
     write_output(directory / "lineage.json", json.dumps({"stop": result.stop, "path": result.path,
-                                                         "lineage": result.lineage}, indent=1) + "\n", "lineage")
+                                                         "lineage": result.lineage,
+                                                         "verification": result.verification}, indent=1) + "\n",
+                 "lineage")
     results = result.results()
     write_output(directory / "results.csv", results.to_csv(index=False), "results")
     meta = {"name": spec.name, "dataset": spec.study.get("dataset"), "seed": spec.seed, "alpha": spec.alpha,
@@ -91,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
         mark = "better" if row["better"] else ("accepted" if row["accepted"] else "rejected")
         p = "" if row["p"] is None else f" p_worse={row['p']:.3g} p_better={row['p_better']:.3g}"
         print(f"round {row['round']} {row['candidate']:<40} n={row['n']} mean {row['mean_error']:.2f}% {mark}{p}")
+    for row in result.verification:
+        print(f"verification: final space vs {row['against']} ({row['n']} fresh models each): mean "
+              f"{row['mean_final']:.2f}% vs {row['mean_other']:.2f}%, p_better={row['p_better']:.3g} "
+              f"p_worse={row['p_worse']:.3g}: {row['verdict']}")
     print(f"stopped: {result.stop}")
     print(f"wrote {directory}/final_space.toml, lineage.json, results.csv, design_report.html, best.json")
     return 0

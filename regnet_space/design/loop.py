@@ -1,26 +1,37 @@
-"""The RegNet paper's narrowing loop, automated: propose refinements, verify each on a fresh population, keep
-only what is better at equal complexity.
+"""The RegNet paper's narrowing loop, automated: propose refinements, verify each, keep only what holds at equal
+complexity, and verify the final space against the start with fresh populations.
 
 Round r starts from the current space and its population (round 0: the start space). ``candidates`` proposes
-refinements: the decisions ``refine.propose`` takes from the parent population at equal flops, and the paper's
-steps (share b, share g, non-decreasing widths, depths) that no decision covers. Each candidate space gets a
-fresh population under the same complexity window, is evaluated, and is compared with the parent population by
-two one-sided permutation tests on complexity-adjusted scores (``compare.py``), Holm-adjusted over the round:
-- *better* when significantly better at equal flops: adjusted p_better <= alpha / rounds. "Better" is a claim the
-  whole run makes, so its level is split over the rounds (Bonferroni across rounds, Holm within the round);
-- *not worse* unless significantly worse (adjusted p_worse <= alpha).
-When two or more candidates are not worse, their composition (``candidates.compose``) gets its own population
-and test in the same family: constraints that help only together (an interaction) are found this way.
-A candidate the parent's data proposed (its decision was significant at equal flops) is accepted when its own
-population is not worse, the paper's rule; a paper step tried without such evidence only when it is better, so
-on data without structure nothing is imposed. The next parent is the composition if it is acceptable, else the
-best acceptable single candidate (``_next_parent``); a round with nothing acceptable ends the loop, as do
-``rounds`` rounds and a ``budget`` the next population would exceed.
+refinements: the decisions ``refine.propose`` takes from the parent population at equal flops, the paper's
+steps (share b, share g, non-decreasing widths, depths) that no decision covers, and the RegNet restriction
+when low e_fit marks low error at equal flops. Each candidate is evaluated one of two ways (``evaluation``):
+- ``"paired"`` (the default: the calibration in analysis/design_loop/ needs a quarter of the models for the
+  same power): each parent model's projection into the candidate space at its own flops (``projection.py``),
+  trained with the parent model's seed, in batches of ``paired.BATCH`` pairs with group-sequential stopping
+  (``paired.sequential``): *better* when the boundary is crossed at alpha / rounds / candidates, stopped early
+  for futility when the effect points the harmful way; *worse* when the pairs' one-sided sign-flip p (Holm
+  over the round) is <= alpha. An accepted candidate then gets a fresh population, the next round's parent
+  (its decisions need a sample of the space, not projections of the old one).
+- ``"population"``: a fresh population of the candidate space under the same window, compared with the
+  parent population by two one-sided permutation tests on complexity-adjusted scores (``compare.py``), Holm
+  over the round: better when p_better <= alpha / rounds, not worse unless p_worse <= alpha.
+"Better" is a claim the whole run makes, so its level is split over the rounds (Bonferroni across rounds,
+Holm or Bonferroni within). When two or more candidates are not worse their composition (``candidates.compose``)
+is evaluated too: constraints that help only together (an interaction) are found this way. A candidate the
+parent's data proposed (its decision was significant at equal flops) is accepted when not worse, the paper's
+rule; a paper step tried without such evidence only when better, so on data without structure nothing is
+imposed. The next parent is the composition if acceptable, else the best acceptable single candidate
+(``_next_parent``); a round with nothing acceptable ends the loop, as do ``rounds`` rounds and a ``budget`` the
+next evaluation would exceed. Whatever the path, the end is checked with the method's own evidence: fresh
+populations of the final and the start space (and of any ``references``, e.g. RegNetX), compared at equal
+flops (``verification``).
 
-Determinism: the population of label L (``start``, ``r1-refine``, ``r2-composed``, ...) is drawn with seed
-``population_seed(seed, L)``; the refinement decisions are seeded from (seed, round), the tests from (seed, L).
-Given the same errors the loop takes the same path, so an evaluator that stores its results (the study-backed
-one) makes a killed loop resumable: a rerun re-derives every population and reads back what was trained.
+Determinism: the population of label L (``start``, ``r1-refine``, ``r1-parent``, ``verify-final``, ...) is
+drawn with seed ``population_seed(seed, L)`` and its model k trains with seed ``population_seed(seed, L) + k``
+(a projection: its source model's); the refinement decisions are seeded from (seed, round), the tests from
+(seed, L). Given the same errors the loop takes the same path, so an evaluator that stores its results (the
+study-backed one) makes a killed loop resumable: a rerun re-derives every population and reads back what was
+trained.
 """
 
 from __future__ import annotations
@@ -40,26 +51,36 @@ from ..models.complexity import complexity
 from ..spaces import DesignSpace, SampledModel, sample_models
 from .candidates import Candidate, candidates, compose, slug
 from .compare import one_sided_tests
+from .paired import BATCH, sequential
+from .projection import project
 
 START = "start"
 COMPOSED = "composed"
+PARENT = "parent"
+VERIFY = "verify"
 MIN_POPULATION = 4 * MIN_MODELS  # what refine.propose needs
+EVALUATIONS = ("paired", "population")
+MAX_PAIRS = 60  # the most pairs the calibration needed for 80% power (a g range; analysis/design_loop/)
 
 
 def population_seed(seed: int, label: str) -> int:
     """The sampling seed of population ``label``; the same rule as a study's per-space seed, so a study with
-    the design's seed and this label draws exactly this population."""
+    the design's seed and this label draws exactly this population (and trains model k with this seed + k)."""
     return zlib.crc32(f"{seed}:{label}".encode())
 
 
 class Population(list):
     """The models of one population (a list of SampledModel, in order), labelled so an evaluator backed by
-    storage can name and resume it: ``label``, the ``space`` drawn from, the sampling ``seed`` and ``windows``."""
+    storage can name and resume it: ``label``, the ``space`` drawn from, the sampling ``seed``, ``windows`` and
+    each model's training seed (``train_seeds``). ``listed``: the models are given (a paired batch's
+    projections, each with its source model's training seed), not drawn with ``seed``."""
 
     def __init__(self, models: Sequence[SampledModel], *, label: str, space: DesignSpace, seed: int,
-                 windows: dict[str, tuple[float, float]]) -> None:
+                 windows: dict[str, tuple[float, float]], train_seeds: Sequence[int] | None = None,
+                 listed: bool = False) -> None:
         super().__init__(models)
-        self.label, self.space, self.seed, self.windows = label, space, seed, windows
+        self.label, self.space, self.seed, self.windows, self.listed = label, space, seed, windows, listed
+        self.train_seeds = list(train_seeds) if train_seeds is not None else [seed + k for k in range(len(models))]
 
 
 Evaluate = Callable[[Population], Sequence[float]]
@@ -67,15 +88,18 @@ Evaluate = Callable[[Population], Sequence[float]]
 
 @dataclass(frozen=True)
 class DesignResult:
-    """``final_space``; ``lineage``, one plain dict per evaluated population (see ``design_space``);
-    ``populations``, label -> that population's results table; ``path``, the label of each round's parent
-    population, start first (the last is the final space's); ``stop`` says why the loop ended."""
+    """``final_space``; ``lineage``, one plain dict per evaluated candidate or population (see ``design_space``);
+    ``populations``, label -> that population's results table (a paired candidate's: its projections, column
+    ``pair_of`` = the parent model each came from); ``path``, the label of each round's parent population,
+    start first (the last is the final space's); ``stop`` says why the loop ended; ``verification``, one dict
+    per comparison of the final space's fresh population (see ``design_space``)."""
 
     final_space: DesignSpace
     lineage: list[dict[str, Any]]
     populations: dict[str, pd.DataFrame] = field(repr=False)
     path: list[str]
     stop: str
+    verification: list[dict[str, Any]] = field(default_factory=list)
 
     def results(self) -> pd.DataFrame:
         """Every evaluated model, one table (column ``space`` = the population label)."""
@@ -95,103 +119,289 @@ def population_table(models: Sequence[SampledModel], errors: Sequence[float], la
 
 def design_space(space: DesignSpace, evaluate: Evaluate, *, rounds: int, population: int,
                  windows: dict[str, tuple[float, float]] | None, resolution: int, in_channels: int, num_classes: int,
-                 seed: int, alpha: float = 0.05, budget: int | None = None,
-                 permutations: int = 2000, propose: Callable[..., list[Candidate]] = candidates,
+                 seed: int, alpha: float = 0.05, budget: int | None = None, evaluation: str = "population",
+                 max_pairs: int | None = None, verify: int | None = 0,
+                 references: dict[str, DesignSpace] | None = None, permutations: int = 2000,
+                 propose: Callable[..., list[Candidate]] = candidates,
                  log: Callable[[str], None] | None = None) -> DesignResult:
     """Narrow ``space`` for up to ``rounds`` rounds; ``evaluate`` returns a population's errors in percent.
 
-    Each lineage row: ``round``, ``candidate``, ``label``, ``space`` (its name), ``n``, ``mean_error``,
-    ``median_error``, ``shift`` (its mean adjusted rank minus the parent's, ``compare.py``), ``ks`` (two-sided
-    KS distance of the adjusted scores to the parent's), ``p`` (Holm-adjusted p that it is worse),
-    ``p_better`` (Holm-adjusted p that it is better; better when <= alpha / rounds), ``d_better``, ``d_worse``, ``accepted``, ``better``,
-    ``why`` and ``space_toml``. ``p`` and ``p_better`` are at equal flops when the window is finite.
+    ``evaluation``: "paired" or "population" (module docstring); ``max_pairs``: a paired candidate's most pairs
+    (default ``MAX_PAIRS``; never more than the parent population). ``verify``: the size of the fresh populations of the final and the start space
+    (and of each of ``references``, name -> space) the run ends with (None: ``population``; 0: no verification).
+
+    Each lineage row: ``round``, ``candidate``, ``label``, ``space`` (its name), ``evaluation``, ``n``,
+    ``mean_error``, ``median_error``, ``min_error``, ``p`` (Holm-adjusted p that it is worse), ``p_better``
+    (Holm-adjusted p that it is better; for a paired candidate the fixed-n p of the pairs used, descriptive:
+    its verdict is the sequential rule's), ``accepted``, ``better``, ``why``, ``space_toml``; a population
+    comparison adds ``shift`` (mean adjusted rank minus the parent's, ``compare.py``), ``ks``, ``d_better``,
+    ``d_worse``, ``dropped``; a paired one ``effect`` (mean paired difference at equal flops, points; < 0: the
+    constraint helps) with ``effect_low``/``effect_high`` (95%), ``pairs``, ``projectable``, ``looks``, ``z``,
+    ``boundary`` and ``decision`` (better / futile / not better). ``p`` and ``p_better`` are at equal flops when
+    the window is finite. Each verification row: ``against`` (the start, or a reference), ``n``, both mean
+    errors, ``shift``, ``p_better``, ``p_worse`` (one-sided, the final space's population against the other at
+    equal flops, each test at ``alpha``) and ``verdict``.
     """
     if rounds < 0 or population < MIN_POPULATION:
         raise UserError(f"design: need rounds >= 0 and population >= {MIN_POPULATION} (what refine needs), "
                         f"got {rounds} and {population}")
     if not 0 < alpha < 1:
         raise UserError(f"design: alpha must be in (0, 1), got {alpha}")
-    windows = dict(windows or {})
-    lo, hi = windows.get("flops", (0.0, float("inf")))
-    adjust = bool(np.isfinite(hi) and hi > lo)  # hold flops equal when the window has a finite span
-    better_level = alpha / max(1, rounds)
-    say = log or (lambda message: None)
-    lineage: list[dict[str, Any]] = []
-    tables: dict[str, pd.DataFrame] = {}
-    used = 0
+    if evaluation not in EVALUATIONS:
+        raise UserError(f"design: evaluation must be one of {', '.join(EVALUATIONS)}, got {evaluation!r}")
+    loop = _Loop(evaluate, population=population, windows=dict(windows or {}), seed=seed, alpha=alpha,
+                 budget=budget, rounds=rounds, permutations=permutations, log=log or (lambda message: None),
+                 shape=(resolution, in_channels, num_classes), max_pairs=max_pairs or MAX_PAIRS)
+    return loop.run(space, evaluation=evaluation, propose=propose, verify=population if verify is None else verify,
+                    references=references or {})
 
-    def run(label: str, target: DesignSpace) -> pd.DataFrame:
-        nonlocal used
-        models = sample_models(target, population, seed=population_seed(seed, label), windows=windows,
-                               resolution=resolution, in_channels=in_channels, num_classes=num_classes)
-        batch = Population(models, label=label, space=target, seed=population_seed(seed, label), windows=windows)
-        errors = [float(e) for e in evaluate(batch)]
-        if len(errors) != len(models) or not all(np.isfinite(errors)):
-            raise UserError(f"population {label}: the evaluator returned {len(errors)} errors for "
-                            f"{len(models)} models, or a non-finite one")
-        used += len(models)
-        tables[label] = population_table(models, errors, label)
-        return tables[label]
 
-    def fits() -> bool:
-        return budget is None or used + population <= budget
+class _Loop:
+    """The state of one run (models used, populations, lineage) and its steps; ``design_space`` is the entry."""
 
-    if not fits():
-        raise UserError(f"design: budget {budget} is below one population ({population})")
-    parent, parent_label = space, START
-    parent_table = run(START, space)
-    lineage.append(_row(0, START, START, space, parent_table, None, accepted=True, better=False,
-                        why="the start space"))
-    say(f"round 0: {space.name}: mean error {parent_table['error'].mean():.2f}%")
-    stop = f"ran {rounds} rounds"
-    path = [START]
-    for round_ in range(1, rounds + 1):
-        if path[-1] != parent_label:
+    def __init__(self, evaluate: Evaluate, *, population: int, windows: dict, seed: int, alpha: float,
+                 budget: int | None, rounds: int, permutations: int, log: Callable[[str], None],
+                 shape: tuple[int, int, int], max_pairs: int) -> None:
+        self.evaluate, self.population, self.windows, self.seed = evaluate, population, windows, seed
+        self.alpha, self.budget, self.rounds, self.permutations, self.say = alpha, budget, rounds, permutations, log
+        self.shape, self.max_pairs = shape, max_pairs
+        lo, hi = windows.get("flops", (0.0, float("inf")))
+        self.adjust = bool(np.isfinite(hi) and hi > lo)  # hold flops equal when the window has a finite span
+        self.better_level = alpha / max(1, rounds)
+        self.used = 0
+        self.tables: dict[str, pd.DataFrame] = {}
+        self.models: dict[str, list[SampledModel]] = {}
+        self.lineage: list[dict[str, Any]] = []
+
+    def fits(self, models: int) -> bool:
+        return self.budget is None or self.used + models <= self.budget
+
+    def train(self, batch: Population) -> list[float]:
+        errors = [float(e) for e in self.evaluate(batch)]
+        if len(errors) != len(batch) or not all(np.isfinite(errors)):
+            raise UserError(f"population {batch.label}: the evaluator returned {len(errors)} errors for "
+                            f"{len(batch)} models, or a non-finite one")
+        self.used += len(batch)
+        return errors
+
+    def sample(self, label: str, target: DesignSpace, n: int | None = None) -> pd.DataFrame:
+        """A fresh population of ``target`` (``population`` models unless ``n``), trained; its table."""
+        resolution, in_channels, num_classes = self.shape
+        seed = population_seed(self.seed, label)
+        models = sample_models(target, n or self.population, seed=seed, windows=self.windows, resolution=resolution,
+                               in_channels=in_channels, num_classes=num_classes)
+        errors = self.train(Population(models, label=label, space=target, seed=seed, windows=self.windows))
+        self.models[label] = models
+        self.tables[label] = population_table(models, errors, label)
+        return self.tables[label]
+
+    def run(self, space: DesignSpace, *, evaluation: str, propose: Callable[..., list[Candidate]], verify: int,
+            references: dict[str, DesignSpace]) -> DesignResult:
+        if not self.fits(self.population):
+            raise UserError(f"design: budget {self.budget} is below one population ({self.population})")
+        parent, parent_label = space, START
+        parent_table = self.sample(START, space)
+        self.lineage.append(_row(0, START, START, space, parent_table, None, accepted=True, better=False,
+                                 why="the start space"))
+        self.say(f"round 0: {space.name}: mean error {parent_table['error'].mean():.2f}%")
+        stop, path = f"ran {self.rounds} rounds", [START]
+        for round_ in range(1, self.rounds + 1):
+            proposed = propose(parent, parent_table, alpha=self.alpha, seed=population_seed(self.seed, f"r{round_}"),
+                               permutations=self.permutations)
+            if not proposed:
+                stop = f"round {round_}: no refinement is proposed"
+                break
+            step = self.paired_round if evaluation == "paired" else self.population_round
+            outcome = step(round_, space.name, parent, parent_label, proposed)
+            if outcome is None:
+                stop = f"round {round_}: the budget ({self.budget} models) is spent"
+                break
+            chosen, stop_here = outcome
+            if chosen is None:
+                stop = stop_here or f"round {round_}: no refinement is better at equal flops"
+                break
+            parent, parent_label = chosen
+            parent_table = self.tables[parent_label]
             path.append(parent_label)
-        proposed = propose(parent, parent_table, alpha=alpha, seed=population_seed(seed, f"r{round_}"),
-                           permutations=permutations)
-        if not proposed:
-            stop = f"round {round_}: no refinement is proposed"
-            break
-        if not fits():
-            stop = f"round {round_}: the budget ({budget} models) is spent"
-            break
+        self.say(f"stop: {stop}; final space {parent.name} (population {parent_label})")
+        verification = self.verification(space, parent, verify, references) if verify else []
+        return DesignResult(parent, self.lineage, self.tables, path, stop, verification)
+
+    # -- population evaluation --
+
+    def population_round(self, round_: int, name: str, parent: DesignSpace, parent_label: str,
+                         proposed: list[Candidate]):
+        """(next parent (space, label) or None, why not) after a round of fresh candidate populations; None
+        when the budget allows no candidate."""
+        if not self.fits(self.population):
+            return None
+        parent_table = self.tables[parent_label]
         tested: list[tuple[Candidate, str, pd.DataFrame, Any]] = []
         for candidate in proposed:
-            if not fits():
+            if not self.fits(self.population):
                 break
             label = f"r{round_}-{slug(candidate.name)}"
-            candidate = dataclasses.replace(candidate, space=_renamed(candidate.space, f"{space.name}_{label}"))
-            table = run(label, candidate.space)
-            tested.append((candidate, label, table, _test(parent_table, table, adjust, permutations, seed, label)))
-        not_worse = [t for t, worse in zip(tested, holm([t[3].p_worse for t in tested])) if worse > alpha]
-        if len(not_worse) >= 2 and fits():
-            members = [c for c, _, _, _ in not_worse]
-            names = " + ".join(c.name for c in members)
-            composed = _renamed(compose(parent, members), f"{space.name}_r{round_}-{COMPOSED}")
+            candidate = dataclasses.replace(candidate, space=_renamed(candidate.space, f"{name}_{label}"))
+            table = self.sample(label, candidate.space)
+            tested.append((candidate, label, table, self.test(parent_table, table, label)))
+        not_worse = [t for t, worse in zip(tested, holm([t[3].p_worse for t in tested])) if worse > self.alpha]
+        if len(not_worse) >= 2 and self.fits(self.population):
+            composed = self.composition(round_, name, parent, [c for c, _, _, _ in not_worse])
             label = f"r{round_}-{COMPOSED}"
-            table = run(label, composed)
-            tested.append((Candidate(f"{COMPOSED}: {names}", composed, f"the candidates not worse, together "
-                                     f"({names})", tuple(d for c in members for d in c.decisions),
-                                     evidence=all(c.evidence for c in members)),
-                           label, table, _test(parent_table, table, adjust, permutations, seed, label)))
+            table = self.sample(label, composed.space)
+            tested.append((composed, label, table, self.test(parent_table, table, label)))
         p_worse = holm([t[3].p_worse for t in tested])
         p_better = holm([t[3].p_better for t in tested])
-        better = [i for i, p in enumerate(p_better) if p <= better_level and p_worse[i] > alpha]
-        chosen = _next_parent(tested, p_worse, better, alpha)
+        better = [i for i, p in enumerate(p_better) if p <= self.better_level and p_worse[i] > self.alpha]
+        chosen = _next_parent([(c, label, t.p_better) for c, label, _, t in tested], p_worse, better, self.alpha)
         for i, ((candidate, label, table, test), worse, p_b) in enumerate(zip(tested, p_worse, p_better)):
-            lineage.append(_row(round_, candidate.name, label, candidate.space, table, test, accepted=i == chosen,
-                                better=i in better, why=candidate.why, p=worse, p_better=p_b))
-            say(f"round {round_}: {candidate.name}: mean error {table['error'].mean():.2f}% vs "
-                f"{parent_table['error'].mean():.2f}%, at equal flops p_worse={worse:.3g}, p_better={p_b:.3g} -> "
-                f"{'accepted' if i == chosen else 'better' if i in better else 'not better'}")
+            self.lineage.append(_row(round_, candidate.name, label, candidate.space, table, test,
+                                     accepted=i == chosen, better=i in better, why=candidate.why, p=worse,
+                                     p_better=p_b))
+            self.say(f"round {round_}: {candidate.name}: mean error {table['error'].mean():.2f}% vs "
+                     f"{parent_table['error'].mean():.2f}%, at equal flops p_worse={worse:.3g}, p_better={p_b:.3g} "
+                     f"-> {'accepted' if i == chosen else 'better' if i in better else 'not better'}")
         if chosen is None:
-            stop = f"round {round_}: no refinement is better at equal flops"
-            break
-        candidate, parent_label, parent_table, _ = tested[chosen]
-        parent = candidate.space
-    say(f"stop: {stop}; final space {parent.name} (population {parent_label})")
-    return DesignResult(parent, lineage, tables, path + ([parent_label] if path[-1] != parent_label else []), stop)
+            return None, ""
+        candidate, label, _, _ = tested[chosen]
+        return (candidate.space, label), ""
+
+    def test(self, parent: pd.DataFrame, candidate: pd.DataFrame, label: str):
+        return one_sided_tests((parent["error"].to_numpy(), parent["flops"].to_numpy()),
+                               (candidate["error"].to_numpy(), candidate["flops"].to_numpy()), self.adjust,
+                               permutations=self.permutations, seed=population_seed(self.seed, f"test:{label}"))
+
+    def composition(self, round_: int, name: str, parent: DesignSpace, members: list[Candidate]) -> Candidate:
+        names = " + ".join(c.name for c in members)
+        space = _renamed(compose(parent, members), f"{name}_r{round_}-{COMPOSED}")
+        return Candidate(f"{COMPOSED}: {names}", space, f"the candidates not worse, together ({names})",
+                         tuple(d for c in members for d in c.decisions), evidence=all(c.evidence for c in members))
+
+    # -- paired evaluation --
+
+    def paired_round(self, round_: int, name: str, parent: DesignSpace, parent_label: str,
+                     proposed: list[Candidate]):
+        """Like ``population_round``, each candidate judged by pairs (module docstring); the accepted one then
+        gets a fresh population as the next parent (unless this was the last round, or the budget is spent)."""
+        if not self.fits(min(self.max_pairs, self.population)):
+            return None
+        level = self.better_level / (len(proposed) + (1 if len(proposed) >= 2 else 0))  # room for a composition
+        tested: list[tuple[Candidate, str, dict[str, Any]]] = []
+        for candidate in proposed:
+            label = f"r{round_}-{slug(candidate.name)}"
+            candidate = dataclasses.replace(candidate, space=_renamed(candidate.space, f"{name}_{label}"))
+            outcome = self.pairs(candidate, label, parent_label, level)
+            if outcome is None:
+                break
+            if outcome["pairs"] < 2:
+                self.say(f"round {round_}: {candidate.name}: not evaluated, {outcome['projectable']} of the parent's "
+                         f"models can be projected into it at equal flops")
+                continue
+            tested.append((candidate, label, outcome))
+        not_worse = [t for t, worse in zip(tested, holm([t[2]["p_worse"] for t in tested])) if worse > self.alpha]
+        if len(not_worse) >= 2:
+            composed = self.composition(round_, name, parent, [c for c, _, _ in not_worse])
+            label = f"r{round_}-{COMPOSED}"
+            outcome = self.pairs(composed, label, parent_label, level)
+            if outcome is not None and outcome["pairs"] >= 2:
+                tested.append((composed, label, outcome))
+        p_worse = holm([t[2]["p_worse"] for t in tested])
+        p_better = holm([t[2]["p_better"] for t in tested])
+        better = [i for i, t in enumerate(tested) if t[2]["decision"] == "better" and p_worse[i] > self.alpha]
+        chosen = _next_parent([(c, label, o["p_better"]) for c, label, o in tested], p_worse, better, self.alpha)
+        parent_mean = self.tables[parent_label]["error"].mean()
+        for i, ((candidate, label, outcome), worse, p_b) in enumerate(zip(tested, p_worse, p_better)):
+            row = _row(round_, candidate.name, label, candidate.space, self.tables[label], None,
+                       accepted=i == chosen, better=i in better, why=candidate.why, p=worse, p_better=p_b,
+                       evaluation="paired")
+            self.lineage.append({**row, **{k: v for k, v in outcome.items() if k not in ("p_worse", "p_better")}})
+            self.say(f"round {round_}: {candidate.name}: {outcome['pairs']} pairs, effect at equal flops "
+                     f"{outcome['effect']:+.2f} points [{outcome['effect_low']:+.2f}, {outcome['effect_high']:+.2f}] "
+                     f"(parent mean {parent_mean:.2f}%), {outcome['decision']}, p_worse={worse:.3g} -> "
+                     f"{'accepted' if i == chosen else 'better' if i in better else 'not accepted'}")
+        if chosen is None:
+            return None, ""
+        candidate, chosen_label, _ = tested[chosen]
+        if round_ == self.rounds or not self.fits(self.population):
+            return (candidate.space, chosen_label), ""  # no next round to feed; the verification checks the end
+        label = f"r{round_}-{PARENT}"
+        table = self.sample(label, candidate.space)
+        self.lineage.append(_row(round_, f"{PARENT}: {candidate.name}", label, candidate.space, table, None,
+                                 accepted=True, better=False, why="a fresh population of the accepted space: the "
+                                 "next round's parent (refine needs a sample of the space)"))
+        return (candidate.space, label), ""
+
+    def pairs(self, candidate: Candidate, label: str, parent_label: str, level: float) -> dict[str, Any] | None:
+        """The sequential paired evaluation of ``candidate`` against the parent population (module docstring);
+        None when the budget cannot pay for its first batch."""
+        parent_models = self.models[parent_label]
+        parent_errors = self.tables[parent_label]["error"].to_numpy(float)
+        parent_seed = population_seed(self.seed, parent_label)
+        projections = [project(model, candidate) for model in parent_models]
+        usable = [k for k, p in enumerate(projections) if p.projected is not None]
+        limit = min(self.max_pairs, len(usable))
+        if limit < 2:
+            return {"pairs": 0, "projectable": len(usable)}
+        if self.budget is not None:
+            limit = min(limit, self.budget - self.used)
+            if limit < min(BATCH, len(usable), self.max_pairs):
+                return None
+        tables: list[pd.DataFrame] = []
+
+        def next_batch(k: int):
+            chosen = usable[k * BATCH:min((k + 1) * BATCH, limit)]
+            models = [projections[i].projected for i in chosen]
+            batch_label = f"{label}-pairs{k + 1}"
+            errors = self.train(Population(models, label=batch_label, space=candidate.space,
+                                           seed=population_seed(self.seed, batch_label), windows=self.windows,
+                                           train_seeds=[parent_seed + i for i in chosen], listed=True))
+            table = population_table(models, errors, label)
+            table["pair_of"] = chosen
+            tables.append(table)
+            return (np.asarray(errors) - parent_errors[chosen],
+                    np.log([projections[i].flops_ratio for i in chosen]))
+
+        result = sequential(next_batch, limit, alpha=level, permutations=self.permutations,
+                            seed=population_seed(self.seed, f"test:{label}"))
+        table = pd.concat(tables, ignore_index=True)
+        table["model_index"] = range(len(table))
+        self.tables[label] = table
+        test = result.test
+        return {"p_worse": test.p_worse, "p_better": test.p_better, "pairs": result.pairs,
+                "projectable": len(usable), "decision": result.decision, "effect": test.effect,
+                "effect_low": test.low, "effect_high": test.high, "looks": result.looks, "z": result.z,
+                "boundary": result.boundary}
+
+    # -- verification --
+
+    def verification(self, start: DesignSpace, final: DesignSpace, n: int,
+                     references: dict[str, DesignSpace]) -> list[dict[str, Any]]:
+        """Fresh populations of ``n`` models of the final space, the start space (unless they are one) and each
+        reference, trained after the loop; the final space against each at equal flops (``compare.py``)."""
+        others = {} if final is start else {"start": start}
+        others.update({f"reference {name}": space for name, space in references.items()})
+        if not others:
+            return []
+        needed = n * (1 + len(others))
+        if not self.fits(needed):
+            self.say(f"verification: skipped, the budget ({self.budget} models) cannot pay for {needed} more models")
+            return []
+        final_table = self.sample(f"{VERIFY}-final", final, n)
+        rows = []
+        for against, space in others.items():
+            label = f"{VERIFY}-{slug(against.split(' ', 1)[-1])}"
+            table = self.sample(label, space, n)
+            test = self.test(table, final_table, label)
+            verdict = ("better" if test.p_better <= self.alpha else "worse" if test.p_worse <= self.alpha
+                       else "not distinguishable")
+            rows.append({"against": against, "space": space.name, "label": label, "final_label": f"{VERIFY}-final",
+                         "n": n, "mean_final": float(final_table["error"].mean()),
+                         "mean_other": float(table["error"].mean()), "shift": float(test.shift),
+                         "p_better": float(test.p_better), "p_worse": float(test.p_worse), "verdict": verdict})
+            self.say(f"verification: final space vs {against}: mean error {rows[-1]['mean_final']:.2f}% vs "
+                     f"{rows[-1]['mean_other']:.2f}%, at equal flops p_better={test.p_better:.3g}, "
+                     f"p_worse={test.p_worse:.3g}: {verdict}")
+        return rows
 
 
 def _next_parent(tested: list, p_worse: Sequence[float], better: list[int], alpha: float) -> int | None:
@@ -203,14 +413,14 @@ def _next_parent(tested: list, p_worse: Sequence[float], better: list[int], alph
     better. The composition of the candidates not worse (tested last, when there were two or more) wins when
     it is acceptable; else the acceptable single candidate that is better with the smallest p, else the one
     with the largest p_worse."""
-    acceptable = [i for i, (candidate, _, _, _) in enumerate(tested)
+    acceptable = [i for i, (candidate, _, _) in enumerate(tested)
                   if i in better or (candidate.evidence and p_worse[i] > alpha)]
     composed = [i for i in acceptable if tested[i][1].endswith(COMPOSED)]
     if composed:
         return composed[0]
     if not acceptable:
         return None
-    return min(acceptable, key=lambda i: (i not in better, tested[i][3].p_better, -p_worse[i], i))
+    return min(acceptable, key=lambda i: (i not in better, tested[i][2], -p_worse[i], i))
 
 
 def _renamed(space: DesignSpace, name: str) -> DesignSpace:
@@ -220,25 +430,22 @@ def _renamed(space: DesignSpace, name: str) -> DesignSpace:
                                stages={i: dict(sorted(o.items())) for i, o in sorted(space.stages.items())})
 
 
-def _test(parent: pd.DataFrame, candidate: pd.DataFrame, adjust: bool, permutations: int, seed: int, label: str):
-    return one_sided_tests((parent["error"].to_numpy(), parent["flops"].to_numpy()),
-                           (candidate["error"].to_numpy(), candidate["flops"].to_numpy()), adjust,
-                           permutations=permutations, seed=population_seed(seed, f"test:{label}"))
-
-
 def _row(round_: int, candidate: str, label: str, space: DesignSpace, table: pd.DataFrame, test, *, accepted: bool,
-         better: bool, why: str, p: float | None = None, p_better: float | None = None) -> dict[str, Any]:
+         better: bool, why: str, p: float | None = None, p_better: float | None = None,
+         evaluation: str = "population") -> dict[str, Any]:
+    """A lineage row; ``test`` is a population comparison's (``compare.OneSided``) or None, ``p`` and
+    ``p_better`` the Holm-adjusted p-values when given; ``evaluation`` how the row's models were chosen."""
     errors = table["error"].to_numpy()
+    measured = lambda value: None if test is None else float(value)  # noqa: E731
     return {
-        "round": round_, "candidate": candidate, "label": label, "space": space.name, "n": int(len(errors)),
-        "mean_error": float(errors.mean()), "median_error": float(np.median(errors)),
+        "round": round_, "candidate": candidate, "label": label, "space": space.name,
+        "evaluation": evaluation,
+        "n": int(len(errors)), "mean_error": float(errors.mean()), "median_error": float(np.median(errors)),
         "min_error": float(errors.min()),
-        "shift": None if test is None else float(test.shift),
-        "ks": None if test is None else float(test.ks),
-        "p": None if test is None else float(test.p_worse if p is None else p),
-        "p_better": None if test is None else float(test.p_better if p_better is None else p_better),
-        "d_better": None if test is None else float(test.d_better),
-        "d_worse": None if test is None else float(test.d_worse),
+        "shift": measured(test and test.shift), "ks": measured(test and test.ks),
+        "p": float(p) if p is not None else measured(test and test.p_worse),
+        "p_better": float(p_better) if p_better is not None else measured(test and test.p_better),
+        "d_better": measured(test and test.d_better), "d_worse": measured(test and test.d_worse),
         "dropped": None if test is None else int(test.dropped),
         "accepted": accepted, "better": better, "why": why, "space_toml": space.to_toml(),
     }

@@ -29,6 +29,22 @@ def _noise(model: SampledModel, seed: int, scale: float) -> float:
     return scale * float(np.random.default_rng(zlib.crc32(f"{seed}:{model.spec.to_json()}".encode())).normal())
 
 
+def _noises(models: Sequence[SampledModel], seed: int, scales: Sequence[float], shared: float) -> list[float]:
+    """Each model's noise: its own draw (keyed by the spec), or with ``shared`` > 0 that share of the variance
+    keyed by the model's training seed (``models.train_seeds``, a design-loop Population's: a projection
+    trains with its source model's seed, so a pair shares it, as two networks trained with the same seed and
+    data order share part of their noise)."""
+    if shared <= 0:
+        return [_noise(model, seed, scale) for model, scale in zip(models, scales)]
+    keys = getattr(models, "train_seeds", None) or [None] * len(models)
+    out = []
+    for model, scale, key in zip(models, scales, keys):
+        mine = _noise(model, seed, 1.0) if key is None else \
+            float(np.random.default_rng(zlib.crc32(f"{seed}:train:{key}".encode())).normal())
+        out.append(scale * (np.sqrt(shared) * mine + np.sqrt(1 - shared) * _noise(model, seed + 1, 1.0)))
+    return out
+
+
 def planted(*, seed: int = 0, noise: float = 1.0, penalty: float = 4.0, base: float = 20.0):
     """error = base + penalty * (share of stages with b != 1 + [some width decreases] + share of stages with g
     outside G_RANGE) + noise."""
@@ -39,15 +55,15 @@ def planted(*, seed: int = 0, noise: float = 1.0, penalty: float = 4.0, base: fl
     return evaluate
 
 
-def noise(*, seed: int = 0, scale: float = 1.0, base: float = 20.0, heteroscedastic: bool = False):
+def noise(*, seed: int = 0, scale: float = 1.0, base: float = 20.0, heteroscedastic: bool = False,
+          shared: float = 0.0):
     """error = base + Gaussian noise: no space is better than another. ``heteroscedastic``: the noise's scale
     runs from 0.25x to 2x ``scale`` with the model's total depth and first width (so spaces that move those
-    move the spread, never the centre)."""
+    move the spread, never the centre). ``shared``: the share of the noise's variance a training seed fixes
+    (``_noises``)."""
     def evaluate(models: Sequence[SampledModel]) -> list[float]:
-        errors = []
-        for model in models:
-            errors.append(base + _noise(model, seed, _spread(model, scale) if heteroscedastic else scale))
-        return errors
+        scales = [_spread(model, scale) if heteroscedastic else scale for model in models]
+        return [base + e for e in _noises(models, seed, scales, shared)]
 
     return evaluate
 
@@ -64,27 +80,29 @@ def _flops_term(model: SampledModel, slope: float, middle: float) -> float:
 
 
 def monotone(*, seed: int = 0, penalty: float = 2.0, slope: float = 3.0, middle: float = 400e6,
-             interaction: bool = False, noise: float = 1.0, base: float = 30.0):
+             interaction: bool = False, noise: float = 1.0, base: float = 30.0, shared: float = 0.0):
     """error = base - slope * log2(flops / middle) + penalty * [some width decreases] + penalty * [some depth
-    decreases] + N(0, noise^2). ``interaction``: 2 * penalty unless widths *and* depths are non-decreasing."""
+    decreases] + N(0, noise^2). ``interaction``: 2 * penalty unless widths *and* depths are non-decreasing.
+    ``shared``: the share of the noise's variance a training seed fixes (``_noises``)."""
     def evaluate(models: Sequence[SampledModel]) -> list[float]:
         errors = []
-        for model in models:
+        for model, eps in zip(models, _noises(models, seed, [noise] * len(models), shared)):
             widths_down = bool(np.any(np.diff(model.spec.widths) < 0))
             depths_down = bool(np.any(np.diff(model.spec.depths) < 0))
             cost = 2 * (widths_down or depths_down) if interaction else widths_down + depths_down
-            errors.append(base + _flops_term(model, slope, middle) + penalty * cost + _noise(model, seed, noise))
+            errors.append(base + _flops_term(model, slope, middle) + penalty * cost + eps)
         return errors
 
     return evaluate
 
 
 def flops_only(*, seed: int = 0, slope: float = 3.0, middle: float = 400e6, noise: float = 1.0,
-               base: float = 30.0):
+               base: float = 30.0, shared: float = 0.0):
     """error = base - slope * log2(flops / middle) + N(0, noise^2): no constraint helps at equal flops, and a
-    space that moves models up the window only looks better."""
+    space that moves models up the window only looks better. ``shared``: as ``monotone``'s."""
     def evaluate(models: Sequence[SampledModel]) -> list[float]:
-        return [base + _flops_term(model, slope, middle) + _noise(model, seed, noise) for model in models]
+        return [base + _flops_term(model, slope, middle) + eps
+                for model, eps in zip(models, _noises(models, seed, [noise] * len(models), shared))]
 
     return evaluate
 

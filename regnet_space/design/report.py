@@ -89,16 +89,35 @@ def build_design_report(result: DesignResult, meta: dict[str, Any], binning: Bin
         for r in rows:
             page.text(f"{r['candidate']}: {r['why']}")
     page.heading("Lineage")
-    columns = ["round", "candidate", "label", "n", "mean_error", "median_error", "min_error", "shift", "ks", "p",
-               "p_better", "accepted", "better"]
-    page.table(pd.DataFrame(lineage)[columns])
+    columns = ["round", "candidate", "label", "evaluation", "n", "mean_error", "median_error", "min_error", "shift",
+               "ks", "effect", "effect_low", "effect_high", "decision", "p", "p_better", "accepted", "better"]
+    frame = pd.DataFrame(lineage)
+    page.table(frame[[c for c in columns if c in frame]])
     page.text("shift: the candidate's mean error rank minus its parent's at equal flops (ranks of both populations "
               "less a cubic in log flops, as a share of the models; > 0: better); ks: the KS distance of those "
               "adjusted ranks. p: Holm-adjusted (over the round's populations, the composition included) one-sided "
               "permutation p-value, labels permuted within flops strata, that the candidate is worse at equal "
               "flops; p_better: the same for better, called better at <= alpha / rounds. Accepted: the population "
               "that became the next parent (a candidate the data proposed when not worse; a paper step, or the "
-              "composition of paper steps, only when better).")
+              "composition of paper steps, only when better). A paired candidate (evaluation 'paired') is its "
+              "projections: each parent model moved into the candidate space at its own flops and trained with "
+              "its seed; effect: the mean paired difference at equal flops with its 95% interval (< 0: the "
+              "constraint helps); decision: the group-sequential rule's (better at alpha / rounds / candidates, "
+              "futile, or not better).")
+    if result.verification:
+        page.heading("Verification: fresh populations at the end")
+        first = result.verification[0]
+        curves = [(f"final space ({first['final_label']})", population_edf(result.populations[first["final_label"]],
+                                                                           binning))]
+        curves += [(f"{r['against']} ({r['label']})", population_edf(result.populations[r["label"]], binning))
+                   for r in result.verification]
+        page.figure(edf_overlay(curves, f"the final space against the start and references ({kind})",
+                                reference=True), "edf_verification")
+        page.table(pd.DataFrame(result.verification)[["against", "space", "n", "mean_final", "mean_other", "shift",
+                                                      "p_better", "p_worse", "verdict"]])
+        page.text("Populations drawn and trained after the loop, used for nothing else: the paper's unpaired "
+                  "comparison at equal flops (one-sided permutation tests of complexity-adjusted ranks, each at "
+                  "alpha). shift > 0: the final space is better.")
     page.heading("Final space")
     page.pre(result.final_space.to_toml())
     if meta.get("spec_text"):

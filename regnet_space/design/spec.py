@@ -8,6 +8,11 @@ it may go. Documented in experiments/README.md and docs by example:
     rounds = 3                      # at most this many rounds of refinement
     budget = 200                    # optional: at most this many models trained in all
     alpha = 0.05                    # level of the refinement decisions and of the EDF tests
+    evaluation = "paired"           # paired (default) | population: how a candidate is judged (design/loop.py)
+    max_pairs = 60                  # paired: a candidate's most pairs (batches of 20, sequential stopping)
+    verify = 100                    # fresh populations of the final and start space at the end (0: none;
+                                    # default: population)
+    references = ["regnetx"]        # optional: spaces the final one is also verified against
     # bins = 3                      # optional: flops bins of the report's normalised EDF figures (default population // 8)
     measure_latency = false
     [dataset] / [proxy] / [complexity] / [workers] / [launcher], storage, time_limit: as in a study spec
@@ -24,10 +29,12 @@ from typing import Any
 
 from .. import userfiles
 from ..errors import UserError
+from ..spaces import load_space
 from ..spaces.space import _toml
-from .loop import MIN_POPULATION
+from .loop import EVALUATIONS, MAX_PAIRS, MIN_POPULATION
 
-DESIGN_KEYS = ("start", "population", "rounds", "budget", "alpha", "bins")
+DESIGN_KEYS = ("start", "population", "rounds", "budget", "alpha", "bins", "evaluation", "max_pairs", "verify",
+               "references")
 STUDY_KEYS = ("description", "seed", "measure_latency", "time_limit", "storage", "dataset", "proxy", "complexity",
               "workers", "launcher")
 
@@ -42,6 +49,10 @@ class DesignSpec:
     alpha: float
     bins: int | None
     seed: int
+    evaluation: str
+    max_pairs: int
+    verify: int
+    references: tuple[str, ...]
     study: dict[str, Any]  # the study-spec part, as parsed
     text: str
     path: str
@@ -52,10 +63,12 @@ class DesignSpec:
 
         return {metric: parse_window(text) for metric, text in self.study.get("complexity", {}).items()}
 
-    def study_toml(self, label: str, space_path: str, storage: str | None = None) -> str:
-        """The study spec of population ``label``: this design's data, proxy, window and workers, one space; and
-        where its study lives (``dir``: the design's folder, the file's parent's parent; the ``storage`` URL
-        unless it holds a password, which no file written is given), so `study worker FILE` joins it."""
+    def study_toml(self, label: str, space_path: str, storage: str | None = None, *, n: int | None = None,
+                   models: str | None = None) -> str:
+        """The study spec of population ``label``: this design's data, proxy, window and workers, one space of
+        ``n`` models (default: the population; ``models``: a file listing them, a paired batch's); and where
+        its study lives (``dir``: the design's folder, the file's parent's parent; the ``storage`` URL unless it
+        holds a password, which no file written is given), so `study worker FILE` joins it."""
         from ..redaction import split_url
 
         data = {k: v for k, v in self.study.items() if k != "storage"}
@@ -68,8 +81,8 @@ class DesignSpec:
         for key, table in data.items():
             if isinstance(table, dict):
                 lines += ["", f"[{key}]"] + [f"{k} = {_toml(v)}" for k, v in table.items()]
-        lines += ["", "[[spaces]]", f"space = {_toml(space_path)}", f"n = {self.population}",
-                  f"label = {_toml(label)}"]
+        lines += ["", "[[spaces]]", f"space = {_toml(space_path)}", f"n = {n or self.population}",
+                  f"label = {_toml(label)}"] + ([f"models = {_toml(models)}"] if models else [])
         return "\n".join(lines) + "\n"
 
 
@@ -113,9 +126,25 @@ def _parse(data: dict[str, Any], text: str, path: Path) -> DesignSpec:
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise UserError(f"seed: must be an integer >= 0, got {seed!r}")
-    return DesignSpec(name=name, start=start, population=_integer(data, "population", None, MIN_POPULATION) or _missing("population"),
+    population = _integer(data, "population", None, MIN_POPULATION) or _missing("population")
+    evaluation = data.get("evaluation", "paired")
+    if evaluation not in EVALUATIONS:
+        raise UserError(f"evaluation: must be one of {', '.join(EVALUATIONS)}, got {evaluation!r}")
+    references = data.get("references", [])
+    if not isinstance(references, list) or not all(isinstance(r, str) and r for r in references):
+        raise UserError(f"references: must be a list of built-in space names or TOML files, got {references!r}")
+    references = tuple(str((path.parent / r).resolve()) if r.endswith(".toml") and not Path(r).is_absolute()
+                       else r for r in references)
+    for reference in references:
+        try:
+            load_space(reference)
+        except UserError as exc:
+            raise UserError(f"references: {exc}") from None
+    return DesignSpec(name=name, start=start, population=population,
                       rounds=_integer(data, "rounds", 3, 0), budget=_integer(data, "budget", None, 2),
                       alpha=float(alpha), bins=_integer(data, "bins", None, 1), seed=seed,
+                      evaluation=evaluation, max_pairs=_integer(data, "max_pairs", MAX_PAIRS, 2),
+                      verify=_integer(data, "verify", population, 0), references=references,
                       study={k: data[k] for k in STUDY_KEYS if k in data}, text=text, path=str(path))
 
 

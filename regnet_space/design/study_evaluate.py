@@ -10,10 +10,12 @@ loop (and its workers) rerun with the same spec finds complete populations compl
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..errors import UserError
 from ..study.launcher import SlurmSettings
+from ..study.spec import MODELS_FORMAT
 from ..userfiles import write_output
 from .loop import Population
 from .spec import DesignSpec
@@ -45,8 +47,16 @@ class StudyEvaluator:
         label = population.label
         space_path = self.directory / "spaces" / f"{label}.toml"
         spec_path = self.study_spec_path(label)
-        for path, text in ((space_path, population.space.to_toml()),
-                           (spec_path, self.spec.study_toml(label, f"../spaces/{label}.toml", self.storage_url))):
+        files = [(space_path, population.space.to_toml())]
+        listed = None
+        if population.listed:  # a paired batch: these models, each with its source model's training seed
+            listed = f"{label}.models.json"
+            files.append((spec_path.parent / listed, json.dumps({"format": MODELS_FORMAT, "models": [
+                {"params": model.params, "spec": json.loads(model.spec.to_json()), "seed": int(seed)}
+                for model, seed in zip(population, population.train_seeds)]}, sort_keys=True, default=_plain) + "\n"))
+        files.append((spec_path, self.spec.study_toml(label, f"../spaces/{label}.toml", self.storage_url,
+                                                      n=len(population), models=listed)))
+        for path, text in files:
             if not path.is_file() or path.read_text() != text:
                 write_output(path, text, "population spec")
         study = load_study_spec(spec_path)
@@ -75,3 +85,8 @@ class StudyEvaluator:
                 raise UserError(f"population {label}: model {row['model_index']} in the storage is not the model "
                                 f"the design drew; the stored study comes from a different design")
         return [float(r["val_error"]) for r in rows]
+
+
+def _plain(value):
+    """A numpy scalar among a model's drawn parameters, as JSON can hold it."""
+    return value.item()
