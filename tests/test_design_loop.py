@@ -111,8 +111,12 @@ def test_regnet_restriction_keeps_b_g_and_samples_quantized_lines():
     assert restricted.regnet["depth"].lo == 4 and restricted.regnet["depth"].hi == 63
     models = sample_models(restricted, 5, seed=0, windows=WINDOW, **IMAGENET)
     assert all(m.regnet is not None and m.spec.widths == sorted(m.spec.widths) for m in models)
-    with pytest.raises(UserError, match="one bottleneck_ratio"):
-        regnet_restriction(load_space("anynetx_a"))
+    # issue 28, item 4: from a space whose stages draw b and g separately, the rule draws each once
+    free = regnet_restriction(load_space("anynetx_a"))
+    assert free.regnet["bottleneck_ratio"].values.tolist() == [1, 2, 4]
+    assert free.regnet["group_width"].values.tolist() == [1, 2, 4, 8, 16, 32]
+    assert all(m.regnet is not None and len(set(m.spec.bottleneck_ratios)) == 1  # one b, one g (the rule's)
+               for m in sample_models(free, 5, seed=0, windows=WINDOW, **IMAGENET))
 
 
 def _frame(models, errors):
@@ -137,8 +141,9 @@ def test_e_fit_test_holds_its_level_at_equal_flops_and_sees_a_trend():
     assert rho > 0.8 and p <= 0.01
 
 
-def test_regnet_candidate_needs_evidence_from_e_fit():
-    space = load_space("anynetx_e")
+@pytest.mark.parametrize("name", ["anynetx_e", "anynetx_a"])  # anynetx_a: b and g free, widths not monotone
+def test_regnet_candidate_needs_evidence_from_e_fit(name):
+    space = load_space(name)
     models = sample_models(space, 24, seed=3, windows=WINDOW, **IMAGENET)
     noise = _frame(models, oracles.noise(seed=0)(models))
     assert regnet_candidate(space, noise, alpha=0.05, seed=0, permutations=300) is None

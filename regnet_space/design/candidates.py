@@ -122,14 +122,13 @@ def single_value(space: DesignSpace, field: str):
 
 
 def regnet_restriction(space: DesignSpace) -> DesignSpace:
-    """The RegNet space inside an AnyNet space: widths from the quantized linear rule, b and g as the space
-    shares them, total depth within the space's, stem, head and other stage fields unchanged."""
+    """The RegNet space inside an AnyNet space: widths from the quantized linear rule, total depth within the
+    space's, stem, head and other stage fields unchanged; b, g (and the SE ratio) as the space shares them, or,
+    where its stages draw them separately, drawn once for the whole network from their stages' values (the
+    rule has one b and one g; ``rule_value``)."""
     if space.is_regnet:
         raise UserError(f"{space.name}: already a RegNet space")
-    shared = {f: single_value(space, f) for f in ("bottleneck_ratio", "group_width", "se_ratio")}
-    missing = [f for f, v in shared.items() if v is None]
-    if missing:
-        raise UserError(f"{space.name}: the RegNet restriction needs one {missing[0]} for all stages")
+    shared = {f: rule_value(space, f) for f in ("bottleneck_ratio", "group_width", "se_ratio")}
     depth_lo = sum(_support(space.stage_value(i, "depth"))[0] for i in range(space.num_stages))
     depth_hi = min(_MAX_DEPTH, sum(_support(space.stage_value(i, "depth"))[-1] for i in range(space.num_stages)))
     others = {}
@@ -153,6 +152,19 @@ def regnet_restriction(space: DesignSpace) -> DesignSpace:
     return DesignSpace.from_dict(data, data["name"])
 
 
+def rule_value(space: DesignSpace, field: str):
+    """What a RegNet space takes for ``field`` from an AnyNet space: its one value when it has one, the stages'
+    common distribution drawn once when every stage draws from the same one, else one draw from the union of the
+    stages' values."""
+    value = single_value(space, field)
+    if value is not None:
+        return value
+    values = [space.stage_value(i, field) for i in range(space.num_stages)]
+    if all(v == values[0] for v in values):
+        return values[0]
+    return {"dist": "choice", "values": sorted({x for v in values for x in _support(v)})}  # a choice table
+
+
 def _support(value) -> list:
     return sorted(value.values.tolist()) if isinstance(value, Distribution) else [value]
 
@@ -170,10 +182,10 @@ def regnet_candidate(space: DesignSpace, frame: pd.DataFrame, *, alpha: float, s
                      permutations: int = 1000) -> Candidate | None:
     """The RegNet restriction, proposed when models whose widths are nearer a quantized line have lower errors
     at equal flops: the partial correlation of -e_fit with the low-error ranks given log flops, one-sided, with
-    a Freedman-Lane permutation p-value (``analysis.adjust``), at level ``alpha``. Only for an AnyNet space
-    whose stages share b and g and whose widths are non-decreasing."""
-    if (space.is_regnet or "width" not in space.monotone
-            or any(single_value(space, f) is None for f in ("bottleneck_ratio", "group_width", "se_ratio"))):
+    a Freedman-Lane permutation p-value (``analysis.adjust``), at level ``alpha``. For any AnyNet space, whether
+    or not its stages share b and g or its widths are non-decreasing yet (the data decides when the step comes;
+    ``regnet_restriction`` draws a free b or g once, as the rule does)."""
+    if space.is_regnet:
         return None
     try:
         restricted = regnet_restriction(space)
