@@ -7,8 +7,9 @@
 Takes the first ``--per-space`` models of every space of a finished study (the study enqueues round-robin, so
 these are its earliest, unselected draws), and trains each again under two schedules with the study's own
 dataset split: the REFERENCE (2 epochs on the whole training split: 10x the default proxy's 10,000 images) and
-the proxy under a second seed (its own noise, the ceiling any proxy can reach). The proxy's error is the
-study's. Reports Spearman and Kendall rank correlations over the models with a 95% bootstrap interval
+the proxy under a second seed (its own noise, the ceiling any proxy can reach), both evaluated on all 10,000
+validation images as when they were first run (``proxy_runs.py``, shared with ``cost_curve.py``). The proxy's
+error is the study's. Reports Spearman and Kendall rank correlations over the models with a 95% bootstrap interval
 (models resampled with replacement).
 
 Each finished run is appended to ``runs.jsonl`` at once and skipped when the script restarts, so it can be
@@ -27,50 +28,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from proxy_runs import (REFERENCE_OVERRIDES, SEED1_OFFSET, SEED1_OVERRIDES, append_run,  # noqa: E402
+                        chosen_models, model_seed, parse_shard, rank_correlations, read_runs)
 
 from regnet_space.models.spec import AnyNetSpec  # noqa: E402
 from regnet_space.proxy.data import load_dataset  # noqa: E402
 from regnet_space.proxy.train import ProxyConfig, train_model  # noqa: E402
-from regnet_space.study.population import space_seed  # noqa: E402
 from regnet_space.study.spec import load_study_spec  # noqa: E402
 
 # name -> (ProxyConfig overrides on top of the study's proxy, seed offset added to the study's model seed)
 SCHEDULES = {
-    "reference": ({"epochs": 2, "train_fraction": 1.0}, 0),
-    "proxy-seed1": ({}, 1_000_003),
+    "reference": (REFERENCE_OVERRIDES, 0),
+    "proxy-seed1": (SEED1_OVERRIDES, SEED1_OFFSET),
     # issue 26: the proxy as it now evaluates (5,000 validation images, inference mode, batch 256), the study's seed
     "proxy-eval5k": ({"eval_images": 5000, "eval_batch_size": 256}, 0),
 }
-BOOTSTRAP = 2000
-
-
-def rank_correlations(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, float]:
-    """Spearman and Kendall of x against y with percentile bootstrap 95% intervals over the models."""
-    rng = np.random.default_rng(seed)
-    out: dict[str, float] = {"n": int(x.size)}
-    for name, statistic in (("spearman", stats.spearmanr), ("kendall", stats.kendalltau)):
-        draws = []
-        for _ in range(BOOTSTRAP):
-            pick = rng.integers(0, x.size, x.size)
-            if np.ptp(x[pick]) > 0 and np.ptp(y[pick]) > 0:
-                draws.append(statistic(x[pick], y[pick]).statistic)
-        low, high = np.percentile(draws, [2.5, 97.5])
-        out.update({name: float(statistic(x, y).statistic), f"{name}_ci": [float(low), float(high)]})
-    return out
-
-
-def read_runs(path: Path) -> list[dict]:
-    """The finished runs appended so far (none before the first)."""
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def chosen_models(results: pd.DataFrame, per_space: int) -> pd.DataFrame:
-    done = results[(results["status"] == "complete") & (results["model_index"] < per_space)]
-    return done.sort_values(["model_index", "space"]).reset_index(drop=True)
 
 
 def summarize(models: pd.DataFrame, rows: list[dict]) -> dict:
@@ -106,9 +81,7 @@ def main() -> None:
     parser.add_argument("--shard", default="0/1", help="K/N: train models K, K+N, K+2N, ... of the list (default 0/1)")
     args = parser.parse_args()
     try:
-        shard, shards = (int(part) for part in args.shard.split("/"))
-        if not 0 <= shard < shards:
-            raise ValueError
+        shard, shards = parse_shard(args.shard)
     except ValueError:
         parser.error(f"--shard must be K/N with 0 <= K < N, got {args.shard!r}")
     study = load_study_spec(args.spec)
@@ -125,13 +98,12 @@ def main() -> None:
         for space, index, spec_json in mine[["space", "model_index", "spec"]].itertuples(index=False):
             if (space, index, name) in done:
                 continue
-            seed = space_seed(study.seed, space) + int(index) + seed_offset
+            seed = model_seed(study.seed, space, index, seed_offset)
             result = train_model(AnyNetSpec.from_json(spec_json), dataset, config, seed=seed, device=args.device,
                                  progress=False, threads=args.threads)
             row = {"space": space, "model_index": int(index), "schedule": name, "seed": seed, **result.to_dict()}
             rows.append(row)
-            with runs_path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_run(runs_path, row)
             print(f"[{time.perf_counter() - start:7.0f}s] {space} {index:3d} {name:11s} {result.status:8s} "
                   f"val_err {result.val_error} ({result.seconds:.0f}s)", flush=True)
     rows = read_runs(runs_path)  # every shard's rows so far
