@@ -1,12 +1,14 @@
 """Fidelity per cost (issue 26, item 7): how well does each proxy in a grid rank models as the 10x reference does,
 against the CPU-seconds it costs per model; and which proxy should be the default?
 
-    python analysis/proxy_fidelity/cost_curve.py --extra-per-space 2 [--shard K/N] [--grid NAMES] [--out DIR]
+    .venv/bin/python analysis/proxy_fidelity/cost_curve.py [--extra-per-space 2] [--shard K/N] [--grid NAMES] \
+        [--out analysis/proxy_fidelity/cost_curve] [--limit N] [--dry-run] [--summary-only]
 
 Models: the first ``--per-space`` (8) models of every space of the small-form progression
 (``analysis/progression_small/results.csv``: AnyNetX_A, C, E and RegNetX, 2-8 MFLOPs, Fashion-MNIST), whose
 references ``reference.py`` trained (``small_form/runs.jsonl``), plus the next ``--extra-per-space`` of each, for
-which this script trains the reference and the second proxy seed itself (``--extra-per-space 2``: 40 models).
+which this script trains the reference and the second proxy seed itself (``--extra-per-space 2``, the default:
+40 models). ``--limit N`` keeps the first N models only, for a smoke test.
 
 Proxies: the knobs EcoNAS studied that this tool has. A proxy is named ``e<epochs>-f<train fraction>``, with
 ``-w<multiplier>`` to train the model with every stage's width scaled by the multiplier
@@ -438,8 +440,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--references", type=Path, default=HERE / "small_form" / "runs.jsonl",
                         help="runs.jsonl of reference.py: the reference and proxy-seed1 of its models")
     parser.add_argument("--per-space", type=int, default=8, help="models per space with references (default 8)")
-    parser.add_argument("--extra-per-space", type=int, default=0,
-                        help="the next K models of each space, references trained here (K=2: 40 models)")
+    parser.add_argument("--extra-per-space", type=int, default=2,
+                        help="the next K models of each space, references trained here (default 2: 40 models; "
+                             "0: the 32 with references only)")
     parser.add_argument("--grid", default=",".join(DEFAULT_GRID),
                         help=f"comma-separated proxies e<epochs>-f<fraction>[-w<width>] (default {','.join(DEFAULT_GRID)})")
     parser.add_argument("--pair", default=",".join(DEFAULT_PAIR), help="the two spaces compared (default %(default)s)")
