@@ -105,6 +105,22 @@ def pycls_build(yaml_path: Path):
     return model, pycls_net.complexity(model)
 
 
+def pycls_scaler():
+    """``(scale_model, cfg, reset_cfg)`` from pycls's own ``pycls/models/scaler.py``, or skip. The scaler is in
+    pycls's GitHub HEAD (2021, "Fast and Accurate Model Scaling"), not in its PyPI release 0.1.1."""
+    try:
+        from pycls.core.config import cfg, reset_cfg
+    except ModuleNotFoundError as exc:
+        pytest.skip(f"pycls is not installed ({exc.name} missing): {INTEROP_HINT}")
+    try:
+        from pycls.models.scaler import scale_model
+    except ModuleNotFoundError as exc:
+        pytest.skip(f"pycls's scaler is not importable ({exc.name} missing): pycls/models/scaler.py is in pycls's "
+                    f"GitHub HEAD, not in the PyPI release 0.1.1 "
+                    f"(pip install --no-deps git+https://github.com/facebookresearch/pycls)")
+    return scale_model, cfg, reset_cfg
+
+
 def block_key(key: str) -> str:
     """``stages.0.3.`` for a key of our block, the stem/head prefix otherwise."""
     parts = key.split(".")

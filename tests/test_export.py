@@ -5,8 +5,10 @@ import json
 import pytest
 
 from regnet_space.cli import main as cli
+from regnet_space.models.export import pycls_config, timm_config
 from regnet_space.models.regnet import RegNetParams
-from regnet_space.models.resolve import resolve_model
+from regnet_space.models.resolve import regnet_params_of, resolve_model
+from regnet_space.models.scaling import scale_by, strategy
 
 
 def export(tmp_path, model, fmt, *extra, suffix=None):
@@ -47,6 +49,17 @@ def test_scaled_model_exports_as_pycls_anynet(tmp_path):
     spec = resolve_model(str(scaled))
     assert cfg["MODEL"]["TYPE"] == "anynet" and cfg["TRAIN"]["IM_SIZE"] == spec.resolution
     assert spec_from_pycls(cfg)[:2] == (spec.widths, spec.depths)
+
+
+def test_a_regnet_scaled_in_resolution_only_is_still_exported_as_that_regnet():
+    """The test size a scaled spec keeps is no part of the network: a RegNet scaled by ``r`` alone is still
+    its RegNet, written as REGNET.* with the scaled TEST.IM_SIZE (248 px trains, 280 tests: 256 * 1.1)."""
+    scaled = scale_by(resolve_model("regnetx_002"), 1.21, strategy("r"))
+    params = regnet_params_of("regnetx_002", None)
+    config = pycls_config(scaled, params)
+    assert config["MODEL"]["TYPE"] == "regnet" and (config["TRAIN"], config["TEST"]) == ({"IM_SIZE": 248},
+                                                                                           {"IM_SIZE": 280})
+    assert timm_config(scaled, params)["input_size"] == [3, 248, 248]
 
 
 def test_timm_kwargs_are_regnetcfg_fields(tmp_path):

@@ -12,14 +12,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from interop import load_our_weights, pycls_build, timm_regnet  # noqa: E402
+from interop import load_our_weights, pycls_build, pycls_scaler, timm_regnet  # noqa: E402
 
 from regnet_space.cli import main as cli  # noqa: E402
 from regnet_space.models.builder import build_model  # noqa: E402
 from regnet_space.models.complexity import complexity, pycls_acts  # noqa: E402
-from regnet_space.models.export import pycls_yaml  # noqa: E402
+from regnet_space.models.export import pycls_config, pycls_yaml  # noqa: E402
 from regnet_space.models.regnet import RegNetParams  # noqa: E402
 from regnet_space.models.resolve import catalog, regnet_params_of, resolve_model  # noqa: E402
+from regnet_space.models.scaling import scale_by, strategy  # noqa: E402
 from regnet_space.models.spec import AnyNetSpec, StageSpec, StemSpec  # noqa: E402
 
 # An AnyNet that is no RegNet: b = 2 (the bottleneck is half the width), grouped, SE, uneven stages.
@@ -157,3 +158,45 @@ def test_a_pycls_sweep_round_trips_through_best_to_the_same_pycls_network(tmp_pa
     job = next(j for j in json.loads(sweep.read_text())
                if (j["cfg"]["REGNET"]["DEPTH"], j["cfg"]["REGNET"]["WA"]) == (best["depth"], best["wa"]))
     assert counted == job["complexity"]
+
+
+# pycls's scaler against `scale` + `export --format pycls`, case by case for the same factor: every named strategy
+# and the fast compound one in pycls's own notation, factors 1/4 .. 16 in steps of 2^(1/8).
+SCALER_STRATEGIES = ("d", "w", "r", "dw", "dr", "wr", "dwr", "d1_w8_g8_r1")
+SCALER_FACTORS = [2 ** (k / 8) for k in range(-16, 33)]
+SCALER_MODELS = IMAGENET_FORM | {"regnetx_002_160px": resolve_model("regnetx_002", resolution=160),
+                                 "regnetx_small": SMALL_FORM["regnetx_small"],
+                                 "resnet18_small": SMALL_FORM["resnet18"]}
+
+
+@pytest.mark.parametrize("name", SCALER_MODELS)
+def test_pycls_scaler_writes_what_scale_then_export_writes(tmp_path, name):
+    """pycls's scaler.py on our unscaled export gives the TRAIN.IM_SIZE and TEST.IM_SIZE our export of the
+    scaled spec writes (pycls rounds T * r to a multiple of 4 from the unscaled test size T, not from the scaled
+    training size), and the same depths, widths, bottlenecks and group widths. Ungrouped bottleneck networks
+    (resnet50) are left out of the structure check: pycls writes "ungrouped" as GROUP_WS = the bottleneck width,
+    which its scaler holds fixed while we keep the 3x3 ungrouped (the exported yaml says so)."""
+    scale_model, cfg, reset_cfg = pycls_scaler()
+    spec = SCALER_MODELS[name]
+    path = tmp_path / "base.yaml"
+    path.write_text(pycls_yaml(spec, None))  # ANYNET: pycls 0.1.1's regnet module cannot turn REGNET into it
+    reset_cfg()
+    cfg.merge_from_file(str(path))
+    base = cfg.clone()
+    ungrouped = any(s.block == "res_bottleneck" and s.group_width == 0 for s in spec.stages)
+    keys = ("DEPTHS",) if ungrouped else ("DEPTHS", "WIDTHS", "BOT_MULS", "GROUP_WS")
+    differ = []
+    for how in SCALER_STRATEGIES:
+        for factor in SCALER_FACTORS:
+            ours = pycls_config(scale_by(spec, factor, strategy(how)), None)
+            reset_cfg()
+            cfg.merge_from_other_cfg(base)
+            cfg.MODEL.SCALING_TYPE, cfg.MODEL.SCALING_FACTOR = how, factor
+            scale_model()
+            theirs = {"TRAIN": cfg.TRAIN.IM_SIZE, "TEST": cfg.TEST.IM_SIZE}
+            theirs |= {k: [float(x) for x in cfg.ANYNET[k]] for k in keys if ours["ANYNET"][k]}
+            mine = {"TRAIN": ours["TRAIN"]["IM_SIZE"], "TEST": ours["TEST"]["IM_SIZE"]}
+            mine |= {k: [float(x) for x in ours["ANYNET"][k]] for k in keys if ours["ANYNET"][k]}
+            if mine != theirs:
+                differ.append((how, factor, mine, theirs))
+    assert not differ, f"{len(differ)} of {len(SCALER_STRATEGIES) * len(SCALER_FACTORS)} cases differ: {differ[:3]}"

@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..models.complexity import complexity
+    from ..models.export import pycls_test_size
     from ..models.resolve import resolve_model
     from ..models.scaling import scale_to_flops, strategy
     from ..models.summary import human
@@ -56,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
                                             "resolution": how.e_r},
         "target_flops": target, "factor": factor,
         "flops_error": after.flops / target - 1,
-        "before": {m: getattr(before, m) for m in metrics} | {"resolution": spec.resolution},
-        "after": {m: getattr(after, m) for m in metrics} | {"resolution": scaled.resolution},
+        "before": {m: getattr(before, m) for m in metrics} | {"resolution": spec.resolution,
+                                                               "test_resize": pycls_test_size(spec)},
+        "after": {m: getattr(after, m) for m in metrics} | {"resolution": scaled.resolution,
+                                                             "test_resize": pycls_test_size(scaled)},
         "growth": {m: getattr(after, m) / getattr(before, m) for m in metrics},
         "spec": scaled.to_dict(),
     }
@@ -72,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     for m in metrics:
         print(f"{m:>10} {human(getattr(before, m)):>9} {human(getattr(after, m)):>9} {report['growth'][m]:>6.2f}x")
     print(f"{'resolution':>10} {spec.resolution:>9} {scaled.resolution:>9}")
+    print(f"{'test size':>10} {pycls_test_size(spec):>9} {pycls_test_size(scaled):>9}  (resize before the centre "
+          f"crop: pycls's TEST.IM_SIZE)")
     print(f"{'depths':>10} {spec.depths} -> {scaled.depths}")
     print(f"{'widths':>10} {spec.widths} -> {scaled.widths}")
     if args.out:

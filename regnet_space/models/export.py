@@ -12,7 +12,8 @@ network it was given or refuses with one line saying why and which format can: n
   (``STRIDES`` per stage, ``STEM_TYPE: res_stem_cifar`` for the small-image form). pycls's ``BOT_MUL(S)`` is
   1/b; its group width of an ungrouped conv is the bottleneck width; SE is one ratio for the whole network;
   its stems take 3 channels. ``TEST.IM_SIZE`` (the resize before pycls's centre crop of TRAIN.IM_SIZE) follows
-  pycls: 256 for 224 px training, scaled with the resolution; the training size for the small-image form.
+  pycls: 256 for 224 px training, the spec's ``test_resize`` for a network ``scale`` scaled (as pycls's
+  ``scaler.py`` scales it); the training size for the small-image form.
   Networks pycls cannot build (other block types, stems, block options, per-stage SE ratios, a head with a
   hidden layer, other input channels) are refused with the reason.
 - **ONNX**: the built module traced by PyTorch's TorchScript-based exporter (no onnxscript needed), input
@@ -23,6 +24,7 @@ network it was given or refuses with one line saying why and which format can: n
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from typing import Any
 
@@ -41,7 +43,8 @@ def regnet_of(spec: AnyNetSpec, regnet: RegNetParams | None) -> RegNetParams | N
     if regnet is None:
         return None
     generated = regnet.to_spec(resolution=spec.resolution, in_channels=spec.in_channels, num_classes=spec.num_classes)
-    return regnet if generated == spec else None
+    # The test resize is no part of the network: a RegNet scaled in resolution only is still that RegNet.
+    return regnet if dataclasses.replace(generated, test_resize=spec.test_resize) == spec else None
 
 
 def is_small_image_form(spec: AnyNetSpec) -> bool:
@@ -99,11 +102,19 @@ def _pycls_checks(spec: AnyNetSpec) -> None:
 
 def pycls_test_size(spec: AnyNetSpec) -> int:
     """pycls's ``TEST.IM_SIZE`` for a network trained at ``spec.resolution``. pycls's ImageNet test transform
-    resizes to TEST.IM_SIZE and centre-crops TRAIN.IM_SIZE, so the network still sees its own size: 256 for
-    224, as in pycls's defaults and zoo configs, and ``scaler.py`` scales the two together to multiples of 4.
-    A scaled size is derived from the trained one (R * 256/224 to a multiple of 4), which can differ by 4 px
-    from scaler.py's rounding of 256 * r. Its CIFAR loader ignores TEST.IM_SIZE: the small-image form writes
-    the training size."""
+    resizes to TEST.IM_SIZE and centre-crops TRAIN.IM_SIZE, so the network still sees its own size.
+
+    - ``spec.test_resize`` when set: ``scale`` sets it to what pycls's ``scaler.py`` writes for the same
+      factor, round(T * r / 4) * 4 from the unscaled test size T. That cannot be derived from the scaled
+      training size round(R * r / 4) * 4, which is rounded on its own (models/scaling.py).
+    - else R * 256/224 rounded to a multiple of 4 (half to even, as Python's and pycls's ``round``): 256 for
+      224, as in pycls's defaults and zoo configs; for another R, what the scaler writes for the 224/256 base
+      at r = R/224.
+    - the training size for the small-image form: pycls's CIFAR loader ignores TEST.IM_SIZE, and its scaler
+      rounds a base test size equal to the training size exactly as the training size.
+    """
+    if spec.test_resize is not None:
+        return spec.test_resize
     if is_small_image_form(spec):
         return spec.resolution
     return max(4, round(spec.resolution * 256 / 224 / 4) * 4)

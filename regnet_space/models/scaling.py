@@ -18,6 +18,10 @@ The scaled network is made valid as pycls makes it: depth round(d·s_d) (at leas
 multiple of 8, group widths round(g·s_g) then snapped to 1, 2, 4 or a multiple of 8, the group-compatibility
 rule, and the resolution rounded to a multiple of 4. The stem and the head keep their widths. Because of the
 rounding, the factor handed to the strategy is calibrated so the result's flops land nearest the target.
+
+The test resize (pycls's ``TEST.IM_SIZE``, 256 for 224 px) is scaled as pycls's ``scaler.py`` scales it:
+round(T * s_r / 4) * 4 from the unscaled T, rounded on its own like the resolution, and kept in the spec's
+``test_resize`` where it differs from the default ``export`` derives from the scaled resolution.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import UserError
+from .export import pycls_test_size
 from .regnet import make_compatible
 from .spec import AnyNetSpec
 
@@ -95,7 +100,10 @@ def scale_by(spec: AnyNetSpec, factor: float, how: Strategy) -> AnyNetSpec:
             (w,), (g,) = make_compatible([w], [stage.bottleneck_ratio], [g])
         stages.append(dataclasses.replace(stage, depth=d, width=w, group_width=g))
     resolution = max(4, round(spec.resolution * s_r / 4) * 4)
-    scaled = dataclasses.replace(spec, stages=tuple(stages), resolution=resolution)
+    test_resize = max(resolution, round(pycls_test_size(spec) * s_r / 4) * 4)
+    scaled = dataclasses.replace(spec, stages=tuple(stages), resolution=resolution, test_resize=None)
+    if test_resize != pycls_test_size(scaled):
+        scaled = dataclasses.replace(scaled, test_resize=test_resize)
     try:
         scaled.validate()
     except UserError as exc:

@@ -245,7 +245,15 @@ class HeadSpec:
 
 @dataclass(frozen=True)
 class AnyNetSpec:
-    """A whole network: input size, stem, stages and head. Frozen, hashable, JSON round-trippable."""
+    """A whole network: input size, stem, stages and head. Frozen, hashable, JSON round-trippable.
+
+    ``test_resize`` is the size test images are resized to before the centre crop of ``resolution`` (pycls's
+    ``TEST.IM_SIZE``). None, the usual case, means the default the exporter derives from ``resolution``
+    (256 for 224, see ``models.export.pycls_test_size``). ``scale`` sets it when scaling makes it differ from
+    that default: pycls's scaler scales the base test size by the same resolution factor as the training size
+    and rounds each to a multiple of 4 on its own, so the scaled test size is not a function of the scaled
+    training size. It changes neither the network nor its complexity.
+    """
 
     stages: tuple[StageSpec, ...]
     stem: StemSpec = field(default_factory=StemSpec)
@@ -253,6 +261,7 @@ class AnyNetSpec:
     in_channels: int = 3
     resolution: int = 224
     num_classes: int = 1000
+    test_resize: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
@@ -273,6 +282,10 @@ class AnyNetSpec:
             w_in = stage.width
         blocks = sum(stage.depth for stage in self.stages)
         _check(blocks <= MAX_BLOCKS, "stages", f"{blocks:,} blocks in all; a network has at most {MAX_BLOCKS:,}")
+        if self.test_resize is not None:  # None for all but scaled specs: sampling builds millions of specs
+            _check(_is_int(self.test_resize) and self.resolution <= self.test_resize <= MAX_RESOLUTION,
+                   "test_resize", f"must be an integer in [resolution, {MAX_RESOLUTION:,}] (the test image is "
+                   f"centre-cropped to the resolution {self.resolution}), got {self.test_resize!r}")
 
     # Per-stage views used by describe/sample output.
     @property
@@ -311,13 +324,18 @@ class AnyNetSpec:
 
     def with_input(self, *, resolution: int | None = None, in_channels: int | None = None,
                    num_classes: int | None = None) -> "AnyNetSpec":
-        """The same network for other data: a new input size, channel count or class count."""
+        """The same network for other data: a new input size, channel count or class count. A new resolution
+        drops ``test_resize``, which was sized for the old one (the default follows the new one)."""
         changes = {k: v for k, v in (("resolution", resolution), ("in_channels", in_channels),
                                      ("num_classes", num_classes)) if v is not None}
+        if changes.get("resolution", self.resolution) != self.resolution:
+            changes["test_resize"] = None
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The spec as JSON data; ``test_resize`` only when set, so every other spec's JSON (and the study
+        fingerprints built from it) is what it was before the field existed."""
+        data = {
             "format": SPEC_FORMAT,
             "in_channels": self.in_channels,
             "resolution": self.resolution,
@@ -326,6 +344,9 @@ class AnyNetSpec:
             "stages": [dataclasses.asdict(s) for s in self.stages],
             "head": dataclasses.asdict(self.head),
         }
+        if self.test_resize is not None:
+            data["test_resize"] = self.test_resize
+        return data
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -341,7 +362,7 @@ class AnyNetSpec:
         stages = tuple(_build(StageSpec, s, f"stages[{i}]") for i, s in enumerate(data.pop("stages")))
         stem = _build(StemSpec, data.pop("stem", {}), "stem")
         head = _build(HeadSpec, data.pop("head", {}), "head")
-        unknown = sorted(set(data) - {"in_channels", "resolution", "num_classes"})
+        unknown = sorted(set(data) - {"in_channels", "resolution", "num_classes", "test_resize"})
         _check(not unknown, unknown[0] if unknown else "", "unknown key")
         return cls(stages=stages, stem=stem, head=head, **data)
 
