@@ -182,7 +182,7 @@ class _Recorder:
         return self.evaluate(population)
 
 
-def test_paired_loop_recovers_planted_structure_with_fewer_models_and_verifies_the_end():
+def test_paired_loop_recovers_planted_structure_with_fewer_models_and_verifies_the_end(tmp_path):
     # The full rates over 20 seeds are analysis/design_loop/oracle_rates_paired.json.
     recorder = _Recorder(oracles.monotone(seed=0, shared=0.8))
     result = design_space(load_space("anynetx_a"), recorder, rounds=5, population=100, windows=WINDOW, seed=0,
@@ -204,6 +204,11 @@ def test_paired_loop_recovers_planted_structure_with_fewer_models_and_verifies_t
     start_row = result.verification[0]
     assert start_row["n"] == 40 and start_row["verdict"] == "better" and start_row["mean_final"] < start_row["mean_other"]
     assert {"verify-final", "verify-start", "verify-regnetx"} <= set(result.populations)
+    from regnet_space.design.report import binning_for, build_design_report
+
+    page = build_design_report(result, {"name": "t", "alpha": 0.05}, binning_for(WINDOW, 100), figures_dir=str(tmp_path))
+    assert "Verification: fresh populations at the end" in page and "reference regnetx" in page
+    assert (tmp_path / "edf_verification.png").is_file() and "effect_low" in page
 
 
 def test_paired_loop_calls_nothing_better_when_error_depends_on_flops_only():
