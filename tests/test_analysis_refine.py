@@ -163,6 +163,6 @@ def test_nan_errors_are_left_out_with_a_warning():
     space = load_space("anynetx_a")
     frame = parameter_table(space, 60, np.random.default_rng(0))
     frame.loc[:4, "error"] = np.nan
-    with pytest.warns(UserWarning, match="5 models without a finite error"):
+    with pytest.warns(RuntimeWarning, match=r"5 models have no error \(NaN\) and are left out of refine"):
         decisions = propose(space, frame, permutations=50)
     assert decisions and all(np.isfinite(d.p_value) for d in decisions)

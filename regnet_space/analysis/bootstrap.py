@@ -12,13 +12,12 @@ within each complexity bin, so every resample keeps the bin counts that define t
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import UserError
-from .table import complexity_columns, parameter_columns
+from .table import complexity_columns, known_errors, parameter_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,11 +51,7 @@ def good_ranges(frame: pd.DataFrame, columns: list[str] | None = None, *, sample
     Rows are the columns; ``low``/``median``/``high`` are percentiles of the winners' values, ``best`` the value
     of the single lowest-error model. Models without a value for a column are left out of its bootstrap.
     """
-    unknown = frame["error"].isna()
-    if unknown.any():  # argmin takes NaN for the lowest error: a model without one would win every resample
-        warnings.warn(f"{int(unknown.sum())} models have no error (NaN) and are left out of the good ranges",
-                      RuntimeWarning, stacklevel=2)
-        frame = frame[~unknown]
+    frame = frame[known_errors(frame["error"], "the good ranges")]
     columns = columns or parameter_columns(frame) + complexity_columns(frame)
     tail = 100 * (1 - level) / 2
     rows, winners_of = {}, {}  # one bootstrap per set of models (columns with gaps use fewer models)

@@ -20,7 +20,6 @@ the plain normalised ones.
 from __future__ import annotations
 
 import itertools
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ import numpy as np
 
 from ..errors import UserError
 from .bootstrap import mean_difference_ci
-from .table import Columns, as_columns, column_names, group_rows, missing
+from .table import Columns, as_columns, column_names, group_rows, known_errors, missing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -309,11 +308,9 @@ def compare(frame: pd.DataFrame | Columns, by: str = "space", *, normalize: str 
     columns = as_columns(frame, [by, "error"] + ([normalize] if normalize else []))
     groups = group_rows(columns[by])
     errors = np.asarray(columns["error"], dtype=float)
-    unknown = np.isnan(errors)
-    if unknown.any():  # an EDF sorts NaN as the worst error (issue 27: p 0.032 on a null table): drop
-        warnings.warn(f"{int(unknown.sum())} models have no error (NaN) and are left out of the comparison",
-                      RuntimeWarning, stacklevel=2)
-        groups = {name: rows[~unknown[rows]] for name, rows in groups.items() if (~unknown[rows]).any()}
+    known = known_errors(errors, "the comparison")  # issue 27: NaN sorted as the worst gave p 0.032 on a null
+    if not known.all():
+        groups = {name: rows[known[rows]] for name, rows in groups.items() if known[rows].any()}
     options = {"permutations": permutations, "seed": seed, "level": level, "ci_samples": ci_samples}
     if normalize is None:
         edfs = {name: edf(errors[rows]) for name, rows in groups.items()}

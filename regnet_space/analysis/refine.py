@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -37,7 +36,7 @@ from ..spaces.distributions import is_number, parse_distribution
 from ..spaces.space import REGNET_TYPES, STAGE_ALIASES, STAGE_TYPES
 from .adjust import complexity_basis, complexity_strata, parameter_basis, partial_max_test
 from .edf import holm
-from .table import unbuildable
+from .table import known_errors, unbuildable
 
 SHAREABLE = ("bottleneck_ratio", "group_width")
 MONOTONE = ("width", "depth")
@@ -164,11 +163,7 @@ def _usable(frame: pd.DataFrame, columns: list[str], complexity: str | None) -> 
     """The models a decision can use: every sampled parameter and a finite error (NaN errors are dropped with
     a warning, never ranked), and a positive complexity when the table has that column."""
     usable = frame.dropna(subset=columns)
-    errors = usable["error"].to_numpy(dtype=float)
-    if not np.isfinite(errors).all():
-        warnings.warn(f"refine: {int((~np.isfinite(errors)).sum())} models without a finite error are left out",
-                      stacklevel=3)
-        usable = usable[np.isfinite(errors)]
+    usable = usable[known_errors(usable["error"], "refine's decisions")]
     if complexity and complexity in usable.columns:
         values = usable[complexity].to_numpy(dtype=float)
         if not (np.isfinite(values) & (values > 0)).all():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,18 @@ NA_TOKENS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-N
 # object array (None: missing). The analyses that need no DataFrame (``edf``) take this form, which CSV and JSON-lines
 # files are read into without pandas: importing pandas takes half a second, more than the rest of such a command.
 Columns = Mapping[str, np.ndarray]
+
+
+def known_errors(errors, purpose: str) -> np.ndarray:
+    """A mask of the models that have a finite error, warning (RuntimeWarning, naming ``purpose``) when some do
+    not. Every statistic drops them rather than rank them: argmin and an EDF both sort NaN as a value (as the
+    lowest error for one, the worst for the other), which turns a missing measurement into evidence."""
+    errors = np.asarray(errors, dtype=float)
+    known = np.isfinite(errors)
+    if not known.all():
+        warnings.warn(f"{int((~known).sum())} models have no error (NaN) and are left out of {purpose}",
+                      RuntimeWarning, stacklevel=3)
+    return known
 
 
 def load(source: str, *, dir: str | None = None, storage: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
