@@ -172,8 +172,9 @@ def test_paired_batches_are_studies_of_listed_projections_with_their_sources_see
         capsys.readouterr().err
     lineage = json.loads((directory / "lineage.json").read_text())
     paired = [row for row in lineage["lineage"] if row["evaluation"] == "paired"]
-    assert paired and all(row["pairs"] == row["n"] >= 2 for row in paired)
-    start = {row["spec"]: int(row["model_index"]) for row in _rows(directory / "results.csv") if row["space"] == "start"}
+    assert paired and all(row["pairs"] == row["n"] + row["unchanged"] >= 2 for row in paired)
+    start_specs = {int(row["model_index"]): row["spec"] for row in _rows(directory / "results.csv")
+                   if row["space"] == "start"}
     listed = sorted((directory / "populations").glob("*-pairs1.models.json"))  # each candidate's first batch
     assert listed
     base = zlib.crc32(b"0:start")
@@ -184,7 +185,8 @@ def test_paired_batches_are_studies_of_listed_projections_with_their_sources_see
         mine = [row for row in results if row["space"] == label]
         for model, row in zip(models, mine[:len(models)]):
             assert model["seed"] == base + int(float(row["pair_of"]))  # the source model's seed
-        assert all(0 <= model["seed"] - base < len(start) for model in models)
+            assert row["spec"] != start_specs[int(float(row["pair_of"]))]  # a model already in the space is not retrained
+        assert all(0 <= model["seed"] - base < len(start_specs) for model in models)
 
 
 def _rows(path):

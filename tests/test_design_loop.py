@@ -223,3 +223,16 @@ def test_evaluation_must_be_known():
     with pytest.raises(UserError, match="evaluation must be one of paired, population"):
         design_space(load_space("anynetx_a"), oracles.noise(seed=0), rounds=1, population=100, windows=WINDOW,
                      seed=0, evaluation="pairs", **IMAGENET)
+
+
+def test_a_model_already_in_the_candidate_space_is_its_own_pair_and_is_not_trained_again():
+    """A narrowing most models already satisfy: their pairs have difference 0 and cost nothing."""
+    recorder = _Recorder(oracles.flops_only(seed=2, shared=0.8))
+    result = design_space(load_space("anynetx_a"), recorder, rounds=1, population=100, windows=WINDOW, seed=2,
+                          permutations=500, evaluation="paired", verify=0, **IMAGENET)
+    start = {m.spec.to_json() for m in recorder.seen[0]}
+    listed = [m for p in recorder.seen if p.listed for m in p]
+    assert listed and not any(m.spec.to_json() in start for m in listed)
+    rows = [r for r in result.lineage if r["evaluation"] == "paired"]
+    assert all(r["pairs"] == r["n"] + r["unchanged"] for r in rows) and sum(r["unchanged"] for r in rows) > 0
+    assert sum(len(p) for p in recorder.seen if p.listed) == sum(r["n"] for r in rows)

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     for row in result.lineage:
         mark = "better" if row["better"] else ("accepted" if row["accepted"] else "rejected")
         p = "" if row["p"] is None else f" p_worse={row['p']:.3g} p_better={row['p_better']:.3g}"
-        print(f"round {row['round']} {row['candidate']:<40} n={row['n']} mean {row['mean_error']:.2f}% {mark}{p}")
+        mean = "" if row["mean_error"] is None else f" mean {row['mean_error']:.2f}%"
+        print(f"round {row['round']} {row['candidate']:<40} n={row['n']}{mean} {mark}{p}")
     for row in result.verification:
         print(f"verification: final space vs {row['against']} ({row['n']} fresh models each): mean "
               f"{row['mean_final']:.2f}% vs {row['mean_other']:.2f}%, p_better={row['p_better']:.3g} "

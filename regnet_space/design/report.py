@@ -82,7 +82,8 @@ def build_design_report(result: DesignResult, meta: dict[str, Any], binning: Bin
         parent = _parent_of(result, round_)
         curves = [(f"parent {parent}", population_edf(result.populations[parent], binning))]
         curves += [(f"{r['label']}{' (accepted)' if r['accepted'] else ''}{' better' if r['better'] else ''}",
-                    population_edf(result.populations[r["label"]], binning)) for r in rows]
+                    population_edf(result.populations[r["label"]], binning)) for r in rows
+                   if len(result.populations[r["label"]])]  # a paired candidate of unchanged models trained none
         page.heading(f"Round {round_}")
         page.figure(edf_overlay(curves, f"round {round_}: candidates vs parent ({kind})", reference=True),
                     f"edf_round{round_}")
@@ -101,7 +102,9 @@ def build_design_report(result: DesignResult, meta: dict[str, Any], binning: Bin
               "that became the next parent (a candidate the data proposed when not worse; a paper step, or the "
               "composition of paper steps, only when better). A paired candidate (evaluation 'paired') is its "
               "projections: each parent model moved into the candidate space at its own flops and trained with "
-              "its seed; effect: the mean paired difference at equal flops with its 95% interval (< 0: the "
+              "its seed (n: the projections trained; a model already in the candidate space is its own projection, "
+              "a pair with difference 0 that is not trained again); effect: the mean paired difference at equal "
+              "flops with its 95% interval (< 0: the "
               "constraint helps); decision: the group-sequential rule's (better at alpha / rounds / candidates, "
               "futile, or not better).")
     if result.verification:
