@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 pytest.importorskip("psycopg", reason="the PostgreSQL driver is not installed (pip install -e '.[test]')")
 
+from regnet_space.study.spec import load_study_spec
 from study_helpers import complete_counts, load, synthetic_study
 
 pytestmark = pytest.mark.slow
@@ -184,6 +185,7 @@ def test_a_design_trains_each_population_as_a_job_array(tmp_path, slurm):
     jobs = [line for line in (directory / "slurm" / "jobs.jsonl").read_text().splitlines() if line]
     assert populations and len(jobs) == len(populations)  # one array per population trained
     assert result.stderr.count("submitted SLURM job array") == len(populations)
-    for label in populations:
-        assert_exactly_once(load(f"slurmdesign-{label}", directory), 20)
+    for label in populations:  # the start population (20) and each paired batch (its listed projections)
+        n = load_study_spec(directory / "populations" / f"{label}.toml").total
+        assert_exactly_once(load(f"slurmdesign-{label}", directory), n)
     assert (directory / "lineage.json").exists() and (directory / "final_space.toml").exists()
