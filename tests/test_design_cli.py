@@ -15,6 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from regnet_space.cli import main
+from regnet_space.study.spec import load_study_spec
 from study_helpers import DESIGN_SPEC as SPEC, cli, load
 
 
@@ -86,7 +87,6 @@ def test_a_population_spec_names_the_design_folder(tmp_path):
     runs/<name>-<label>/; a database URL with a password is not written into the file."""
     from regnet_space.design.spec import load_design_spec
     from regnet_space.study.session import study_dir
-    from regnet_space.study.spec import load_study_spec
 
     design = load_design_spec(_spec(tmp_path))
     population = tmp_path / "run" / "populations" / "start.toml"
@@ -133,7 +133,9 @@ def test_sigkilled_design_resumes_to_the_same_lineage(tmp_path):
     spec = _spec(tmp_path)
     reference = cli("design", str(spec), "--dir", str(tmp_path / "ref"), "--threads", "1", "--quiet", timeout=3600)
     assert reference.returncode == 0, reference.stderr
-    last = _lineage(tmp_path / "ref")["lineage"][-1]["label"]
+    # the study trained last (a population, or a paired candidate's last batch of pairs) and its size
+    last_spec = max((tmp_path / "ref" / "populations").glob("*.toml"), key=lambda p: p.stat().st_mtime_ns)
+    last, size = last_spec.stem, load_study_spec(last_spec).total
     killed_dir = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", "design", str(spec), "--dir", str(killed_dir),
                                 "--threads", "1", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -148,7 +150,7 @@ def test_sigkilled_design_resumes_to_the_same_lineage(tmp_path):
     deadline = time.time() + 1800
     while trained() < 3 and time.time() < deadline:
         time.sleep(0.5)
-    assert 3 <= trained() < 20, "the kill must land while the population is part-trained"
+    assert 3 <= trained() < size, "the kill must land while the population is part-trained"
     os.killpg(process.pid, signal.SIGKILL)  # the design process and its workers, no chance to clean up
     process.wait()
     assert not (killed_dir / "lineage.json").exists()
@@ -156,8 +158,10 @@ def test_sigkilled_design_resumes_to_the_same_lineage(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert _lineage(killed_dir) == _lineage(tmp_path / "ref")
     assert (killed_dir / "final_space.toml").read_text() == (tmp_path / "ref" / "final_space.toml").read_text()
-    for name in ("design_report.html", "best.json", "results.csv"):
+    for name in ("design_report.html", "results.csv"):
         assert (killed_dir / name).stat().st_size > 0
+    # best.json exists when some trained model is a RegNet (not always, on this tiny data): as in the reference
+    assert (killed_dir / "best.json").exists() == (tmp_path / "ref" / "best.json").exists()
 
 
 def test_paired_batches_are_studies_of_listed_projections_with_their_sources_seeds(tmp_path, capsys):
