@@ -213,14 +213,14 @@ class _Loop:
             if not proposed:
                 stop = f"round {round_}: no refinement is proposed"
                 break
-            step = self.paired_round if evaluation == "paired" else self.population_round
-            outcome = step(round_, space.name, parent, parent_label, proposed)
-            if outcome is None:
+            paired = evaluation == "paired"
+            if not self.fits(min(self.max_pairs, self.population) if paired else self.population):
                 stop = f"round {round_}: the budget ({self.budget} models) is spent"
                 break
-            chosen, stop_here = outcome
+            step = self.paired_round if paired else self.population_round
+            chosen = step(round_, space.name, parent, parent_label, proposed)
             if chosen is None:
-                stop = stop_here or f"round {round_}: no refinement is better at equal flops"
+                stop = f"round {round_}: no refinement is better at equal flops"
                 break
             parent, parent_label = chosen
             parent_table = self.tables[parent_label]
@@ -233,10 +233,7 @@ class _Loop:
 
     def population_round(self, round_: int, name: str, parent: DesignSpace, parent_label: str,
                          proposed: list[Candidate]):
-        """(next parent (space, label) or None, why not) after a round of fresh candidate populations; None
-        when the budget allows no candidate."""
-        if not self.fits(self.population):
-            return None
+        """The next parent (space, label) after a round of fresh candidate populations, or None."""
         parent_table = self.tables[parent_label]
         tested: list[tuple[Candidate, str, pd.DataFrame, Any]] = []
         for candidate in proposed:
@@ -264,9 +261,9 @@ class _Loop:
                      f"{parent_table['error'].mean():.2f}%, at equal flops p_worse={worse:.3g}, p_better={p_b:.3g} "
                      f"-> {'accepted' if i == chosen else 'better' if i in better else 'not better'}")
         if chosen is None:
-            return None, ""
+            return None
         candidate, label, _, _ = tested[chosen]
-        return (candidate.space, label), ""
+        return candidate.space, label
 
     def test(self, parent: pd.DataFrame, candidate: pd.DataFrame, label: str):
         return one_sided_tests((parent["error"].to_numpy(), parent["flops"].to_numpy()),
@@ -285,15 +282,13 @@ class _Loop:
                      proposed: list[Candidate]):
         """Like ``population_round``, each candidate judged by pairs (module docstring); the accepted one then
         gets a fresh population as the next parent (unless this was the last round, or the budget is spent)."""
-        if not self.fits(min(self.max_pairs, self.population)):
-            return None
         level = self.better_level / (len(proposed) + (1 if len(proposed) >= 2 else 0))  # room for a composition
         tested: list[tuple[Candidate, str, dict[str, Any]]] = []
         for candidate in proposed:
             label = f"r{round_}-{slug(candidate.name)}"
             candidate = dataclasses.replace(candidate, space=_renamed(candidate.space, f"{name}_{label}"))
             outcome = self.pairs(candidate, label, parent_label, level)
-            if outcome is None:
+            if outcome is None:  # the budget cannot pay for its first batch
                 break
             if outcome["pairs"] < 2:
                 self.say(f"round {round_}: {candidate.name}: not evaluated, {outcome['projectable']} of the parent's "
@@ -322,16 +317,16 @@ class _Loop:
                      f"(parent mean {parent_mean:.2f}%), {outcome['decision']}, p_worse={worse:.3g} -> "
                      f"{'accepted' if i == chosen else 'better' if i in better else 'not accepted'}")
         if chosen is None:
-            return None, ""
+            return None
         candidate, chosen_label, _ = tested[chosen]
         if round_ == self.rounds or not self.fits(self.population):
-            return (candidate.space, chosen_label), ""  # no next round to feed; the verification checks the end
+            return candidate.space, chosen_label  # no next round to feed; the verification checks the end
         label = f"r{round_}-{PARENT}"
         table = self.sample(label, candidate.space)
         self.lineage.append(_row(round_, f"{PARENT}: {candidate.name}", label, candidate.space, table, None,
                                  accepted=True, better=False, why="a fresh population of the accepted space: the "
                                  "next round's parent (refine needs a sample of the space)"))
-        return (candidate.space, label), ""
+        return candidate.space, label
 
     def pairs(self, candidate: Candidate, label: str, parent_label: str, level: float) -> dict[str, Any] | None:
         """The sequential paired evaluation of ``candidate`` against the parent population (module docstring);
