@@ -238,6 +238,10 @@ def ensure_index(storage: optuna.storages.BaseStorage) -> None:
     from sqlalchemy import text
 
     with storage.engine.begin() as connection:
+        # Workers starting together would race: CREATE INDEX IF NOT EXISTS is not atomic in PostgreSQL (the
+        # loser fails on the catalog's unique name). A transaction-level advisory lock (key 0: no study has id
+        # 0) makes the second wait and then find the index there.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": _LOCK_NAMESPACE})
         connection.execute(text(f"CREATE INDEX IF NOT EXISTS {_WAITING_INDEX} ON trials "
                                 f"(study_id, (datetime_start IS NULL), number) WHERE state = 'WAITING'"))
         connection.execute(text(f"CREATE INDEX IF NOT EXISTS {_RUNNING_INDEX} ON trials (study_id) "
