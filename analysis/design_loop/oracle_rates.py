@@ -35,6 +35,7 @@ import time
 
 from regnet_space.design import design_space, oracles
 from regnet_space.spaces import load_space
+from regnet_space.userfiles import write_output
 
 ORACLES = {  # name -> (evaluator factory (seed, shared), which planted constraints to check, or None for a null)
     "monotone": (lambda seed, shared: oracles.monotone(seed=seed, shared=shared), oracles.recovered_monotone),
@@ -89,9 +90,7 @@ def main() -> None:
         summary[kind] = entry
     print(json.dumps(summary, indent=1))
     if args.out:
-        with open(args.out, "w") as handle:
-            json.dump({"summary": summary, "runs": runs}, handle, indent=1)
-            handle.write("\n")
+        write_output(args.out, json.dumps({"summary": summary, "runs": runs}, indent=1) + "\n", "oracle rates")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from proxy_runs import (REFERENCE_OVERRIDES, ROOT, SEED1_OFFSET, SEED1_OVERRIDES
                         chosen_models, model_seed, parse_shard, rank_correlations, read_runs, train_run)
 
 from regnet_space.models.spec import AnyNetSpec  # noqa: E402
+from regnet_space.userfiles import write_output  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # Six points over an 8x range of training images, listed by expected cost (they run in this order), with the
@@ -423,7 +424,7 @@ def write_summary(out: Path, models: pd.DataFrame, rows: list[dict], grid: list[
     summary["machines"] = sorted({r.get("cpu_model", "unknown") for r in ours})
     loads = [r["load_1min"] for r in ours if r.get("load_1min") is not None]
     summary["load_1min_range"] = [min(loads), max(loads)] if loads else None
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_output(out / "summary.json", json.dumps(summary, indent=2) + "\n", "cost-curve summary")
     save(figure(summary), out / "cost_curve.png")
     print_table(summary)
     return summary
