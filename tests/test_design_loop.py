@@ -236,3 +236,30 @@ def test_a_model_already_in_the_candidate_space_is_its_own_pair_and_is_not_train
     rows = [r for r in result.lineage if r["evaluation"] == "paired"]
     assert all(r["pairs"] == r["n"] + r["unchanged"] for r in rows) and sum(r["unchanged"] for r in rows) > 0
     assert sum(len(p) for p in recorder.seen if p.listed) == sum(r["n"] for r in rows)
+
+
+def test_the_next_parent_is_the_parent_population_projected_and_a_better_composition_stops_the_round():
+    """Interaction oracle (the penalty lifts only with widths and depths both non-decreasing): the composition
+    of the candidates not worse after their first look is better at once, the singles still running stop with
+    it, and the next parent reuses the composition's pairs and trains only the rest of the projections."""
+    recorder = _Recorder(oracles.monotone(seed=0, interaction=True, shared=0.8))
+    result = design_space(load_space("anynetx_a"), recorder, rounds=2, population=60, windows=WINDOW, seed=0,
+                          permutations=500, evaluation="paired", verify=0, **IMAGENET)
+    assert all(oracles.recovered_monotone(result.final_space).values())
+    round1 = [r for r in result.lineage if r["round"] == 1 and r["evaluation"] == "paired"]
+    composed = next(r for r in round1 if r["label"] == "r1-composed")
+    assert composed["decision"] == "better" and composed["accepted"]
+    singles = [r for r in round1 if r is not composed]
+    assert all(r["looks"] <= composed["looks"] for r in singles) and any(r["decision"] == "stopped" for r in singles)
+    parent = next(r for r in result.lineage if r["label"] == "r1-parent")
+    assert parent["evaluation"] == "projected" and parent["reused"] >= composed["pairs"]
+    table = result.populations["r1-parent"]
+    assert len(table) == parent["n"] + parent["reused"] <= 60
+    seen = {p.label: p for p in recorder.seen}
+    start_seeds = set(seen["start"].train_seeds)
+    assert len(seen["r1-parent"]) == parent["n"] and set(seen["r1-parent"].train_seeds) <= start_seeds
+    composed_specs = set(result.populations["r1-composed"]["spec"])
+    assert composed_specs <= set(table["spec"])  # the pairs' projections are in the next parent, not retrained
+    assert not composed_specs & {m.spec.to_json() for m in seen["r1-parent"]}
+    # every model trained appears once in results(): the reused rows are not counted again
+    assert len(result.results()) == sum(len(p) for p in recorder.seen)

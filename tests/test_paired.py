@@ -108,15 +108,20 @@ def test_paired_test_is_exact_under_symmetric_noise_and_holds_flops_equal():
     assert shifted.low < -0.5 < shifted.high or abs(shifted.effect + 0.5) < 0.3
 
 
-def test_obrien_fleming_boundaries_spend_alpha():
-    looks = (20, 40, 60, 80, 100)
+def test_obrien_fleming_boundaries_spend_alpha_with_the_futility_stop_binding():
+    looks = (10, 20, 40, 60, 80, 100)
     bounds = boundaries(looks, 0.05)
     assert all(a > b for a, b in zip(bounds, bounds[1:]))  # strict early, near the fixed-n value late
     assert spending(np.array([1.0]), 0.05)[0] == pytest.approx(0.05)
     rng = np.random.default_rng(1)
-    z = np.cumsum(rng.normal(size=(100_000, 5)) * np.sqrt(20), axis=1) / np.sqrt(np.array(looks))
-    crossed = np.any(z > np.array(bounds), axis=1).mean()
-    assert crossed == pytest.approx(0.05, abs=0.004)
+    sizes = np.diff(np.r_[0, looks])
+    z = np.cumsum(rng.normal(size=(100_000, len(looks))) * np.sqrt(sizes), axis=1) / np.sqrt(np.array(looks))
+    futility = np.array(looks) >= np.array(looks)[-1] / 3  # from a third of the pairs on
+    stops = (z > np.array(bounds)) | ((z < 0) & futility)  # a path ends at its first crossing or futility stop
+    first = np.argmax(stops, axis=1)
+    ended = stops.any(axis=1)
+    crossed = (ended & (z[np.arange(len(z)), first] > np.array(bounds)[first])).mean()
+    assert crossed == pytest.approx(0.05, abs=0.004)  # the whole alpha, not less
     assert bounds[-1] < 1.8 and bounds[0] > 3.0
 
 
@@ -136,7 +141,8 @@ def test_paired_and_sequential_hold_their_level_on_null_oracles(widths_pool, opt
     fixed, seq = int(np.sum(p[:, 0] <= 0.05)), sum(r.decision == "better" for r in runs)
     # measured: fixed 13-17, sequential 17-18 of 300 over the four oracles (binomial 95% range at 5%: 8-23)
     assert fixed <= 24 and seq <= 24, (fixed, seq)
-    assert np.mean([r.pairs for r in runs]) < 100  # futility stops some runs early
+    # futility (from 40 of the 100 pairs) stops about half the null runs there: measured 62-64 pairs on average
+    assert np.mean([r.pairs for r in runs]) < 72
 
 
 def test_paired_evaluation_needs_far_fewer_models_on_a_planted_constraint(widths_pool):
@@ -161,17 +167,17 @@ def test_a_pair_shares_the_noise_of_its_key():
     assert np.var(independent) == pytest.approx(1.0, rel=0.3)
 
 
-def test_sequential_stops_at_the_first_look_on_a_clear_effect():
+def test_sequential_stops_early_on_a_clear_effect_and_at_the_first_look_when_futile():
     rng = np.random.default_rng(3)
-    result = sequential(lambda k: (rng.normal(-1.0, 0.5, 20), None), 100)
+    result = sequential(lambda start, stop: (rng.normal(-1.0, 0.5, stop - start), None), 100)
     assert result.decision == "better" and result.pairs == 20 and result.test.p_better < 0.001
-    futile = sequential(lambda k: (rng.normal(0.5, 0.5, 20), None), 100)
-    assert futile.decision == "futile" and futile.pairs == 40
+    futile = sequential(lambda start, stop: (rng.normal(0.5, 0.5, stop - start), None), 100)  # the harmful way
+    assert futile.decision == "futile" and futile.pairs == 40  # at the first look from a third of the pairs on
 
 
 def test_the_last_look_is_at_the_maximum_of_pairs():
-    result = sequential(lambda k: (np.zeros(20), None), 50)  # no effect, no spread: never stops early
-    assert (result.decision, result.pairs, result.looks) == ("not better", 50, 3)
+    result = sequential(lambda start, stop: (np.zeros(stop - start), None), 50)  # no effect, no spread
+    assert (result.decision, result.pairs, result.looks) == ("not better", 50, 4)  # looks at 10, 20, 40, 50
 
 
 def test_the_interval_for_the_effect_covers_it():

@@ -7,29 +7,32 @@ steps (share b, share g, non-decreasing widths, depths) that no decision covers,
 when low e_fit marks low error at equal flops. Each candidate is evaluated one of two ways (``evaluation``):
 - ``"paired"`` (the default: the calibration in analysis/design_loop/ needs a quarter of the models for the
   same power): each parent model's projection into the candidate space at its own flops (``projection.py``),
-  trained with the parent model's seed, in batches of ``paired.BATCH`` pairs with group-sequential stopping
-  (``paired.sequential``): *better* when the boundary is crossed at alpha / rounds / candidates, stopped early
-  for futility when the effect points the harmful way; *worse* when the pairs' one-sided sign-flip p (Holm
-  over the round) is <= alpha. An accepted candidate then gets a fresh population, the next round's parent
-  (its decisions need a sample of the space, not projections of the old one).
+  trained with the parent model's seed, look by look (10 pairs, then batches of ``paired.BATCH``) with
+  group-sequential stopping (``paired.SequentialRule``): *better* when the boundary is crossed at alpha /
+  rounds / candidates, stopped early for futility when the effect points the harmful way; *worse* when the
+  pairs' one-sided sign-flip p (Holm over the round) is <= alpha. The candidates advance a look at a time, in
+  turn, and the composition (below) joins after the first look and goes first, so once it is better the
+  others stop (``paired_round``). The next round's parent is the parent population projected into the
+  accepted space (``projected_parent``): the pairs already trained are reused, only the rest of the
+  projections are trained, and every model keeps its source model's training seed, so the next round's pairs
+  stay paired.
 - ``"population"``: a fresh population of the candidate space under the same window, compared with the
   parent population by two one-sided permutation tests on complexity-adjusted scores (``compare.py``), Holm
   over the round: better when p_better <= alpha / rounds, not worse unless p_worse <= alpha.
-"Better" is a claim the whole run makes, so its level is split over the rounds (Bonferroni across rounds,
-Holm or Bonferroni within). When two or more candidates are not worse their composition (``candidates.compose``)
-is evaluated too: constraints that help only together (an interaction) are found this way. A candidate the
-parent's data proposed (its decision was significant at equal flops) is accepted when not worse, the paper's
-rule; a paper step tried without such evidence only when better, so on data without structure nothing is
+"Better" is a claim the whole run makes, so its level is split over the rounds (Bonferroni across rounds, Holm or
+Bonferroni within). When two or more candidates are not worse (paired: after their first look) their composition
+(``candidates.compose``) is evaluated too: constraints that help only together (an interaction) are found this way.
+A candidate the parent's data proposed (its decision was significant at equal flops) is accepted when not worse, the
+paper's rule; a paper step tried without such evidence only when better, so on data without structure nothing is
 imposed. The next parent is the composition if acceptable, else the best acceptable single candidate
-(``_next_parent``); a round with nothing acceptable ends the loop, as do ``rounds`` rounds and a ``budget`` the
-next evaluation would exceed. Whatever the path, the end is checked with the method's own evidence: fresh
-populations of the final and the start space (and of any ``references``, e.g. RegNetX), compared at equal
-flops (``verification``).
+(``_next_parent``); a round with nothing acceptable ends the loop, as do ``rounds`` rounds and a ``budget`` the next
+evaluation would exceed. Whatever the path, the end is checked with the method's own evidence: fresh populations of
+the final and the start space (and of any ``references``, e.g. RegNetX), compared at equal flops (``verification``).
 
-Determinism: the population of label L (``start``, ``r1-refine``, ``r1-parent``, ``verify-final``, ...) is
-drawn with seed ``population_seed(seed, L)`` and its model k trains with seed ``population_seed(seed, L) + k``
-(a projection: its source model's); the refinement decisions are seeded from (seed, round), the tests from
-(seed, L). Given the same errors the loop takes the same path, so an evaluator that stores its results (the
+Determinism: the population of label L (``start``, ``r1-refine``, ``verify-final``, ...) is drawn with seed
+``population_seed(seed, L)`` and its model k trains with seed ``population_seed(seed, L) + k`` (a projection, and a
+paired loop's ``r1-parent``: its source model's); the refinement decisions are seeded from (seed, round), the tests
+from (seed, L). Given the same errors the loop takes the same path, so an evaluator that stores its results (the
 study-backed one) makes a killed loop resumable: a rerun re-derives every population and reads back what was
 trained.
 """
@@ -51,7 +54,7 @@ from ..models.complexity import complexity
 from ..spaces import DesignSpace, SampledModel, sample_models
 from .candidates import Candidate, candidates, compose, slug
 from .compare import one_sided_tests
-from .paired import BATCH, sequential
+from .paired import SequentialRule, paired_test
 from .projection import project
 
 START = "start"
@@ -90,7 +93,8 @@ Evaluate = Callable[[Population], Sequence[float]]
 class DesignResult:
     """``final_space``; ``lineage``, one plain dict per evaluated candidate or population (see ``design_space``);
     ``populations``, label -> that population's results table (a paired candidate's: its projections, column
-    ``pair_of`` = the parent model each came from); ``path``, the label of each round's parent population,
+    ``pair_of`` = the parent model each came from; a projected parent's: every model, column ``reused`` True for
+    those measured in an earlier population); ``path``, the label of each round's parent population,
     start first (the last is the final space's); ``stop`` says why the loop ended; ``verification``, one dict
     per comparison of the final space's fresh population (see ``design_space``)."""
 
@@ -102,8 +106,11 @@ class DesignResult:
     verification: list[dict[str, Any]] = field(default_factory=list)
 
     def results(self) -> pd.DataFrame:
-        """Every evaluated model, one table (column ``space`` = the population label)."""
-        return pd.concat(list(self.populations.values()), ignore_index=True)
+        """Every model trained, once (column ``space`` = the population it was trained in)."""
+        table = pd.concat(list(self.populations.values()), ignore_index=True)
+        if "reused" not in table:
+            return table
+        return table[table["reused"] != True].drop(columns="reused").reset_index(drop=True)  # noqa: E712 (NaN)
 
 
 def population_table(models: Sequence[SampledModel], errors: Sequence[float], label: str) -> pd.DataFrame:
@@ -130,7 +137,9 @@ def design_space(space: DesignSpace, evaluate: Evaluate, *, rounds: int, populat
     (default ``MAX_PAIRS``; never more than the parent population). ``verify``: the size of the fresh populations of the final and the start space
     (and of each of ``references``, name -> space) the run ends with (None: ``population``; 0: no verification).
 
-    Each lineage row: ``round``, ``candidate``, ``label``, ``space`` (its name), ``evaluation``, ``n``,
+    Each lineage row: ``round``, ``candidate``, ``label``, ``space`` (its name), ``evaluation`` (a candidate's:
+    "paired" or "population"; a paired loop's next parent: "projected", with ``reused``, the models measured
+    before, beside ``n``, the models trained for it), ``n``,
     ``mean_error``, ``median_error``, ``min_error``, ``p`` (Holm-adjusted p that it is worse), ``p_better``
     (Holm-adjusted p that it is better; for a paired candidate the fixed-n p of the pairs used, descriptive:
     its verdict is the sequential rule's), ``accepted``, ``better``, ``why``, ``space_toml``; a population
@@ -173,6 +182,8 @@ class _Loop:
         self.used = 0
         self.tables: dict[str, pd.DataFrame] = {}
         self.models: dict[str, list[SampledModel]] = {}
+        self.seeds: dict[str, list[int]] = {}  # label -> each model's training seed
+        self.measured: dict[str, dict[int, float]] = {}  # paired label -> parent index -> its projection's error
         self.lineage: list[dict[str, Any]] = []
 
     def fits(self, models: int) -> bool:
@@ -194,6 +205,7 @@ class _Loop:
                                in_channels=in_channels, num_classes=num_classes)
         errors = self.train(Population(models, label=label, space=target, seed=seed, windows=self.windows))
         self.models[label] = models
+        self.seeds[label] = [seed + k for k in range(len(models))]
         self.tables[label] = population_table(models, errors, label)
         return self.tables[label]
 
@@ -280,28 +292,48 @@ class _Loop:
 
     def paired_round(self, round_: int, name: str, parent: DesignSpace, parent_label: str,
                      proposed: list[Candidate]):
-        """Like ``population_round``, each candidate judged by pairs (module docstring); the accepted one then
-        gets a fresh population as the next parent (unless this was the last round, or the budget is spent)."""
+        """Like ``population_round``, each candidate judged by pairs (module docstring); the parent population
+        projected into the accepted space is the next parent (unless this was the last round).
+
+        The candidates advance a look at a time, in turn, none a look ahead of another still running: first
+        every candidate's first look; then, when two or more are not worse so far (Holm), their composition
+        joins and goes first at every later look. Once it is better the round's outcome is fixed
+        (``_next_parent`` prefers an acceptable composition) and the candidates still running stop where they
+        are ("stopped")."""
         level = self.better_level / (len(proposed) + (1 if len(proposed) >= 2 else 0))  # room for a composition
-        tested: list[tuple[Candidate, str, dict[str, Any]]] = []
+        runs: list[_PairRun] = []
         for candidate in proposed:
             label = f"r{round_}-{slug(candidate.name)}"
             candidate = dataclasses.replace(candidate, space=_renamed(candidate.space, f"{name}_{label}"))
-            outcome = self.pairs(candidate, label, parent_label, level)
-            if outcome is None:  # the budget cannot pay for its first batch
-                break
-            if outcome["pairs"] < 2:
-                self.say(f"round {round_}: {candidate.name}: not evaluated, {outcome['projectable']} of the parent's "
+            run = _PairRun(self, candidate, label, parent_label, level)
+            if run.limit < 2:
+                self.say(f"round {round_}: {candidate.name}: not evaluated, {run.projectable} of the parent's "
                          f"models can be projected into it at equal flops")
                 continue
-            tested.append((candidate, label, outcome))
-        not_worse = [t for t, worse in zip(tested, holm([t[2]["p_worse"] for t in tested])) if worse > self.alpha]
+            if not run.step():  # the budget cannot pay for its first batch
+                break
+            runs.append(run)
+        not_worse = [r for r, worse in zip(runs, holm([r.p_worse for r in runs])) if worse > self.alpha]
         if len(not_worse) >= 2:
-            composed = self.composition(round_, name, parent, [c for c, _, _ in not_worse])
-            label = f"r{round_}-{COMPOSED}"
-            outcome = self.pairs(composed, label, parent_label, level)
-            if outcome is not None and outcome["pairs"] >= 2:
-                tested.append((composed, label, outcome))
+            composed = _PairRun(self, self.composition(round_, name, parent, [r.candidate for r in not_worse]),
+                                f"r{round_}-{COMPOSED}", parent_label, level)
+            if composed.limit >= 2 and composed.step():
+                runs.insert(0, composed)
+        composed = runs[0] if runs and runs[0].label.endswith(COMPOSED) else None
+        paid = True  # False once the budget stops a run: every run then ends where it is
+        while paid and not (composed and composed.decision == "better"):
+            going = [r for r in runs if not r.decision]
+            if not going:
+                break
+            behind = min(r.looks for r in going)  # none goes a look ahead; the composition goes first
+            for run in (r for r in going if r.looks == behind):
+                paid = run.step()
+                if not paid or (run is composed and run.decision == "better"):
+                    break
+        for run in runs:
+            run.finish()
+        runs.sort(key=lambda r: r.label.endswith(COMPOSED))  # the composition last, as ``_next_parent`` expects
+        tested = [(r.candidate, r.label, r.outcome()) for r in runs]
         p_worse = holm([t[2]["p_worse"] for t in tested])
         p_better = holm([t[2]["p_better"] for t in tested])
         better = [i for i, t in enumerate(tested) if t[2]["decision"] == "better" and p_worse[i] > self.alpha]
@@ -319,60 +351,58 @@ class _Loop:
         if chosen is None:
             return None
         candidate, chosen_label, _ = tested[chosen]
-        if round_ == self.rounds or not self.fits(self.population):
+        if round_ == self.rounds:
             return candidate.space, chosen_label  # no next round to feed; the verification checks the end
         label = f"r{round_}-{PARENT}"
-        table = self.sample(label, candidate.space)
-        self.lineage.append(_row(round_, f"{PARENT}: {candidate.name}", label, candidate.space, table, None,
-                                 accepted=True, better=False, why="a fresh population of the accepted space: the "
-                                 "next round's parent (refine needs a sample of the space)"))
+        made = self.projected_parent(candidate, chosen_label, parent_label, label)
+        if made is None:
+            return candidate.space, chosen_label  # the budget cannot pay for it: the loop ends at this space
+        table, how = made
+        why = ("the parent population projected into the accepted space" if how == "projected" else
+               "a fresh population of the accepted space (too few of the parent's models project into it)")
+        row = _row(round_, f"{PARENT}: {candidate.name}", label, candidate.space, table, None, accepted=True,
+                   better=False, why=f"{why}: the next round's parent (refine needs a sample of the space)",
+                   evaluation=how)
+        self.lineage.append({**row, "n": int((~table["reused"]).sum()), "reused": int(table["reused"].sum())})
         return candidate.space, label
 
-    def pairs(self, candidate: Candidate, label: str, parent_label: str, level: float) -> dict[str, Any] | None:
-        """The sequential paired evaluation of ``candidate`` against the parent population (module docstring);
-        None when the budget cannot pay for its first batch."""
-        parent_models = self.models[parent_label]
+    def projected_parent(self, candidate: Candidate, chosen_label: str, parent_label: str,
+                         label: str) -> tuple[pd.DataFrame, str] | None:
+        """The parent population projected into ``candidate``'s space (the models that have a projection at
+        equal flops), each with its source model's training seed: a projection the pairs measured, or a model
+        already in the space, is reused (column ``reused``); the rest are trained now, as population
+        ``label``. Its models are a sample of the accepted space (the parent's draws pushed through the
+        projection) at the parent's flops, which is what the next round's decisions and pairs need; a fresh
+        population would cost the whole population again. When fewer than ``MIN_POPULATION`` models project
+        (refine could not propose from them) the next parent is a fresh population instead. (table, "projected"
+        or "population"), or None when the budget cannot pay for it."""
+        parent_models, parent_seeds = self.models[parent_label], self.seeds[parent_label]
         parent_errors = self.tables[parent_label]["error"].to_numpy(float)
-        parent_seed = population_seed(self.seed, parent_label)
+        measured = self.measured[chosen_label]
         projections = [project(model, candidate) for model in parent_models]
-        usable = [k for k, p in enumerate(projections) if p.projected is not None]
-        limit = min(self.max_pairs, len(usable))
-        if limit < 2:
-            return {"pairs": 0, "projectable": len(usable)}
-        if self.budget is not None:
-            limit = min(limit, self.budget - self.used)
-            if limit < min(BATCH, len(usable), self.max_pairs):
+        order = [i for i, p in enumerate(projections) if p.projected is not None]
+        if len(order) < MIN_POPULATION:
+            if not self.fits(self.population):
                 return None
-        tables: list[pd.DataFrame] = []
-
-        def next_batch(k: int):
-            chosen = usable[k * BATCH:min((k + 1) * BATCH, limit)]
-            errors = {i: parent_errors[i] for i in chosen if _unchanged(projections[i])}
-            fresh = [i for i in chosen if i not in errors]
-            if fresh:
-                batch_label = f"{label}-pairs{k + 1}"
-                models = [projections[i].projected for i in fresh]
-                trained = self.train(Population(models, label=batch_label, space=candidate.space,
-                                                seed=population_seed(self.seed, batch_label), windows=self.windows,
-                                                train_seeds=[parent_seed + i for i in fresh], listed=True))
-                errors.update(zip(fresh, trained))
-                table = population_table(models, trained, label)
-                table["pair_of"] = fresh
-                tables.append(table)
-            return (np.array([errors[i] for i in chosen]) - parent_errors[chosen],
-                    np.log([projections[i].flops_ratio for i in chosen]))
-
-        result = sequential(next_batch, limit, alpha=level, permutations=self.permutations,
-                            seed=population_seed(self.seed, f"test:{label}"))
-        table = pd.concat(tables, ignore_index=True) if tables else population_table([], [], label)
-        table["model_index"] = range(len(table))
-        self.tables[label] = table
-        test = result.test
-        return {"p_worse": test.p_worse, "p_better": test.p_better, "pairs": result.pairs,
-                "unchanged": result.pairs - len(table), "projectable": len(usable), "decision": result.decision,
-                "effect": test.effect,
-                "effect_low": test.low, "effect_high": test.high, "looks": result.looks, "z": result.z,
-                "boundary": result.boundary}
+            table = self.sample(label, candidate.space)
+            table["reused"] = False
+            return table, "population"
+        known = {i: measured[i] if i in measured else parent_errors[i]
+                 for i in order if i in measured or _unchanged(projections[i])}
+        fresh = [i for i in order if i not in known]
+        if not self.fits(len(fresh)):
+            return None
+        errors = dict(known)
+        if fresh:
+            errors.update(zip(fresh, self.train(Population(
+                [projections[i].projected for i in fresh], label=label, space=candidate.space,
+                seed=population_seed(self.seed, label), windows=self.windows,
+                train_seeds=[parent_seeds[i] for i in fresh], listed=True))))
+        models = [projections[i].projected for i in order]
+        table = population_table(models, [errors[i] for i in order], label)
+        table["reused"] = [i in known for i in order]
+        self.models[label], self.seeds[label], self.tables[label] = models, [parent_seeds[i] for i in order], table
+        return table, "projected"
 
     # -- verification --
 
@@ -404,6 +434,79 @@ class _Loop:
                      f"{rows[-1]['mean_other']:.2f}%, at equal flops p_better={test.p_better:.3g}, "
                      f"p_worse={test.p_worse:.3g}: {verdict}")
         return rows
+
+
+class _PairRun:
+    """One candidate's sequential paired evaluation inside a round, advanced a look at a time (``step``): each
+    usable parent model, in order, with its projection into the candidate's space at its own flops, trained in
+    the look's batch with the source model's training seed (a model already in the space is its own projection:
+    difference 0, not trained); after each look the rule (``paired.SequentialRule``) and the fixed-n test of
+    the pairs so far (``test``: its p_worse decides the composition's members after the first look)."""
+
+    def __init__(self, loop: _Loop, candidate: Candidate, label: str, parent_label: str, level: float) -> None:
+        self.loop, self.candidate, self.label = loop, candidate, label
+        self.parent_errors = loop.tables[parent_label]["error"].to_numpy(float)
+        self.parent_seeds = loop.seeds[parent_label]
+        self.projections = [project(model, candidate) for model in loop.models[parent_label]]
+        self.usable = [k for k, p in enumerate(self.projections) if p.projected is not None]
+        self.projectable = len(self.usable)
+        self.limit = min(loop.max_pairs, self.projectable)
+        self.rule = SequentialRule(self.limit, alpha=level) if self.limit >= 2 else None
+        self.measured = loop.measured.setdefault(label, {})
+        self.d: list[float] = []
+        self.x: list[float] = []
+        self.tables: list[pd.DataFrame] = []
+        self.looks, self.decision, self.z, self.test = 0, "", 0.0, None
+
+    @property
+    def p_worse(self) -> float:
+        return self.test.p_worse
+
+    def step(self) -> bool:
+        """Train the pairs of the next look and apply the rule; False, training nothing, when the budget cannot
+        pay for them (a run that has pairs then ends with them, "not better")."""
+        k = self.looks
+        chosen = self.usable[len(self.d):self.rule.looks[k]]
+        fresh = [i for i in chosen if not _unchanged(self.projections[i])]
+        if not self.loop.fits(len(fresh)):
+            self.decision = "not better" if k else ""
+            return False
+        errors = {i: self.parent_errors[i] for i in chosen if i not in fresh}
+        if fresh:
+            batch_label = f"{self.label}-pairs{k + 1}"
+            models = [self.projections[i].projected for i in fresh]
+            trained = self.loop.train(Population(
+                models, label=batch_label, space=self.candidate.space,
+                seed=population_seed(self.loop.seed, batch_label), windows=self.loop.windows,
+                train_seeds=[self.parent_seeds[i] for i in fresh], listed=True))
+            errors.update(zip(fresh, trained))
+            self.measured.update(zip(fresh, trained))
+            table = population_table(models, trained, self.label)
+            table["pair_of"] = fresh
+            self.tables.append(table)
+        self.d.extend(errors[i] - self.parent_errors[i] for i in chosen)
+        self.x.extend(float(np.log(self.projections[i].flops_ratio)) for i in chosen)
+        self.looks += 1
+        d, x = np.asarray(self.d), np.asarray(self.x)
+        self.decision, self.z = self.rule.decide(k, d, x)
+        self.test = paired_test(d, x, permutations=self.loop.permutations,
+                                seed=population_seed(self.loop.seed, f"test:{self.label}"))
+        return True
+
+    def finish(self) -> None:
+        """End the run where it is ("stopped" when the rule had not decided) and store its table."""
+        self.decision = self.decision or "stopped"
+        table = (pd.concat(self.tables, ignore_index=True) if self.tables
+                 else population_table([], [], self.label))
+        table["model_index"] = range(len(table))
+        self.loop.tables[self.label] = table
+
+    def outcome(self) -> dict[str, Any]:
+        test = self.test
+        return {"p_worse": test.p_worse, "p_better": test.p_better, "pairs": len(self.d),
+                "unchanged": len(self.d) - len(self.loop.tables[self.label]), "projectable": self.projectable,
+                "decision": self.decision, "effect": test.effect, "effect_low": test.low, "effect_high": test.high,
+                "looks": self.looks, "z": self.z, "boundary": self.rule.bounds[self.looks - 1]}
 
 
 def _unchanged(projection) -> bool:

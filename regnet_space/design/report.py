@@ -90,8 +90,8 @@ def build_design_report(result: DesignResult, meta: dict[str, Any], binning: Bin
         for r in rows:
             page.text(f"{r['candidate']}: {r['why']}")
     page.heading("Lineage")
-    columns = ["round", "candidate", "label", "evaluation", "n", "mean_error", "median_error", "min_error", "shift",
-               "ks", "effect", "effect_low", "effect_high", "decision", "p", "p_better", "accepted", "better"]
+    columns = ["round", "candidate", "label", "evaluation", "n", "reused", "mean_error", "median_error", "min_error",
+               "shift", "ks", "effect", "effect_low", "effect_high", "decision", "p", "p_better", "accepted", "better"]
     frame = pd.DataFrame(lineage)
     page.table(frame[[c for c in columns if c in frame]])
     page.text("shift: the candidate's mean error rank minus its parent's at equal flops (ranks of both populations "
@@ -106,7 +106,10 @@ def build_design_report(result: DesignResult, meta: dict[str, Any], binning: Bin
               "a pair with difference 0 that is not trained again); effect: the mean paired difference at equal "
               "flops with its 95% interval (< 0: the "
               "constraint helps); decision: the group-sequential rule's (better at alpha / rounds / candidates, "
-              "futile, or not better).")
+              "futile: stopped with the effect pointing the harmful way; stopped: the round's composition was "
+              "better first; or not better). A paired loop's next parent (evaluation 'projected') is the parent "
+              "population projected into the accepted space: n models trained for it, reused the ones measured "
+              "before.")
     if result.verification:
         page.heading("Verification: fresh populations at the end")
         first = result.verification[0]

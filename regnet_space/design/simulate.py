@@ -103,11 +103,11 @@ def sequential_runs(pool: Pool, make_oracle: Oracle, *, max_pairs: int, replicat
         order = rng.permutation(len(pool.models))[:max_pairs]
         oracle = make_oracle(seed * 100_003 + r)
 
-        def next_batch(k: int, order=order, oracle=oracle, r=r):
-            index = order[k * batch:(k + 1) * batch]
-            return pair_differences(pool, oracle, index, f"r{r}b{k}"), pool.log_ratios[index]
+        def next_pairs(start: int, stop: int, order=order, oracle=oracle, r=r):
+            index = order[start:stop]
+            return pair_differences(pool, oracle, index, f"r{r}p{start}"), pool.log_ratios[index]
 
-        out.append(sequential(next_batch, max_pairs, alpha=alpha, batch=batch, spend=spend, permutations=200,
+        out.append(sequential(next_pairs, max_pairs, alpha=alpha, batch=batch, spend=spend, permutations=200,
                               seed=r))
     return out
 

@@ -9,7 +9,7 @@ it may go. Documented in experiments/README.md and docs by example:
     budget = 200                    # optional: at most this many models trained in all
     alpha = 0.05                    # level of the refinement decisions and of the EDF tests
     evaluation = "paired"           # paired (default) | population: how a candidate is judged (design/loop.py)
-    max_pairs = 60                  # paired: a candidate's most pairs (batches of 20, sequential stopping)
+    max_pairs = 60                  # paired: a candidate's most pairs (looks at 10, 20, 40, ...: sequential stopping)
     verify = 100                    # fresh populations of the final and start space at the end (0: none;
                                     # default: population)
     references = ["regnetx"]        # optional: spaces the final one is also verified against
