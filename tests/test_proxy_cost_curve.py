@@ -154,6 +154,8 @@ def test_the_summary_ranks_the_proxies_compares_the_spaces_and_chooses(tmp_path)
     # the noise ceiling is the study's proxy against its second seed; the choice follows the rule
     ceiling = summary["noise_ceiling"]
     assert ceiling["n"] == 40 and 0.6 < ceiling["spearman"] < 0.97
+    # the study's own errors (the default proxy as the study ran it) against the reference, for before/after
+    assert summary["study_proxy"]["n"] == 39 and -1 <= summary["study_proxy"]["spearman"] <= 1
     choice = summary["choice"]
     assert choice["best"] == "e2-f0.2" and choice["proxy"] == "e1-f0.2"
     assert "e1-f0.05" not in choice["qualified"]
@@ -166,7 +168,7 @@ def test_the_summary_lists_proxies_without_enough_models_and_chooses_none(tmp_pa
     models, rows = _synthetic_runs(n_per_space=1)
     summary = cost_curve.write_summary(tmp_path, models, rows, [Proxy.parse("e1-f0.2")], ("anynetx_a", "regnetx"))
     assert summary["proxies"]["e1-f0.2"]["cpu_seconds"] == 20.0 and "spearman" not in summary["proxies"]["e1-f0.2"]
-    assert summary["choice"]["proxy"] is None and summary["noise_ceiling"] is None
+    assert summary["choice"]["proxy"] is None and summary["noise_ceiling"] is None and summary["study_proxy"] is None
 
 
 def test_a_restart_skips_the_runs_already_recorded(tmp_path, capsys):

@@ -313,6 +313,10 @@ def summarize(errors: pd.DataFrame, costs: pd.DataFrame, grid: list[Proxy], *, p
 
     ceiling = correlate("study", errors["proxy-seed1"]) if "proxy-seed1" in errors else None
     summary["noise_ceiling"] = ceiling and {"pair": "study proxy (seed 0) vs proxy-seed1", **ceiling}
+    as_studied = correlate("study", reference)
+    summary["study_proxy"] = as_studied and {
+        "what": "the study's own errors against the reference: the default proxy as the study ran it (its "
+                "evaluation then on all 10,000 validation images; the same training as e1-f0.2)", **as_studied}
     for proxy in grid:
         entry: dict[str, Any] = {"epochs": proxy.epochs, "train_fraction": proxy.train_fraction, "width": proxy.width,
                                  "images": proxy.images, "current_default": proxy.name == CURRENT_DEFAULT}
@@ -410,6 +414,11 @@ def print_table(summary: dict[str, Any]) -> None:
     if ceiling:
         print(f"\nnoise ceiling ({ceiling['pair']}, n = {ceiling['n']}): Spearman {ceiling['spearman']:.3f} "
               f"[{ceiling['spearman_ci'][0]:.2f}, {ceiling['spearman_ci'][1]:.2f}]")
+    studied = summary.get("study_proxy")
+    if studied:
+        print(f"the study's own errors (the default proxy evaluated on 10,000 images) vs the reference, n = "
+              f"{studied['n']}: Spearman {studied['spearman']:.3f} [{studied['spearman_ci'][0]:.2f}, "
+              f"{studied['spearman_ci'][1]:.2f}]")
     choice = summary["choice"]
     print(f"rule: {choice['rule']}\nchoice: {choice['reason']}")
 
