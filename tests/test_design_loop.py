@@ -183,7 +183,7 @@ class _Recorder:
 
 
 def test_paired_loop_recovers_planted_structure_with_fewer_models_and_verifies_the_end(tmp_path):
-    # The full rates over 20 seeds are analysis/design_loop/oracle_rates_paired.json.
+    # The full rates over 20 seeds are analysis/design_loop/oracle_rates_paired_{40,60}_planted.json.
     recorder = _Recorder(oracles.monotone(seed=0, shared=0.8))
     result = design_space(load_space("anynetx_a"), recorder, rounds=5, population=100, windows=WINDOW, seed=0,
                           budget=800, permutations=1000, evaluation="paired", verify=40,
@@ -193,7 +193,8 @@ def test_paired_loop_recovers_planted_structure_with_fewer_models_and_verifies_t
     assert paired and any(r["better"] and r["decision"] == "better" for r in paired)
     assert all(r["pairs"] <= 60 and r["effect_low"] <= r["effect"] <= r["effect_high"] for r in paired)
     trained = len(result.results())
-    assert trained - 3 * 40 < 615  # the population loop's models on this oracle (oracle_rates.json), verification aside
+    # the population loop's models on this oracle at 100 (oracle_rates.json): 615; measured here 234, verification aside
+    assert trained - 3 * 40 < 615 / 2
     # every paired batch lists projections trained with their source models' seeds: seeds of the parent population
     by_label = {p.label: p for p in recorder.seen}
     for batch in (p for p in recorder.seen if p.listed):
