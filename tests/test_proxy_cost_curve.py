@@ -73,23 +73,29 @@ def test_the_plan_trains_missing_references_only_and_shards_split_it_evenly():
 
 
 def test_choose_default_takes_the_cheapest_proxy_the_data_cannot_tell_from_the_best():
+    ok = {"same_order": True, "p_one_sided": 0.01}
     proxies = {
-        "cheap-bad": {"spearman": 0.30, "spearman_ci": [0.05, 0.55], "cpu_seconds": 5.0},
-        "mid": {"spearman": 0.70, "spearman_ci": [0.50, 0.84], "cpu_seconds": 10.0},
-        "best": {"spearman": 0.90, "spearman_ci": [0.82, 0.96], "cpu_seconds": 40.0},
-        "unmeasured": {"spearman": 0.95, "spearman_ci": [0.9, 0.99], "cpu_seconds": None},
+        "cheap-bad": {"spearman": 0.46, "spearman_ci": [0.14, 0.68], "cpu_seconds": 5.0,  # overlaps the best's
+                      "space_comparison": {"same_order": True, "p_one_sided": 0.29},
+                      "spearman_gap_to_best": {"gap": 0.33, "gap_ci": [0.12, 0.60]}},
+        "mid": {"spearman": 0.74, "spearman_ci": [0.56, 0.85], "cpu_seconds": 10.0, "space_comparison": ok,
+                "spearman_gap_to_best": {"gap": 0.05, "gap_ci": [-0.03, 0.14]}},
+        "best": {"spearman": 0.79, "spearman_ci": [0.63, 0.88], "cpu_seconds": 40.0, "space_comparison": ok},
+        "unmeasured": {"spearman": 0.95, "spearman_ci": [0.9, 0.99], "cpu_seconds": None, "space_comparison": ok},
     }
     choice = choose_default(proxies, ceiling=None)
     assert (choice["proxy"], choice["best"]) == ("mid", "best")
     assert "cheap-bad" not in choice["qualified"] and "unmeasured" not in choice["qualified"]
-    assert choice["qualified"]["mid"] == ["interval overlaps the best's"]
-    # a proxy whose interval misses the best's still qualifies when it reaches the noise ceiling
-    proxies["mid"]["spearman_ci"] = [0.60, 0.80]
+    assert choice["qualified"]["mid"] == ["reproduces the space comparison", "not detectably worse than the best"]
+    # a paired gap that excludes 0 disqualifies, unless the proxy reaches the noise ceiling
+    proxies["mid"]["spearman_gap_to_best"]["gap_ci"] = [0.01, 0.14]
     assert choose_default(proxies, ceiling=None)["proxy"] == "best"
-    ceiling = {"spearman": 0.75, "spearman_ci": [0.62, 0.86]}
-    choice = choose_default(proxies, ceiling)
-    assert choice["proxy"] == "mid" and choice["qualified"]["mid"] == ["Spearman within the noise ceiling"]
-    assert choose_default({}, ceiling)["proxy"] is None
+    choice = choose_default(proxies, {"spearman": 0.72, "spearman_ci": [0.55, 0.86]})
+    assert choice["proxy"] == "mid" and choice["qualified"]["mid"][-1] == "at or above the noise ceiling"
+    # a proxy that cannot reproduce the comparison of the two spaces never qualifies, however well it ranks
+    proxies["mid"]["space_comparison"] = {"same_order": False, "p_one_sided": 0.9}
+    assert choose_default(proxies, {"spearman": 0.5, "spearman_ci": [0.3, 0.7]})["proxy"] == "best"
+    assert choose_default({}, None)["proxy"] is None
 
 
 def test_one_sided_permutation_p_follows_the_reference_direction():
