@@ -10,7 +10,8 @@ precision rule, SGD with Nesterov momentum), in these forms:
 - ``eager NCHW``: the same in the default memory format (what channels_last buys the grouped convs);
 - ``compiled``: ``torch.compile`` (inductor), which fuses BN + ReLU, the residual add and the rest of the
   elementwise work of every block into generated C++; its one-off cost is the first step (compiling forward
-  and backward) and its steady step is timed after warm-up;
+  and backward; inductor keeps what it generated in an on-disk cache, so run with a fresh
+  ``TORCHINDUCTOR_CACHE_DIR`` for the cold cost) and its steady step is timed after warm-up;
 - ``compiled, same shapes``: a second model of the same architecture (fresh weights) compiled in the same
   process afterwards: the one-off cost a cache across the models of one shape would leave.
 The steady forms are timed in interleaved rounds (``--repeats``), ``--steps`` steps each, median per step.
