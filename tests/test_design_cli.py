@@ -127,15 +127,16 @@ def _lineage(directory):
 
 @pytest.mark.slow
 def test_sigkilled_design_resumes_to_the_same_lineage(tmp_path):
-    """The design process and its workers are SIGKILLed while the last population of the run is training
-    (found from the reference run: the start population when round 1 proposes nothing, as on this tiny
-    synthetic data, else the last candidate's); the rerun finishes with the reference's lineage."""
+    """The design process and its workers are SIGKILLed while the last study of the run with at least 4 models
+    is training (found from the reference run: a population, or a batch of pairs; a first look of 10 pairs
+    less the models already in the candidate space can be too small to kill part-way); the rerun finishes
+    with the reference's lineage."""
     spec = _spec(tmp_path)
     reference = cli("design", str(spec), "--dir", str(tmp_path / "ref"), "--threads", "1", "--quiet", timeout=3600)
     assert reference.returncode == 0, reference.stderr
-    # the study trained last (a population, or a paired candidate's last batch of pairs) and its size
-    last_spec = max((tmp_path / "ref" / "populations").glob("*.toml"), key=lambda p: p.stat().st_mtime_ns)
-    last, size = last_spec.stem, load_study_spec(last_spec).total
+    # the study of 4 or more models trained last (a population, or a paired candidate's batch of pairs)
+    studies = sorted((tmp_path / "ref" / "populations").glob("*.toml"), key=lambda p: p.stat().st_mtime_ns)
+    last, size = next((p.stem, load_study_spec(p).total) for p in reversed(studies) if load_study_spec(p).total >= 4)
     killed_dir = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "regnet_space.cli", "design", str(spec), "--dir", str(killed_dir),
                                 "--threads", "1", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
