@@ -156,7 +156,7 @@ def boundaries(looks: tuple[int, ...], alpha: float, kind: str = "obrien-fleming
     ``spending`` allows by its information fraction, for Gaussian increments (simulated, fixed seed), with the
     futility stop (z < 0 from ``FUTILITY_FROM`` on) binding: a path that stops for futility spends nothing
     later, so the boundaries are lower than without it and the rule spends all of ``alpha`` (left non-binding,
-    a futility stop at every look held the O'Brien-Fleming-type rule at 2.7-2.8% for alpha 5%)."""
+    a futility stop at every look held the O'Brien-Fleming-type rule at 2.65-2.80% for alpha 5%)."""
     rng = np.random.default_rng(20281)
     sizes = np.diff(np.r_[0, np.asarray(looks)])
     sums = np.cumsum(rng.normal(size=(_BOUNDARY_PATHS, len(looks))) * np.sqrt(sizes), axis=1)
@@ -197,8 +197,8 @@ class SequentialRule:
     pair counts (``first``, then every ``batch`` up to ``max_pairs``, the last look at ``max_pairs`` itself);
     ``decide`` says at look k "better" when z crosses the ``spend`` boundary (one-sided at ``alpha``), "futile"
     when the effect points the harmful way from ``FUTILITY_FROM`` of the pairs on, "not better" at the last
-    look, else "" (go on). The design loop drives
-    several such rules at once, a look of each in turn (``loop.py``); ``sequential`` drives one."""
+    look, else "" (go on). The design loop drives several such rules at once, a look of each in turn
+    (``loop.py``); ``sequential`` drives one."""
 
     def __init__(self, max_pairs: int, *, alpha: float = 0.05, batch: int = BATCH, first: int = FIRST_LOOK,
                  spend: str = "obrien-fleming"):
