@@ -110,7 +110,7 @@ class DesignResult:
         table = pd.concat(list(self.populations.values()), ignore_index=True)
         if "reused" not in table:
             return table
-        return table[table["reused"] != True].drop(columns="reused").reset_index(drop=True)  # noqa: E712 (NaN)
+        return table[~table["reused"].eq(True)].drop(columns="reused").reset_index(drop=True)  # NaN: not reused
 
 
 def population_table(models: Sequence[SampledModel], errors: Sequence[float], label: str) -> pd.DataFrame:
