@@ -264,10 +264,16 @@ def spearman_gap(best: np.ndarray, other: np.ndarray, reference: np.ndarray, see
     return {"gap": float(point), "gap_ci": [float(low), float(high)], "n": int(best.size)}
 
 
+def _scored(proxies: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The proxies with both a Spearman and a cost: the ones a choice can weigh."""
+    return {name: p for name, p in proxies.items()
+            if p.get("spearman") is not None and p.get("cpu_seconds") is not None}
+
+
 def best_proxy(proxies: dict[str, dict[str, Any]]) -> str | None:
     """The proxy with the highest Spearman against the reference among those with a cost."""
-    scored = [name for name, p in proxies.items() if p.get("spearman") is not None and p.get("cpu_seconds") is not None]
-    return max(scored, key=lambda name: proxies[name]["spearman"]) if scored else None
+    scored = _scored(proxies)
+    return max(scored, key=lambda name: scored[name]["spearman"]) if scored else None
 
 
 def choose_default(proxies: dict[str, dict[str, Any]], ceiling: dict[str, Any] | None) -> dict[str, Any]:
@@ -286,8 +292,7 @@ def choose_default(proxies: dict[str, dict[str, Any]], ceiling: dict[str, Any] |
     best = best_proxy(proxies)
     if best is None:
         return {"proxy": None, "rule": RULE, "reason": "no proxy has both a Spearman and a cost yet"}
-    scored = {name: p for name, p in proxies.items()
-              if p.get("spearman") is not None and p.get("cpu_seconds") is not None}
+    scored = _scored(proxies)
     qualified = {}
     for name, p in scored.items():
         comparison = p.get("space_comparison")

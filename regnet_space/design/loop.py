@@ -183,7 +183,6 @@ class _Loop:
         self.tables: dict[str, pd.DataFrame] = {}
         self.models: dict[str, list[SampledModel]] = {}
         self.seeds: dict[str, list[int]] = {}  # label -> each model's training seed
-        self.measured: dict[str, dict[int, float]] = {}  # paired label -> parent index -> its projection's error
         self.lineage: list[dict[str, Any]] = []
 
     def fits(self, models: int) -> bool:
@@ -196,6 +195,12 @@ class _Loop:
                             f"{len(batch)} models, or a non-finite one")
         self.used += len(batch)
         return errors
+
+    def train_listed(self, label: str, space: DesignSpace, models: list[SampledModel],
+                     train_seeds: list[int]) -> list[float]:
+        """Train given models (projections) as population ``label``, each with its own training seed."""
+        return self.train(Population(models, label=label, space=space, seed=population_seed(self.seed, label),
+                                     windows=self.windows, train_seeds=train_seeds, listed=True))
 
     def sample(self, label: str, target: DesignSpace, n: int | None = None) -> pd.DataFrame:
         """A fresh population of ``target`` (``population`` models unless ``n``), trained; its table."""
@@ -354,7 +359,7 @@ class _Loop:
         if round_ == self.rounds:
             return candidate.space, chosen_label  # no next round to feed; the verification checks the end
         label = f"r{round_}-{PARENT}"
-        made = self.projected_parent(candidate, chosen_label, parent_label, label)
+        made = self.projected_parent(runs[chosen], label)
         if made is None:
             return candidate.space, chosen_label  # the budget cannot pay for it: the loop ends at this space
         table, how = made
@@ -366,42 +371,36 @@ class _Loop:
         self.lineage.append({**row, "n": int((~table["reused"]).sum()), "reused": int(table["reused"].sum())})
         return candidate.space, label
 
-    def projected_parent(self, candidate: Candidate, chosen_label: str, parent_label: str,
-                         label: str) -> tuple[pd.DataFrame, str] | None:
-        """The parent population projected into ``candidate``'s space (the models that have a projection at
-        equal flops), each with its source model's training seed: a projection the pairs measured, or a model
-        already in the space, is reused (column ``reused``); the rest are trained now, as population
-        ``label``. Its models are a sample of the accepted space (the parent's draws pushed through the
+    def projected_parent(self, run: _PairRun, label: str) -> tuple[pd.DataFrame, str] | None:
+        """The parent population projected into the space of ``run``'s candidate (the models that have a
+        projection at equal flops: the run's), each with its source model's training seed: a projection the
+        pairs measured, or a model already in the space, is reused (column ``reused``); the rest are trained
+        now, as population ``label``. Its models are a sample of the accepted space (the parent's draws pushed through the
         projection) at the parent's flops, which is what the next round's decisions and pairs need; a fresh
         population would cost the whole population again. When fewer than ``MIN_POPULATION`` models project
         (refine could not propose from them) the next parent is a fresh population instead. (table, "projected"
         or "population"), or None when the budget cannot pay for it."""
-        parent_models, parent_seeds = self.models[parent_label], self.seeds[parent_label]
-        parent_errors = self.tables[parent_label]["error"].to_numpy(float)
-        measured = self.measured[chosen_label]
-        projections = [project(model, candidate) for model in parent_models]
-        order = [i for i, p in enumerate(projections) if p.projected is not None]
+        projections, order, seeds = run.projections, run.usable, run.parent_seeds
         if len(order) < MIN_POPULATION:
             if not self.fits(self.population):
                 return None
-            table = self.sample(label, candidate.space)
+            table = self.sample(label, run.candidate.space)
             table["reused"] = False
             return table, "population"
-        known = {i: measured[i] if i in measured else parent_errors[i]
-                 for i in order if i in measured or _unchanged(projections[i])}
+        known = {i: run.measured[i] if i in run.measured else run.parent_errors[i]
+                 for i in order if i in run.measured or _unchanged(projections[i])}
         fresh = [i for i in order if i not in known]
         if not self.fits(len(fresh)):
             return None
         errors = dict(known)
-        if fresh:
-            errors.update(zip(fresh, self.train(Population(
-                [projections[i].projected for i in fresh], label=label, space=candidate.space,
-                seed=population_seed(self.seed, label), windows=self.windows,
-                train_seeds=[parent_seeds[i] for i in fresh], listed=True))))
         models = [projections[i].projected for i in order]
+        if fresh:
+            errors.update(zip(fresh, self.train_listed(label, run.candidate.space,
+                                                       [projections[i].projected for i in fresh],
+                                                       [seeds[i] for i in fresh])))
         table = population_table(models, [errors[i] for i in order], label)
         table["reused"] = [i in known for i in order]
-        self.models[label], self.seeds[label], self.tables[label] = models, [parent_seeds[i] for i in order], table
+        self.models[label], self.seeds[label], self.tables[label] = models, [seeds[i] for i in order], table
         return table, "projected"
 
     # -- verification --
@@ -452,7 +451,7 @@ class _PairRun:
         self.projectable = len(self.usable)
         self.limit = min(loop.max_pairs, self.projectable)
         self.rule = SequentialRule(self.limit, alpha=level) if self.limit >= 2 else None
-        self.measured = loop.measured.setdefault(label, {})
+        self.measured: dict[int, float] = {}  # parent index -> its projection's error, as trained
         self.d: list[float] = []
         self.x: list[float] = []
         self.tables: list[pd.DataFrame] = []
@@ -475,10 +474,8 @@ class _PairRun:
         if fresh:
             batch_label = f"{self.label}-pairs{k + 1}"
             models = [self.projections[i].projected for i in fresh]
-            trained = self.loop.train(Population(
-                models, label=batch_label, space=self.candidate.space,
-                seed=population_seed(self.loop.seed, batch_label), windows=self.loop.windows,
-                train_seeds=[self.parent_seeds[i] for i in fresh], listed=True))
+            trained = self.loop.train_listed(batch_label, self.candidate.space, models,
+                                             [self.parent_seeds[i] for i in fresh])
             errors.update(zip(fresh, trained))
             self.measured.update(zip(fresh, trained))
             table = population_table(models, trained, self.label)
