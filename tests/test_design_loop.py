@@ -264,3 +264,22 @@ def test_the_next_parent_is_the_parent_population_projected_and_a_better_composi
     assert not composed_specs & {m.spec.to_json() for m in seen["r1-parent"]}
     # every model trained appears once in results(): the reused rows are not counted again
     assert len(result.results()) == sum(len(p) for p in recorder.seen)
+
+
+def test_a_candidate_with_too_few_projectable_models_for_a_first_look_is_left_out_of_the_round():
+    """Monotone oracle, population 40, seed 9: only 3 of the parent's models project into the RegNet
+    restriction. Three pairs can never show a candidate better, and in a composition they left it 3 pairs too,
+    so the two planted steps were accepted one round at a time (195 models). Now the restriction is not
+    evaluated, the composition holds both monotone steps and is accepted in round 1."""
+    said = []
+    result = design_space(load_space("anynetx_a"), oracles.monotone(seed=9, shared=0.8), rounds=5, population=40,
+                          windows=WINDOW, seed=9, budget=800, evaluation="paired", verify=0, log=said.append,
+                          **IMAGENET)
+    assert any("regnet: not evaluated, 3 of the parent's models can be projected" in line for line in said), said
+    round1 = [r for r in result.lineage if r["round"] == 1 and r["evaluation"] == "paired"]
+    assert "regnet" not in {r["candidate"] for r in round1}
+    accepted = next(r for r in round1 if r["accepted"])
+    assert accepted["label"] == "r1-composed" and accepted["pairs"] >= 10
+    assert "monotone width" in accepted["candidate"] and "monotone depth" in accepted["candidate"]
+    assert all(oracles.recovered_monotone(result.final_space).values())
+    assert len(result.results()) < 195 * 0.6

@@ -1,8 +1,12 @@
 """``regnet-space design SPEC``: the narrowing loop, automated. From the spec's start space, each round proposes
-refinements from the data, trains a fresh population of each (one Optuna study per population, in the design's
-storage), keeps those whose EDF is not worse than the parent's and says which are better. Writes
-final_space.toml, lineage.json, results.csv, design_report.html and best.json to runs/<name>/ (or --dir).
-Rerunning the same command resumes: trained populations are read back, only the rest is trained."""
+refinements from the data (and the paper's steps) and judges each at equal flops: with ``evaluation =
+"paired"`` by pairs (a parent model and its projection into the candidate, trained with the same seed, looked at
+in batches with group-sequential stopping), with ``"population"`` by a fresh population's EDF against the
+parent's. A candidate is accepted when it is better, or not worse and proposed by the data; the final space is
+then verified against the start (and ``references``) with fresh populations. One Optuna study per population
+or batch of pairs, in the design's storage. Writes final_space.toml, lineage.json, results.csv,
+design_report.html and best.json to runs/<name>/ (or --dir). Rerunning the same command resumes: trained models
+are read back, only the rest is trained."""
 
 from __future__ import annotations
 

@@ -15,7 +15,9 @@ when low e_fit marks low error at equal flops. Each candidate is evaluated one o
   others stop (``paired_round``). The next round's parent is the parent population projected into the
   accepted space (``projected_parent``): the pairs already trained are reused, only the rest of the
   projections are trained, and every model keeps its source model's training seed, so the next round's pairs
-  stay paired.
+  stay paired. A candidate into which fewer of the parent's models project than its first look needs is not
+  evaluated (a handful of pairs can never show it better, and the sequential rule's normal boundaries were
+  calibrated from 10 pairs on), and a composition drops such members (``paired_composition``).
 - ``"population"``: a fresh population of the candidate space under the same window, compared with the
   parent population by two one-sided permutation tests on complexity-adjusted scores (``compare.py``), Holm
   over the round: better when p_better <= alpha / rounds, not worse unless p_worse <= alpha.
@@ -54,7 +56,7 @@ from ..models.complexity import complexity
 from ..spaces import DesignSpace, SampledModel, sample_models
 from .candidates import Candidate, candidates, compose, slug
 from .compare import one_sided_tests
-from .paired import SequentialRule, paired_test
+from .paired import FIRST_LOOK, SequentialRule, paired_test
 from .projection import project
 
 START = "start"
@@ -311,19 +313,17 @@ class _Loop:
             label = f"r{round_}-{slug(candidate.name)}"
             candidate = dataclasses.replace(candidate, space=_renamed(candidate.space, f"{name}_{label}"))
             run = _PairRun(self, candidate, label, parent_label, level)
-            if run.limit < 2:
+            if run.limit < FIRST_LOOK:
                 self.say(f"round {round_}: {candidate.name}: not evaluated, {run.projectable} of the parent's "
-                         f"models can be projected into it at equal flops")
+                         f"models can be projected into it at equal flops (its first look needs {FIRST_LOOK})")
                 continue
             if not run.step():  # the budget cannot pay for its first batch
                 break
             runs.append(run)
         not_worse = [r for r, worse in zip(runs, holm([r.p_worse for r in runs])) if worse > self.alpha]
-        if len(not_worse) >= 2:
-            composed = _PairRun(self, self.composition(round_, name, parent, [r.candidate for r in not_worse]),
-                                f"r{round_}-{COMPOSED}", parent_label, level)
-            if composed.limit >= 2 and composed.step():
-                runs.insert(0, composed)
+        composed = self.paired_composition(round_, name, parent, parent_label, level, not_worse)
+        if composed and composed.step():
+            runs.insert(0, composed)
         composed = runs[0] if runs and runs[0].label.endswith(COMPOSED) else None
         paid = True  # False once the budget stops a run: every run then ends where it is
         while paid and not (composed and composed.decision == "better"):
@@ -370,6 +370,21 @@ class _Loop:
                    evaluation=how)
         self.lineage.append({**row, "n": int((~table["reused"]).sum()), "reused": int(table["reused"].sum())})
         return candidate.space, label
+
+    def paired_composition(self, round_: int, name: str, parent: DesignSpace, parent_label: str, level: float,
+                           members: list[_PairRun]) -> _PairRun | None:
+        """The composition of ``members`` (two or more) as a paired run, or None. Every member narrows the
+        models that project, so while the composition has too few for its first look the member with the fewest
+        projectable models leaves it (one such member, e.g. the RegNet restriction on a small parent population,
+        would otherwise leave the composition a handful of pairs that can never show it better)."""
+        members = list(members)
+        while len(members) >= 2:
+            composed = _PairRun(self, self.composition(round_, name, parent, [r.candidate for r in members]),
+                                f"r{round_}-{COMPOSED}", parent_label, level)
+            if composed.limit >= FIRST_LOOK:
+                return composed
+            members.remove(min(members, key=lambda r: r.projectable))
+        return None
 
     def projected_parent(self, run: _PairRun, label: str) -> tuple[pd.DataFrame, str] | None:
         """The parent population projected into the space of ``run``'s candidate (the models that have a
