@@ -88,3 +88,28 @@ def test_a_pycls_sweep_space_enqueues_with_its_group_width_mixture():
     assert len(study.trials) == 12
     assert all(t.distributions["group_width"] == IntDistribution(1, 32, log=True) for t in study.trials)
     assert [t.params["group_width"] for t in study.trials] == [m.spec.stages[0].group_width for m in models]
+
+
+def test_a_value_the_group_rule_moves_off_a_categorical_is_kept_as_a_user_attribute():
+    """A design candidate fixes g2 = 8; in a stage whose bottleneck is 4 channels wide (w 8, b 2) the network
+    uses g = 4, which the one-value categorical cannot list (Optuna needs the same choices in every trial of a
+    study): the model is enqueued with g2 as a user attribute and read back as 4 (it stopped a design run)."""
+    import dataclasses
+
+    space = load_space("anynetx_a")
+    space = dataclasses.replace(space, stage={**space.stage, "group_width": 8}, name="anynetx_a_g8")
+    models = sample_models(space, 40, seed=0, resolution=28, in_channels=1, num_classes=10,
+                           windows={"flops": (0, 2e7)})
+    moved = [m for m in models if any(s.group_width != 8 for s in m.spec.stages)]
+    assert moved, "no model whose group width the rule moved"
+    dists = space_distributions(space)
+    study = optuna.create_study(direction="minimize")
+    for k, model in enumerate(moved):
+        trial = waiting_trial(space.name, k, model, dists)
+        study.add_trial(trial)
+        used = used_params(model)
+        assert decode_params(trial) == used
+        for i, stage in enumerate(model.spec.stages):
+            key = f"g{i + 1}"
+            assert (key in trial.params) == (stage.group_width == 8)
+            assert used[key] == stage.group_width

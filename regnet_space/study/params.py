@@ -20,7 +20,9 @@ the field resets it to.
 A parameter records the value the network *uses*: a drawn b = 4 that a ``res_basic`` stage resets to 1, or a
 width the group-compatibility rule moves, is recorded as the spec has it. When such a value falls outside the
 dimension's range (or off its step), that trial's distribution is widened to hold it (Optuna allows numeric
-ranges to differ between trials).
+ranges to differ between trials). A categorical cannot be widened (Optuna requires the same choices in every
+trial of a study), so a value moved off its choices (g fixed at 8 in a stage whose bottleneck is 4 channels
+wide uses g = 4) is kept as a ``param_*`` user attribute, which ``decode_params`` reads like any parameter.
 """
 
 from __future__ import annotations
@@ -110,11 +112,14 @@ def used_params(sampled: SampledModel) -> dict[str, Any]:
     return used
 
 
-def containing(dist: BaseDistribution, value: Any) -> BaseDistribution:
-    """``dist``, or the same kind over a range that holds ``value`` (stepless: the value may be off the step).
-    Raises ValueError for a categorical that does not list it: a space/recording mismatch, not to hide."""
+def containing(dist: BaseDistribution, value: Any) -> BaseDistribution | None:
+    """``dist``, or the same kind over a range that holds ``value`` (stepless: the value may be off the step);
+    None for a categorical that does not list it (its choices cannot differ between trials)."""
     if isinstance(dist, CategoricalDistribution):
-        dist.to_internal_repr(value)  # raises ValueError naming the value and the choices
+        try:
+            dist.to_internal_repr(value)
+        except ValueError:
+            return None
         return dist
     if dist._contains(dist.to_internal_repr(value)):
         return dist
@@ -123,10 +128,12 @@ def containing(dist: BaseDistribution, value: Any) -> BaseDistribution:
 
 def trial_params(sampled: SampledModel, distributions: dict[str, BaseDistribution]
                  ) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
-    """(params, distributions) of a model's trial: every parameter the space gives a distribution."""
+    """(params, distributions) of a model's trial: every parameter the space gives a distribution that can
+    hold the value the network uses (the rest become ``param_*`` user attributes, see the module docstring)."""
     params, dists = {}, {}
     for key, value in used_params(sampled).items():
         if key in distributions and isinstance(value, CATEGORICAL_TYPES):
-            params[key] = value
-            dists[key] = containing(distributions[key], value)
+            dist = containing(distributions[key], value)
+            if dist is not None:
+                params[key], dists[key] = value, dist
     return params, dists
