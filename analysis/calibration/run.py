@@ -210,6 +210,9 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["edf", "refine", "window"],
                         choices=["edf", "refine", "window", "skew"], help="which parts to run (the others keep their "
                         "results from the existing file)")
+    parser.add_argument("--window-condition", action="append", metavar="SPACE:EFFECT:FORM",
+                        help="with --parts window: run only this condition (repeatable; e.g. anynetx_a:flops:small) and "
+                             "replace its entry in the file, the others kept")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
     args = parser.parse_args()
@@ -218,11 +221,12 @@ def main() -> None:
     results.setdefault("runs", {})
     if "command" in results:  # a file from before the parts: its one run made the edf and refine parts
         results["runs"]["edf refine"] = {k: results.pop(k) for k in ("command", "commit", "python") if k in results}
-    results["runs"][" ".join(args.parts)] = {
+    conditions = "".join(f" --window-condition {c}" for c in args.window_condition or [])
+    results["runs"][" ".join(args.parts) + conditions] = {
         "command": "PYTHONPATH=. OMP_NUM_THREADS=1 python analysis/calibration/run.py "
                    f"--tables {args.tables} --refine-tables {args.refine_tables} --planted-tables "
-                   f"{args.planted_tables} --window-tables {args.window_tables} --parts {' '.join(args.parts)} "
-                   f"--seed {args.seed}",
+                   f"{args.planted_tables} --window-tables {args.window_tables} --parts {' '.join(args.parts)}"
+                   f"{conditions} --seed {args.seed}",
         "commit": subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                                  text=True).stdout.strip(),
         "python": platform.python_version()}
@@ -234,7 +238,15 @@ def main() -> None:
         results["refine_planted"] = [refine_planted(args.planted_tables, n, 1000, args.seed) for n in (300, 500)]
     if "skew" in args.parts:
         results["edf_within_bin_skew"] = edf_skew(args.tables, 500, args.seed)
-    if "window" in args.parts:
+    if "window" in args.parts and args.window_condition:
+        chosen = [tuple(c.split(":")) for c in args.window_condition]
+        unknown = [c for c in chosen if c not in WINDOW_CONDITIONS]
+        if unknown:
+            parser.error(f"unknown window condition(s) {unknown}; known: {WINDOW_CONDITIONS}")
+        kept = [r for r in results.get("refine_window", []) if (r["space"], r["effect"], r["form"]) not in chosen]
+        results["refine_window"] = kept + [refine_window(s, e, f, args.window_tables, 100, 1000, args.seed)
+                                           for s, e, f in chosen]
+    elif "window" in args.parts:
         results["refine_window"] = [refine_window(s, e, f, args.window_tables, 100, 1000, args.seed)
                                     for s, e, f in WINDOW_CONDITIONS]
         results["refine_window"].append(refine_window("anynetx_a", "planted", "imagenet",
