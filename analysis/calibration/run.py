@@ -243,9 +243,11 @@ def main() -> None:
         unknown = [c for c in chosen if c not in WINDOW_CONDITIONS]
         if unknown:
             parser.error(f"unknown window condition(s) {unknown}; known: {WINDOW_CONDITIONS}")
-        kept = [r for r in results.get("refine_window", []) if (r["space"], r["effect"], r["form"]) not in chosen]
-        results["refine_window"] = kept + [refine_window(s, e, f, args.window_tables, 100, 1000, args.seed)
-                                           for s, e, f in chosen]
+        fresh = {(s, e, f): refine_window(s, e, f, args.window_tables, 100, 1000, args.seed) for s, e, f in chosen}
+        old = results.get("refine_window", [])
+        present = {(r["space"], r["effect"], r["form"]) for r in old}
+        results["refine_window"] = ([fresh.get((r["space"], r["effect"], r["form"]), r) for r in old]
+                                    + [entry for key, entry in fresh.items() if key not in present])
     elif "window" in args.parts:
         results["refine_window"] = [refine_window(s, e, f, args.window_tables, 100, 1000, args.seed)
                                     for s, e, f in WINDOW_CONDITIONS]
