@@ -204,6 +204,10 @@ def test_paired_loop_recovers_planted_structure_with_fewer_models_and_verifies_t
     assert [r["against"] for r in result.verification] == ["start", "reference regnetx"]
     start_row = result.verification[0]
     assert start_row["n"] == 40 and start_row["verdict"] == "better" and start_row["mean_final"] < start_row["mean_other"]
+    # the two comparisons are one family: Holm's adjusted p-values, the raw ones kept
+    raw = sorted(r["p_better_raw"] for r in result.verification)
+    assert min(r["p_better"] for r in result.verification) == min(1.0, 2 * raw[0])
+    assert all(r["p_better"] >= r["p_better_raw"] and r["p_worse"] >= r["p_worse_raw"] for r in result.verification)
     assert {"verify-final", "verify-start", "verify-regnetx"} <= set(result.populations)
     from regnet_space.design.report import binning_for, build_design_report
 

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     for row in result.verification:
         print(f"verification: final space vs {row['against']} ({row['n']} fresh models each): mean "
               f"{row['mean_final']:.2f}% vs {row['mean_other']:.2f}%, p_better={row['p_better']:.3g} "
-              f"p_worse={row['p_worse']:.3g}: {row['verdict']}")
+              f"p_worse={row['p_worse']:.3g} (Holm over {len(result.verification)}): {row['verdict']}")
     print(f"stopped: {result.stop}")
     print(f"wrote {directory}/final_space.toml, lineage.json, results.csv, design_report.html, best.json")
     return 0

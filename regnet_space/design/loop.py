@@ -433,20 +433,24 @@ class _Loop:
             self.say(f"verification: skipped, the budget ({self.budget} models) cannot pay for {needed} more models")
             return []
         final_table = self.sample(f"{VERIFY}-final", final, n)
-        rows = []
+        tested = []
         for against, space in others.items():
             label = f"{VERIFY}-{slug(against.split(' ', 1)[-1])}"
             table = self.sample(label, space, n)
-            test = self.test(table, final_table, label)
-            verdict = ("better" if test.p_better <= self.alpha else "worse" if test.p_worse <= self.alpha
-                       else "not distinguishable")
+            tested.append((against, space, label, table, self.test(table, final_table, label)))
+        p_better = holm([t[-1].p_better for t in tested])  # the comparisons are one family: the run's last word
+        p_worse = holm([t[-1].p_worse for t in tested])
+        rows = []
+        for (against, space, label, table, test), better, worse in zip(tested, p_better, p_worse):
+            verdict = "better" if better <= self.alpha else "worse" if worse <= self.alpha else "not distinguishable"
             rows.append({"against": against, "space": space.name, "label": label, "final_label": f"{VERIFY}-final",
                          "n": n, "mean_final": float(final_table["error"].mean()),
                          "mean_other": float(table["error"].mean()), "shift": float(test.shift),
-                         "p_better": float(test.p_better), "p_worse": float(test.p_worse), "verdict": verdict})
+                         "p_better": float(better), "p_worse": float(worse), "p_better_raw": float(test.p_better),
+                         "p_worse_raw": float(test.p_worse), "verdict": verdict})
             self.say(f"verification: final space vs {against}: mean error {rows[-1]['mean_final']:.2f}% vs "
-                     f"{rows[-1]['mean_other']:.2f}%, at equal flops p_better={test.p_better:.3g}, "
-                     f"p_worse={test.p_worse:.3g}: {verdict}")
+                     f"{rows[-1]['mean_other']:.2f}%, at equal flops p_better={better:.3g}, p_worse={worse:.3g} "
+                     f"(Holm over {len(tested)}): {verdict}")
         return rows
 
 

@@ -122,8 +122,9 @@ def build_design_report(result: DesignResult, meta: dict[str, Any], binning: Bin
         page.table(pd.DataFrame(result.verification)[["against", "space", "n", "mean_final", "mean_other", "shift",
                                                       "p_better", "p_worse", "verdict"]])
         page.text("Populations drawn and trained after the loop, used for nothing else: the paper's unpaired "
-                  "comparison at equal flops (one-sided permutation tests of complexity-adjusted ranks, each at "
-                  "alpha). shift > 0: the final space is better.")
+                  "comparison at equal flops (one-sided permutation tests of complexity-adjusted ranks; p_better "
+                  "and p_worse Holm-adjusted over the comparisons, the raw p-values in lineage.json). shift > 0: "
+                  "the final space is better.")
     page.heading("Final space")
     page.pre(result.final_space.to_toml())
     if meta.get("spec_text"):
