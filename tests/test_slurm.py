@@ -118,8 +118,10 @@ def test_forty_models_over_four_array_tasks_complete_once(tmp_path, slurm, postg
 def test_cancelled_tasks_and_a_task_at_its_time_limit_lose_nothing(tmp_path, slurm, postgres_url):
     """The fault run: 4 array tasks; 2 are cancelled while training and 1 reaches its time limit (SLURM's warning
     comes requeue_before = 60 s ahead, within its 30 s check): the cancelled tasks' models are retrained, the
-    timed-out task is requeued and runs again, and exactly the population completes."""
-    spec = slurm_spec(tmp_path, "slurmfault", n=60, train=2048, launcher="[launcher]\nrequeue_before = 60\n")
+    timed-out task is requeued and runs again, and exactly the population completes. The models train on 8,192
+    images so that the population outlasts the warning (60-90 s in) on a fast idle machine: with 2,048 one idle
+    run's task 3 trained 67 models and finished before SLURM warned it."""
+    spec = slurm_spec(tmp_path, "slurmfault", n=60, train=8192, launcher="[launcher]\nrequeue_before = 60\n")
     job = submit(slurm, spec, postgres_url, "--workers", "4", "--time", "0:10:00")
     slurm.run("scontrol", "update", f"JobId={job}_3", "TimeLimit=0:02:00", check=True)  # this task times out
     study = load("slurmfault", optuna.storages.RDBStorage(postgres_url))
