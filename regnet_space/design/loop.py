@@ -313,7 +313,7 @@ class _Loop:
             label = f"r{round_}-{slug(candidate.name)}"
             candidate = dataclasses.replace(candidate, space=_renamed(candidate.space, f"{name}_{label}"))
             run = _PairRun(self, candidate, label, parent_label, level)
-            if run.limit < FIRST_LOOK:
+            if not run.evaluable:
                 self.say(f"round {round_}: {candidate.name}: not evaluated, {run.projectable} of the parent's "
                          f"models can be projected into it at equal flops (its first look needs {FIRST_LOOK})")
                 continue
@@ -322,9 +322,10 @@ class _Loop:
             runs.append(run)
         not_worse = [r for r, worse in zip(runs, holm([r.p_worse for r in runs])) if worse > self.alpha]
         composed = self.paired_composition(round_, name, parent, parent_label, level, not_worse)
-        if composed and composed.step():
+        if composed is not None and composed.step():
             runs.insert(0, composed)
-        composed = runs[0] if runs and runs[0].label.endswith(COMPOSED) else None
+        else:
+            composed = None
         paid = True  # False once the budget stops a run: every run then ends where it is
         while paid and not (composed and composed.decision == "better"):
             going = [r for r in runs if not r.decision]
@@ -381,7 +382,7 @@ class _Loop:
         while len(members) >= 2:
             composed = _PairRun(self, self.composition(round_, name, parent, [r.candidate for r in members]),
                                 f"r{round_}-{COMPOSED}", parent_label, level)
-            if composed.limit >= FIRST_LOOK:
+            if composed.evaluable:
                 return composed
             members.remove(min(members, key=lambda r: r.projectable))
         return None
@@ -469,12 +470,18 @@ class _PairRun:
         self.usable = [k for k, p in enumerate(self.projections) if p.projected is not None]
         self.projectable = len(self.usable)
         self.limit = min(loop.max_pairs, self.projectable)
-        self.rule = SequentialRule(self.limit, alpha=level) if self.limit >= 2 else None
+        self.rule = SequentialRule(self.limit, alpha=level) if self.limit >= FIRST_LOOK else None
         self.measured: dict[int, float] = {}  # parent index -> its projection's error, as trained
         self.d: list[float] = []
         self.x: list[float] = []
         self.tables: list[pd.DataFrame] = []
         self.looks, self.decision, self.z, self.test = 0, "", 0.0, None
+
+    @property
+    def evaluable(self) -> bool:
+        """Enough parent models project for the first look (fewer pairs could never show it better, and the
+        rule's boundaries were calibrated from ``FIRST_LOOK`` pairs on)."""
+        return self.rule is not None
 
     @property
     def p_worse(self) -> float:
